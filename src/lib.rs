@@ -1,1 +1,14 @@
-//! handful
+//! handful: learn a robot's dynamics in a handful of trials and control it in real time.
+//!
+//! See ARCHITECTURE.md for the threads, the data flowing between them and the
+//! invariants. The binary (`src/main.rs`) only parses arguments and wires these modules.
+
+pub mod calib;
+pub mod clock;
+pub mod control;
+pub mod expert;
+pub mod link;
+pub mod plant;
+pub mod sim;
+pub mod task;
+pub mod thread;

@@ -1,0 +1,366 @@
+//! Calibration: one TOML file per robot (calib/*.toml), parsed once at start-up into an
+//! immutable, validated [`Calibration`].
+//!
+//! Raw then validated (ripgrep's lowargs → hiargs): [`RawCalibration`] mirrors the file
+//! with serde (unknown keys refused); [`Calibration::from_toml`] checks every value and
+//! converts to SI microseconds. An error names the file, the key and what was expected.
+//! The SHA-256 of the file's bytes is the calibration's identity, reported at start and
+//! stored with everything a run produces.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::task::Task;
+
+/// Why a calibration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibError {
+    #[error("cannot read calibration {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("calibration {path} is not valid TOML for a calibration: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("calibration {path}: key `{key}` is {found}; expected {expected}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        expected: &'static str,
+        found: String,
+    },
+}
+
+/// The file as written. Every table refuses unknown keys.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalibration {
+    pub robot: RawRobot,
+    pub link: RawLink,
+    pub timing: RawTiming,
+    #[serde(rename = "state")]
+    pub states: Vec<RawState>,
+    #[serde(rename = "action")]
+    pub actions: Vec<RawAction>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRobot {
+    /// Must equal the robot id the firmware announces.
+    pub id: String,
+    pub task: Task,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLink {
+    /// Device path (`/dev/ttyUSB0`), or `"sim"` to start the simulated robot.
+    pub port: String,
+    pub baud: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTiming {
+    pub control_rate_hz: f64,
+    /// The host sends a heartbeat this often.
+    pub heartbeat_interval_ms: f64,
+    /// Firmware watchdog: expected in the firmware's announcement, checked at handshake.
+    pub watchdog_timeout_ms: f64,
+    /// A state older than this at a tick is stale: safe command and fault.
+    pub stale_state_ms: f64,
+    /// Nothing received for this long: the link is lost.
+    pub link_timeout_ms: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub name: String,
+    pub unit: String,
+    /// SI value = raw · scale + offset, applied at the link edge.
+    #[serde(default)]
+    pub offset: f64,
+    #[serde(default = "one")]
+    pub scale: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    pub name: String,
+    pub unit: String,
+    pub min: f64,
+    pub max: f64,
+    pub safe: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// One state channel, validated.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StateChannel {
+    pub name: String,
+    pub unit: String,
+    pub offset: f32,
+    pub scale: f32,
+}
+
+/// One action channel, validated: `min < max`, `safe` within them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ActionChannel {
+    pub name: String,
+    pub unit: String,
+    pub min: f32,
+    pub max: f32,
+    pub safe: f32,
+}
+
+/// A validated calibration. Immutable after start-up.
+#[derive(Clone, Debug, Serialize)]
+pub struct Calibration {
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub hash: String,
+    /// The file's text, kept so runs can store it verbatim.
+    #[serde(skip)]
+    pub text: String,
+    pub robot_id: String,
+    pub task: Task,
+    /// `None` means "start the simulated robot".
+    pub port: Option<String>,
+    pub baud: u32,
+    pub control_period_us: u64,
+    pub heartbeat_interval_us: u64,
+    pub watchdog_timeout_us: u64,
+    pub stale_state_us: u64,
+    pub link_timeout_us: u64,
+    pub states: Vec<StateChannel>,
+    pub actions: Vec<ActionChannel>,
+}
+
+impl Calibration {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, CalibError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CalibError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, CalibError> {
+        let raw: RawCalibration = toml::from_str(text).map_err(|e| CalibError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let check = Checker { path };
+        let t = &raw.timing;
+        let rate = check.positive("timing.control_rate_hz", t.control_rate_hz)?;
+        if rate > 10_000.0 {
+            return Err(check.invalid(
+                "timing.control_rate_hz",
+                "at most 10000 Hz",
+                rate.to_string(),
+            ));
+        }
+        let control_period_us = (1e6 / rate).round() as u64;
+        let ms = |key: &str, value: f64| -> Result<u64, CalibError> {
+            Ok((check.positive(key, value)? * 1e3).round() as u64)
+        };
+        let heartbeat_interval_us = ms("timing.heartbeat_interval_ms", t.heartbeat_interval_ms)?;
+        let watchdog_timeout_us = ms("timing.watchdog_timeout_ms", t.watchdog_timeout_ms)?;
+        let stale_state_us = ms("timing.stale_state_ms", t.stale_state_ms)?;
+        let link_timeout_us = ms("timing.link_timeout_ms", t.link_timeout_ms)?;
+        if stale_state_us < control_period_us {
+            return Err(check.invalid(
+                "timing.stale_state_ms",
+                "at least one control period",
+                format!("{} ms", t.stale_state_ms),
+            ));
+        }
+        if link_timeout_us <= heartbeat_interval_us {
+            return Err(check.invalid(
+                "timing.link_timeout_ms",
+                "longer than timing.heartbeat_interval_ms",
+                format!("{} ms", t.link_timeout_ms),
+            ));
+        }
+        if raw.robot.id.is_empty() || raw.robot.id.len() > handful_protocol::MAX_NAME_LEN {
+            return Err(check.invalid(
+                "robot.id",
+                "1 to 24 bytes",
+                format!("{:?}", raw.robot.id),
+            ));
+        }
+        if raw.link.baud == 0 {
+            return Err(check.invalid("link.baud", "a positive baud rate", "0".into()));
+        }
+        let port = match raw.link.port.as_str() {
+            "sim" => None,
+            "" => return Err(check.invalid("link.port", "a device path or \"sim\"", "empty".into())),
+            other => Some(other.to_owned()),
+        };
+
+        if raw.states.is_empty() || raw.states.len() > handful_protocol::MAX_STATE_DIM {
+            return Err(check.invalid(
+                "state",
+                "1 to 32 [[state]] tables",
+                raw.states.len().to_string(),
+            ));
+        }
+        if raw.actions.is_empty() || raw.actions.len() > handful_protocol::MAX_ACTION_DIM {
+            return Err(check.invalid(
+                "action",
+                "1 to 16 [[action]] tables",
+                raw.actions.len().to_string(),
+            ));
+        }
+        let mut states = Vec::with_capacity(raw.states.len());
+        for (i, s) in raw.states.iter().enumerate() {
+            check.name(&format!("state[{i}].name"), &s.name)?;
+            check.finite(&format!("state[{i}].offset"), s.offset)?;
+            let scale = check.finite(&format!("state[{i}].scale"), s.scale)?;
+            if scale == 0.0 {
+                return Err(check.invalid(
+                    &format!("state[{i}].scale"),
+                    "a non-zero number",
+                    "0".into(),
+                ));
+            }
+            states.push(StateChannel {
+                name: s.name.clone(),
+                unit: s.unit.clone(),
+                offset: s.offset as f32,
+                scale: s.scale as f32,
+            });
+        }
+        let mut actions = Vec::with_capacity(raw.actions.len());
+        for (i, a) in raw.actions.iter().enumerate() {
+            check.name(&format!("action[{i}].name"), &a.name)?;
+            let min = check.finite(&format!("action[{i}].min"), a.min)?;
+            let max = check.finite(&format!("action[{i}].max"), a.max)?;
+            let safe = check.finite(&format!("action[{i}].safe"), a.safe)?;
+            if min >= max {
+                return Err(check.invalid(
+                    &format!("action[{i}].max"),
+                    "greater than min",
+                    format!("{max} (min {min})"),
+                ));
+            }
+            if !(min..=max).contains(&safe) {
+                return Err(check.invalid(
+                    &format!("action[{i}].safe"),
+                    "within [min, max]",
+                    format!("{safe} (limits [{min}, {max}])"),
+                ));
+            }
+            actions.push(ActionChannel {
+                name: a.name.clone(),
+                unit: a.unit.clone(),
+                min: min as f32,
+                max: max as f32,
+                safe: safe as f32,
+            });
+        }
+
+        Ok(Self {
+            path: path.to_owned(),
+            hash: hex_sha256(text.as_bytes()),
+            text: text.to_owned(),
+            robot_id: raw.robot.id,
+            task: raw.robot.task,
+            port,
+            baud: raw.link.baud,
+            control_period_us,
+            heartbeat_interval_us,
+            watchdog_timeout_us,
+            stale_state_us,
+            link_timeout_us,
+            states,
+            actions,
+        })
+    }
+
+    pub fn state_dim(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn action_dim(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// The safe command, one value per action channel.
+    pub fn safe_action(&self) -> Vec<f32> {
+        self.actions.iter().map(|a| a.safe).collect()
+    }
+
+    /// Clamps `action` in place to the calibrated limits. Allocation-free.
+    pub fn clamp(&self, action: &mut [f32]) {
+        for (value, channel) in action.iter_mut().zip(&self.actions) {
+            *value = value.clamp(channel.min, channel.max);
+        }
+    }
+
+    /// The short hash prefix shown in logs.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..12]
+    }
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        use std::fmt::Write;
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, key: &str, expected: &'static str, found: String) -> CalibError {
+        CalibError::Invalid {
+            path: self.path.to_owned(),
+            key: key.to_owned(),
+            expected,
+            found,
+        }
+    }
+
+    fn finite(&self, key: &str, value: f64) -> Result<f64, CalibError> {
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(self.invalid(key, "a finite number", value.to_string()))
+        }
+    }
+
+    fn positive(&self, key: &str, value: f64) -> Result<f64, CalibError> {
+        if value.is_finite() && value > 0.0 {
+            Ok(value)
+        } else {
+            Err(self.invalid(key, "a positive number", value.to_string()))
+        }
+    }
+
+    fn name(&self, key: &str, value: &str) -> Result<(), CalibError> {
+        if value.is_empty() || value.len() > handful_protocol::MAX_NAME_LEN {
+            Err(self.invalid(key, "a name of 1 to 24 bytes", format!("{value:?}")))
+        } else {
+            Ok(())
+        }
+    }
+}

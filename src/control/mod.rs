@@ -1,0 +1,38 @@
+//! The fixed-rate control loop, its mode state machine and its safety layer.
+
+/// What a controller sees each tick. Values are SI, in the calibration's channel order.
+#[derive(Clone, Copy, Debug)]
+pub struct Observation<'a> {
+    /// The latest state sample, already offset/scaled at the link edge.
+    pub state: &'a [f32],
+    /// Host clock time of this tick, µs.
+    pub now_us: u64,
+    /// How old the state sample is at this tick, µs.
+    pub state_age_us: u64,
+    /// Tick counter since the loop started.
+    pub tick: u64,
+}
+
+/// Why a controller produced no action this tick. Small and `Copy`: never allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error("the controller's model produced a non-finite value")]
+    NonFinite,
+    #[error("the controller is not ready (no model or not warmed up)")]
+    NotReady,
+}
+
+/// Something that maps an observation to an action on the control thread.
+///
+/// Real-time contract for [`Controller::act`]: bounded time within the control period,
+/// no allocation, no blocking, no I/O. The safety layer clamps and checks whatever it
+/// writes; writing a NaN leads to the safe command and a fault, never to a panic.
+pub trait Controller: Send {
+    /// Writes one action (`action.len()` = the calibration's action dimension).
+    fn act(&mut self, obs: &Observation<'_>, action: &mut [f32]) -> Result<(), ControlError>;
+    /// Called when a new episode starts (after a reset or re-arm). Allocation-free.
+    fn reset(&mut self) {}
+    /// Short name for logs and run summaries.
+    fn name(&self) -> &'static str;
+}

@@ -1,0 +1,1 @@
+//! The scripted expert controllers (cart-pole energy pumping + LQR; pendulum).

@@ -1,0 +1,1 @@
+//! The serial link to the robot (the only module that touches ports and bytes).

@@ -1,0 +1,89 @@
+//! Simulated physics: the plants behind the simulated robot, and the analytic models
+//! the planner and the expert use.
+//!
+//! A [`Plant`] owns its state in SI units (f64) and advances one control period per
+//! [`Plant::step`]. Its [`PlantSpec`] is the ground truth the simulated firmware
+//! announces (channels, limits, period); the host's calibration is checked against it at
+//! the handshake. Plants never touch I/O, clocks or threads.
+
+pub mod cartpole;
+pub mod pendulum;
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::task::Task;
+
+/// One action channel of a plant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub min: f64,
+    pub max: f64,
+    pub safe: f64,
+}
+
+/// One state channel of a plant.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StateSpec {
+    pub name: &'static str,
+    pub unit: &'static str,
+}
+
+/// What a plant is: its channels, limits and control period.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlantSpec {
+    pub robot_id: &'static str,
+    pub task: Task,
+    pub control_period_us: u32,
+    pub states: &'static [StateSpec],
+    pub actions: &'static [ActionSpec],
+}
+
+/// A simulated physical system.
+pub trait Plant: Send {
+    fn spec(&self) -> &'static PlantSpec;
+    /// The current state, `spec().states.len()` values in SI units.
+    fn state(&self) -> &[f64];
+    /// Draws a new start state from the task's start distribution.
+    fn reset(&mut self, rng: &mut ChaCha8Rng);
+    /// Sets the state exactly (tests, replay).
+    fn set_state(&mut self, state: &[f64]);
+    /// Advances one control period applying `action` (already clamped by the firmware;
+    /// the plant clamps again to its physical limits).
+    fn step(&mut self, action: &[f64]);
+    /// `FAULT_*` bits the plant raises now (e.g. `FAULT_LIMIT` on a rail stop).
+    fn fault_flags(&self) -> u32;
+}
+
+/// The plants the simulator can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PlantKind {
+    Cartpole,
+    Pendulum,
+}
+
+impl PlantKind {
+    pub fn build(self) -> Box<dyn Plant> {
+        match self {
+            Self::Cartpole => Box::new(cartpole::Cartpole::new()),
+            Self::Pendulum => Box::new(pendulum::Pendulum::new()),
+        }
+    }
+
+    pub fn spec(self) -> &'static PlantSpec {
+        match self {
+            Self::Cartpole => &cartpole::SPEC,
+            Self::Pendulum => &pendulum::SPEC,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Cartpole => "cartpole",
+            Self::Pendulum => "pendulum",
+        }
+    }
+}

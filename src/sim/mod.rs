@@ -1,0 +1,1 @@
+//! The simulated robot: firmware logic and a plant behind a pseudo-terminal.
