@@ -7,3 +7,4 @@ pub static SPEC: PlantSpec = PlantSpec { robot_id: "cartpole-sim", task: Task::C
 pub struct Cartpole;
 impl Cartpole { pub fn new() -> Self { todo!() } }
 impl super::Plant for Cartpole { fn spec(&self)->&'static PlantSpec{&SPEC} fn state(&self)->&[f64]{todo!()} fn reset(&mut self, _: &mut rand_chacha::ChaCha8Rng){todo!()} fn set_state(&mut self,_: &[f64]){todo!()} fn step(&mut self,_: &[f64]){todo!()} fn fault_flags(&self)->u32{todo!()} }
+pub fn transition(_: &[f64], _: &[f64], _: &mut [f64]) { todo!() }

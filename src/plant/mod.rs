@@ -87,3 +87,12 @@ impl PlantKind {
         }
     }
 }
+
+/// The pure one-control-period transition of `kind` from `state` under `action` (the
+/// planner's analytic model and the expert's linearisation use it). Allocation-free.
+pub fn transition(kind: PlantKind, state: &[f64], action: &[f64], next: &mut [f64]) {
+    match kind {
+        PlantKind::Cartpole => cartpole::transition(state, action, next),
+        PlantKind::Pendulum => pendulum::transition(state, action, next),
+    }
+}

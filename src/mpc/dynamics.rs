@@ -1,0 +1,49 @@
+//! The seam between planner and model: a batched, ensemble-aware dynamics trait.
+//!
+//! Layout is member-major, `[E, N, ·]`: member `e` predicts for its own `N` rows, so
+//! TS-∞ (each particle bound to one member for the whole horizon) is one batched call
+//! per horizon step with no gather, and an ONNX ensemble runs it as one batched MatMul
+//! per layer.
+
+use ndarray::{ArrayView3, ArrayViewMut3};
+
+/// Why a prediction failed. Small and `Copy`: raised on the control thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DynamicsError {
+    #[error("input batch has shape {got:?}, the model expects {expected:?}")]
+    Shape {
+        got: [usize; 3],
+        expected: [usize; 3],
+    },
+    #[error("the model returned a non-finite value")]
+    NonFinite,
+    #[error("the model runtime failed")]
+    Runtime,
+}
+
+/// A probabilistic ensemble (or a deterministic model, `E = 1`) predicting a Gaussian
+/// over the change of state.
+pub trait Dynamics: Send {
+    fn state_dim(&self) -> usize;
+    fn action_dim(&self) -> usize;
+    /// Ensemble size `E` (1 for a deterministic model).
+    fn ensemble_size(&self) -> usize;
+    /// Whether predictions carry noise (`false`: `logvar` is meaningless and particles
+    /// need not sample).
+    fn is_probabilistic(&self) -> bool;
+
+    /// For each member `e` and row `n`: the mean and log-variance of `s' − s`.
+    ///
+    /// Shapes: `states` `E × N × S`, `actions` `E × N × A`, `mean` and `logvar`
+    /// `E × N × S`. Real-time contract: no allocation after the first call with a given
+    /// `N` (implementations preallocate); never panics on bad values, returns
+    /// [`DynamicsError::NonFinite`] instead.
+    fn predict(
+        &mut self,
+        states: ArrayView3<'_, f32>,
+        actions: ArrayView3<'_, f32>,
+        mean: ArrayViewMut3<'_, f32>,
+        logvar: ArrayViewMut3<'_, f32>,
+    ) -> Result<(), DynamicsError>;
+}
