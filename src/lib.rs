@@ -10,6 +10,7 @@ pub mod expert;
 pub mod link;
 pub mod mpc;
 pub mod plant;
+pub mod run;
 pub mod sim;
 pub mod task;
 pub mod thread;

@@ -1,1 +1,145 @@
-fn main() {}
+//! The `handful` command: argument parsing, wiring and supervision only. Every algorithm
+//! lives in the library, where tests drive it without this binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use handful::calib::Calibration;
+use handful::run::{self, ControllerKind, RunConfig};
+
+#[derive(Parser)]
+#[command(name = "handful", version, about = "Learn a robot's dynamics in a handful of trials and control it in real time.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Drive the robot: episodes with a controller, everything written to a run directory.
+    /// Without --port (and with `port = "sim"` in the calibration) the simulated robot is
+    /// started in its own process behind a pseudo-terminal.
+    Run(RunArgs),
+    /// Run a simulated robot behind a pseudo-terminal (firmware logic + physics).
+    Sim(handful::sim::SimArgs),
+    /// Check a calibration file and print what it says.
+    Calib {
+        /// The calibration TOML file.
+        path: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Calibration file of the robot.
+    #[arg(long, default_value = "calib/cartpole-sim.toml")]
+    calib: PathBuf,
+    /// Serial device of a real robot (overrides the calibration's port).
+    #[arg(long)]
+    port: Option<PathBuf>,
+    /// Simulator only: advance the plant one step per command, faster than real time.
+    #[arg(long)]
+    lockstep: bool,
+    #[arg(long, value_enum, default_value_t = ControllerKind::Expert)]
+    controller: ControllerKind,
+    /// Number of episodes (trials).
+    #[arg(long, default_value_t = 3)]
+    episodes: u32,
+    /// Control steps per episode (default: the task's, 200).
+    #[arg(long)]
+    steps: Option<u32>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Run directory (default runs/<name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run name (default: controller and time).
+    #[arg(long)]
+    name: Option<String>,
+    /// Extra simulator arguments, e.g. --sim-arg=--sensor-noise=0.01 (repeatable).
+    #[arg(long = "sim-arg", allow_hyphen_values = true)]
+    sim_args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match real_main(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("handful: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run_command(args),
+        Command::Sim(args) => handful::sim::run_cli(args),
+        Command::Calib { path } => {
+            let calib = Calibration::load(&path)?;
+            println!("{}", serde_json::to_string_pretty(&calib)?);
+            Ok(())
+        }
+    }
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<()> {
+    let calib = Calibration::load(&args.calib)?;
+    tracing::info!(calibration = %calib.path.display(), sha256 = calib.short_hash(), "calibration loaded");
+    let name = args.name.unwrap_or_else(|| {
+        format!(
+            "{}-{}",
+            serde_json::to_value(args.controller)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            handful::clock::wall_time_unix_secs() as u64
+        )
+    });
+    let out_dir = args.out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
+    let config = RunConfig {
+        name,
+        out_dir,
+        calibration_path: calib.path.clone(),
+        calibration_sha256: calib.hash.clone(),
+        port,
+        lockstep: args.lockstep,
+        controller: args.controller,
+        episodes: args.episodes,
+        steps_per_episode: args.steps.unwrap_or(calib.task.episode_steps() as u32),
+        seed: args.seed,
+        sim_args: args.sim_args,
+        software_version: env!("CARGO_PKG_VERSION"),
+    };
+    let exe = std::env::current_exe().context("locating this program to start the simulator")?;
+    let summary = run::run(&config, &calib, &exe)?;
+    println!("run {} ({})", summary.name, config.out_dir.display());
+    for episode in &summary.episodes {
+        println!(
+            "  episode {:>3}: return {:>8.2} over {} steps ({:?})",
+            episode.episode, episode.episode_return, episode.steps, episode.end
+        );
+    }
+    println!("  mean return {:.2}", summary.mean_return);
+    if let Some(report) = &summary.loop_report {
+        println!(
+            "  loop: {} ticks, compute p50 {} µs p99 {} µs, jitter p99 {} µs, overruns {}",
+            report.timing.ticks,
+            report.timing.compute.p50_us,
+            report.timing.compute.p99_us,
+            report.timing.jitter.p99_us,
+            report.timing.overruns
+        );
+    }
+    Ok(())
+}

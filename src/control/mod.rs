@@ -1,5 +1,17 @@
 //! The fixed-rate control loop, its mode state machine and its safety layer.
+//!
+//! [`ticker::spawn`] starts the control thread; it talks to the robot only through
+//! [`crate::link::Link`] and to the rest of the program only through bounded channels
+//! ([`Request`] in; [`TickRecord`], [`EpisodeSummary`] and retired controllers out).
 
+mod fault_count;
+mod mode;
+pub mod ticker;
+pub mod timing;
+
+pub use fault_count::FaultCounts;
+pub use mode::{EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Mode, Request, TickRecord};
+pub use ticker::{LoopConfig, LoopHandle, LoopReport, RecordPolicy, spawn};
 /// What a controller sees each tick. Values are SI, in the calibration's channel order.
 #[derive(Clone, Copy, Debug)]
 pub struct Observation<'a> {

@@ -1,0 +1,56 @@
+//! Counts of each [`HostFault`], kept on the control thread without allocating.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::HostFault;
+
+const KINDS: [HostFault; 10] = [
+    HostFault::LinkLost,
+    HostFault::StaleState,
+    HostFault::NonFiniteState,
+    HostFault::NonFiniteAction,
+    HostFault::Controller,
+    HostFault::Overrun,
+    HostFault::RepeatedOverrun,
+    HostFault::Firmware,
+    HostFault::NotArmed,
+    HostFault::SendFailed,
+];
+
+/// How many ticks raised each fault.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    counts: [u64; KINDS.len()],
+}
+
+impl FaultCounts {
+    pub fn add(&mut self, fault: HostFault) {
+        self.counts[index(fault)] += 1;
+    }
+
+    pub fn get(&self, fault: HostFault) -> u64 {
+        self.counts[index(fault)]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+fn index(fault: HostFault) -> usize {
+    KINDS.iter().position(|&k| k == fault).unwrap_or(0)
+}
+
+impl Serialize for FaultCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(KINDS.len()))?;
+        for (kind, count) in KINDS.iter().zip(self.counts) {
+            let name = serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            map.serialize_entry(&name, &count)?;
+        }
+        map.end()
+    }
+}

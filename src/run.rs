@@ -1,0 +1,253 @@
+//! A run: start (or attach to) the robot, drive episodes with a controller, and write
+//! everything the run produced into its directory.
+//!
+//! Runs directory layout (`runs/<name>/`):
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `config.json` | the resolved run configuration (and the calibration's hash) |
+//! | `calibration.toml` | the calibration file, verbatim |
+//! | `robot.json` | what the firmware announced at the handshake |
+//! | `episodes.csv` | one row per episode: index, steps, return, how it ended |
+//! | `summary.json` | returns, loop timing, link counters and faults |
+//! | `handful.log` | the log |
+//!
+//! This module runs on the main thread: it may allocate, block and log freely. It talks to
+//! the control thread only through the loop's channels.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use crate::calib::Calibration;
+use crate::clock::{self, Clock};
+use crate::control::{self, EpisodeEnd, EpisodeSummary, LoopConfig, LoopReport, Mode, Request};
+use crate::expert;
+use crate::link::{Link, LinkStats};
+use crate::plant::PlantKind;
+use crate::sim;
+
+/// Which controller drives the robot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ControllerKind {
+    /// The scripted expert of the task (energy pumping + LQR).
+    Expert,
+}
+
+/// Everything a run needs, resolved.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    pub name: String,
+    pub out_dir: PathBuf,
+    pub calibration_path: PathBuf,
+    pub calibration_sha256: String,
+    /// `None`: start the simulated robot as a child process.
+    pub port: Option<PathBuf>,
+    pub lockstep: bool,
+    pub controller: ControllerKind,
+    pub episodes: u32,
+    pub steps_per_episode: u32,
+    pub seed: u64,
+    /// Extra arguments for the simulator (noise, latency, faults), when it is started.
+    pub sim_args: Vec<String>,
+    pub software_version: &'static str,
+}
+
+/// What a run produced, as written to `summary.json`.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub name: String,
+    pub calibration_sha256: String,
+    pub robot_id: String,
+    pub controller: ControllerKind,
+    pub lockstep: bool,
+    pub episodes: Vec<EpisodeSummary>,
+    pub mean_return: f64,
+    pub loop_report: Option<LoopReport>,
+    pub link: LinkStats,
+    pub records_dropped: u64,
+    pub started_unix: f64,
+    pub finished_unix: f64,
+}
+
+/// Runs `config` against `calib` to the end and returns its summary (also written to
+/// the run directory). `exe` is this program, used to start the simulator process.
+pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Result<RunSummary> {
+    let started_unix = clock::wall_time_unix_secs();
+    std::fs::create_dir_all(&config.out_dir)
+        .with_context(|| format!("creating run directory {}", config.out_dir.display()))?;
+    write_json(&config.out_dir.join("config.json"), config)?;
+    std::fs::write(config.out_dir.join("calibration.toml"), &calib.text)
+        .context("writing calibration.toml")?;
+
+    // The robot: a real port, or the simulator in its own process over a pty.
+    let _sim_process;
+    let port = match &config.port {
+        Some(port) => port.clone(),
+        None => {
+            let plant = plant_for(calib)?;
+            let mut argv = vec![
+                plant.name().to_owned(),
+                "--link".to_owned(),
+                config.out_dir.join("robot.tty").display().to_string(),
+                "--seed".to_owned(),
+                config.seed.to_string(),
+            ];
+            if config.lockstep {
+                argv.push("--lockstep".to_owned());
+            }
+            argv.extend(config.sim_args.iter().cloned());
+            let process = sim::spawn_process_with_argv(exe, &argv)
+                .context("starting the simulated robot")?;
+            let path = process.link_path().to_owned();
+            tracing::info!(pid = process.pid(), link = %path.display(), "simulated robot started");
+            _sim_process = process;
+            path
+        }
+    };
+
+    let clock = if config.lockstep {
+        Clock::simulated()
+    } else {
+        Clock::real()
+    };
+    let link = Arc::new(
+        Link::open(calib, &port, clock.clone())
+            .with_context(|| format!("opening the robot link on {}", port.display()))?,
+    );
+    write_json(&config.out_dir.join("robot.json"), link.robot())?;
+    tracing::info!(robot = %link.robot().robot_id, "robot link up");
+
+    let controller = match config.controller {
+        ControllerKind::Expert => expert::expert_for(calib.task),
+    };
+    let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
+    loop_config.record_policy = control::RecordPolicy::Lossy;
+    let handle = control::spawn(loop_config, Arc::clone(&link), controller, clock)
+        .context("starting the control thread")?;
+
+    let mut episodes = Vec::new();
+    let mut csv = std::fs::File::create(config.out_dir.join("episodes.csv"))
+        .context("creating episodes.csv")?;
+    writeln!(csv, "episode,steps,return,end")?;
+    for index in 0..config.episodes {
+        let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(index));
+        handle
+            .requests
+            .send(Request::StartEpisode {
+                mode: Mode::Autonomous,
+                steps: Some(config.steps_per_episode),
+                reset_seed: link.robot().can_reset().then_some(seed),
+            })
+            .context("the control thread stopped")?;
+        let summary = wait_for_episode(&handle, calib, config)?;
+        tracing::info!(
+            episode = summary.episode,
+            steps = summary.steps,
+            episode_return = format!("{:.1}", summary.episode_return),
+            end = ?summary.end,
+            "episode finished"
+        );
+        writeln!(
+            csv,
+            "{},{},{:.4},{}",
+            summary.episode,
+            summary.steps,
+            summary.episode_return,
+            end_name(summary.end)
+        )?;
+        csv.flush()?;
+        let faulted = matches!(summary.end, EpisodeEnd::Faulted(_));
+        episodes.push(summary);
+        if faulted {
+            tracing::warn!("episode ended by a fault; stopping the run");
+            break;
+        }
+    }
+
+    let records_dropped = handle.records_dropped();
+    let loop_report = handle.stop();
+    let completed: Vec<f64> = episodes
+        .iter()
+        .filter(|e| e.end == EpisodeEnd::Completed)
+        .map(|e| e.episode_return)
+        .collect();
+    let mean_return = if completed.is_empty() {
+        f64::NAN
+    } else {
+        completed.iter().sum::<f64>() / completed.len() as f64
+    };
+    let summary = RunSummary {
+        name: config.name.clone(),
+        calibration_sha256: calib.hash.clone(),
+        robot_id: link.robot().robot_id.clone(),
+        controller: config.controller,
+        lockstep: config.lockstep,
+        episodes,
+        mean_return,
+        loop_report,
+        link: link.stats(),
+        records_dropped,
+        started_unix,
+        finished_unix: clock::wall_time_unix_secs(),
+    };
+    write_json(&config.out_dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+fn wait_for_episode(
+    handle: &control::LoopHandle,
+    calib: &Calibration,
+    config: &RunConfig,
+) -> anyhow::Result<EpisodeSummary> {
+    // Generous: lockstep is faster than real time, but the machine may be loaded.
+    let budget_us = 4 * calib.control_period_us * u64::from(config.steps_per_episode) + 10_000_000;
+    let waiter = Clock::real();
+    let give_up_us = waiter.now_us() + budget_us;
+    loop {
+        // Drain telemetry so a lossy channel does not count drops needlessly.
+        while handle.records.try_recv().is_ok() {}
+        match handle.episodes.recv_timeout(Duration::from_millis(50)) {
+            Ok(summary) => return Ok(summary),
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
+                bail!("the control thread stopped during an episode")
+            }
+        }
+        if waiter.now_us() > give_up_us {
+            bail!("the episode did not finish within {} s", budget_us / 1_000_000);
+        }
+    }
+}
+
+fn end_name(end: EpisodeEnd) -> String {
+    match end {
+        EpisodeEnd::Completed => "completed".into(),
+        EpisodeEnd::Interrupted => "interrupted".into(),
+        EpisodeEnd::Faulted(fault) => format!("fault:{fault:?}"),
+    }
+}
+
+/// The simulated plant matching a calibration's task.
+pub fn plant_for(calib: &Calibration) -> anyhow::Result<PlantKind> {
+    for kind in [PlantKind::Cartpole, PlantKind::Pendulum] {
+        if kind.spec().task == calib.task {
+            return Ok(kind);
+        }
+    }
+    bail!("no simulated robot for task {}", calib.task.name())
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically (temp file + rename).
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
+    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
