@@ -1,1 +1,3 @@
 
+// The serial link against a fake robot on a pty.
+mod link;
