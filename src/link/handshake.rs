@@ -63,11 +63,16 @@ impl std::fmt::Display for HandshakeProgress {
 
 /// Opens `path` as a raw serial port at `baud` with the rx read timeout.
 pub(crate) fn open_port(path: &Path, baud: u32) -> Result<TTYPort, LinkError> {
-    let name = path.to_str().ok_or_else(|| LinkError::Path { path: path.to_owned() })?;
+    let name = path.to_str().ok_or_else(|| LinkError::Path {
+        path: path.to_owned(),
+    })?;
     serialport::new(name, baud)
         .timeout(READ_TIMEOUT)
         .open_native()
-        .map_err(|source| LinkError::Open { path: path.to_owned(), source })
+        .map_err(|source| LinkError::Open {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Time allowed for one Hello's answer: 250 ms plus twice the time the answer takes on
@@ -86,12 +91,20 @@ struct Answer {
 
 impl Answer {
     fn new() -> Self {
-        Self { capabilities: None, states: [None; MAX_STATE_DIM], actions: [None; MAX_ACTION_DIM] }
+        Self {
+            capabilities: None,
+            states: [None; MAX_STATE_DIM],
+            actions: [None; MAX_ACTION_DIM],
+        }
     }
 
     fn progress(&self) -> HandshakeProgress {
         let (s, a) = self.dims();
-        let received = self.states[..s].iter().chain(&self.actions[..a]).flatten().count();
+        let received = self.states[..s]
+            .iter()
+            .chain(&self.actions[..a])
+            .flatten()
+            .count();
         HandshakeProgress {
             capabilities: self.capabilities.is_some(),
             channels_received: received,
@@ -101,7 +114,10 @@ impl Answer {
 
     fn dims(&self) -> (usize, usize) {
         self.capabilities.map_or((0, 0), |c| {
-            (usize::from(c.state_dim).min(MAX_STATE_DIM), usize::from(c.action_dim).min(MAX_ACTION_DIM))
+            (
+                usize::from(c.state_dim).min(MAX_STATE_DIM),
+                usize::from(c.action_dim).min(MAX_ACTION_DIM),
+            )
         })
     }
 
@@ -155,14 +171,20 @@ pub(crate) fn handshake(
     wall: &Clock,
     attempt_us: u64,
 ) -> Result<Handshake, LinkError> {
-    let io = |source| LinkError::Io { path: PathBuf::from(path), source };
+    let io = |source| LinkError::Io {
+        path: PathBuf::from(path),
+        source,
+    };
     let counters = &shared.counters;
     let mut decoder = Decoder::new();
     let mut answer = Answer::new();
     let mut buf = [0u8; 256];
     for _ in 0..HELLO_ATTEMPTS {
         port.write_all(&[0]).map_err(io)?;
-        let hello = Message::Hello(Hello { protocol_min: 1, protocol_max: 1 });
+        let hello = Message::Hello(Hello {
+            protocol_min: 1,
+            protocol_max: 1,
+        });
         write_frame(port, shared, clock, hello).map_err(io)?;
         let deadline_us = wall.now_us().saturating_add(attempt_us);
         while wall.now_us() < deadline_us {
@@ -193,15 +215,25 @@ pub(crate) fn handshake(
                         answer.capabilities = Some(caps);
                     }
                     Message::ChannelInfo(info) => answer.channel(info),
-                    Message::Heartbeat(_) => counters.last_heartbeat_us.store(now_us, Ordering::Relaxed),
+                    Message::Heartbeat(_) => {
+                        counters.last_heartbeat_us.store(now_us, Ordering::Relaxed)
+                    }
                     Message::Fault(f) if f.code == FaultCode::VersionMismatch => {
-                        return Err(LinkError::VersionMismatch { path: path.to_owned(), firmware_version: f.detail });
+                        return Err(LinkError::VersionMismatch {
+                            path: path.to_owned(),
+                            firmware_version: f.detail,
+                        });
                     }
                     _ => {}
                 }
                 if let Some(info) = answer.complete() {
                     let leftover = buf[i + 1..n].to_vec();
-                    return Ok(Handshake { info, decoder, last_seq: frame.seq, leftover });
+                    return Ok(Handshake {
+                        info,
+                        decoder,
+                        last_seq: frame.seq,
+                        leftover,
+                    });
                 }
             }
         }
@@ -215,5 +247,8 @@ pub(crate) fn handshake(
 
 /// Errors that only mean "no data within the read timeout".
 pub(crate) fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted)
+    matches!(
+        e.kind(),
+        ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
+    )
 }

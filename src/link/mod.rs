@@ -65,11 +65,22 @@ pub enum LinkError {
         source: std::io::Error,
     },
     #[error("robot on {} did not answer the handshake after {attempts} Hello ({progress})", .path.display())]
-    HandshakeTimeout { path: PathBuf, attempts: u32, progress: HandshakeProgress },
+    HandshakeTimeout {
+        path: PathBuf,
+        attempts: u32,
+        progress: HandshakeProgress,
+    },
     #[error("robot on {} speaks protocol version {firmware_version}; this host speaks 1", .path.display())]
-    VersionMismatch { path: PathBuf, firmware_version: u32 },
+    VersionMismatch {
+        path: PathBuf,
+        firmware_version: u32,
+    },
     #[error("robot on {} does not match calibration {}: {mismatches}", .path.display(), .calib.display())]
-    Mismatch { path: PathBuf, calib: PathBuf, mismatches: Mismatches },
+    Mismatch {
+        path: PathBuf,
+        calib: PathBuf,
+        mismatches: Mismatches,
+    },
     #[error("cannot start the link threads")]
     Spawn(#[source] std::io::Error),
     #[error("link stopped during the handshake")]
@@ -113,7 +124,10 @@ impl Link {
                 mismatches: Mismatches(mismatches),
             });
         }
-        let open_err = |source| LinkError::Open { path: path.to_owned(), source };
+        let open_err = |source| LinkError::Open {
+            path: path.to_owned(),
+            source,
+        };
         let mut tx_port = port.try_clone_native().map_err(open_err)?;
         tx_port.set_timeout(WRITE_TIMEOUT).map_err(open_err)?;
         shared.counters.connected.store(true, Ordering::Release);
@@ -128,6 +142,7 @@ impl Link {
             wall: wall.clone(),
             heartbeat_interval_us: calib.heartbeat_interval_us,
             port: Some(tx_port),
+            generation: 1,
             ports: port_rx,
             requests: request_rx,
             commands: command_rx,
@@ -139,13 +154,15 @@ impl Link {
             calib: calib.clone(),
             path: path.to_owned(),
             port: Some(port),
+            generation: 1,
             ports: port_tx,
             faults: fault_tx,
             decoder: hs.decoder,
             last_seq: Some(hs.last_seq),
             state_count: 0,
         };
-        let tx_thread = spawn_named("handful-link-tx", move || tx.run()).map_err(LinkError::Spawn)?;
+        let tx_thread =
+            spawn_named("handful-link-tx", move || tx.run()).map_err(LinkError::Spawn)?;
         let leftover = hs.leftover;
         let rx_thread = match spawn_named("handful-link-rx", move || rx.run(leftover)) {
             Ok(thread) => thread,
@@ -204,17 +221,27 @@ impl Link {
     /// channel). A full queue drops the command and counts it in `tx_full_drops`.
     pub fn send_command(&self, values: &[f32], valid_until_us: u64) -> Result<u32, SendError> {
         if values.len() != self.action_dim {
-            return Err(SendError::Dimension { expected: self.action_dim, found: values.len() });
+            return Err(SendError::Dimension {
+                expected: self.action_dim,
+                found: values.len(),
+            });
         }
         if !self.shared.counters.is_connected() {
             return Err(SendError::Disconnected);
         }
         let Some(vector) = ActionVector::from_slice(values) else {
-            return Err(SendError::Dimension { expected: self.action_dim, found: values.len() });
+            return Err(SendError::Dimension {
+                expected: self.action_dim,
+                found: values.len(),
+            });
         };
         let commands = self.commands.as_ref().ok_or(SendError::Disconnected)?;
         let seq = self.next_command_seq.fetch_add(1, Ordering::Relaxed);
-        match commands.try_send(Command { seq, valid_until_us, values: vector }) {
+        match commands.try_send(Command {
+            seq,
+            valid_until_us,
+            values: vector,
+        }) {
             Ok(()) => Ok(seq),
             Err(TrySendError::Full(_)) => {
                 stats::Counters::count(&self.shared.counters.tx_full_drops);
@@ -271,8 +298,15 @@ impl Link {
         if let Some(state) = newer() {
             return Some(state);
         }
-        let deadline_us = self.wall.now_us().saturating_add(timeout.as_micros() as u64);
-        let mut guard = self.shared.state_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline_us = self
+            .wall
+            .now_us()
+            .saturating_add(timeout.as_micros() as u64);
+        let mut guard = self
+            .shared
+            .state_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(state) = newer() {
                 return Some(state);

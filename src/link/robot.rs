@@ -65,17 +65,54 @@ pub enum LimitField {
 /// One difference between the calibration and the robot's announcement.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mismatch {
-    Protocol { found: u8 },
-    RobotId { expected: String, found: String },
-    StateDim { expected: usize, found: usize },
-    ActionDim { expected: usize, found: usize },
-    ChannelName { kind: ChannelKind, index: usize, expected: String, found: String },
-    ChannelUnit { kind: ChannelKind, index: usize, name: String, expected: String, found: String },
-    ActionLimit { index: usize, name: String, field: LimitField, expected: f32, found: f32 },
-    ControlPeriod { expected_us: u64, found_us: u64 },
-    WatchdogTimeout { expected_us: u64, found_us: u64 },
+    Protocol {
+        found: u8,
+    },
+    RobotId {
+        expected: String,
+        found: String,
+    },
+    StateDim {
+        expected: usize,
+        found: usize,
+    },
+    ActionDim {
+        expected: usize,
+        found: usize,
+    },
+    ChannelName {
+        kind: ChannelKind,
+        index: usize,
+        expected: String,
+        found: String,
+    },
+    ChannelUnit {
+        kind: ChannelKind,
+        index: usize,
+        name: String,
+        expected: String,
+        found: String,
+    },
+    ActionLimit {
+        index: usize,
+        name: String,
+        field: LimitField,
+        expected: f32,
+        found: f32,
+    },
+    ControlPeriod {
+        expected_us: u64,
+        found_us: u64,
+    },
+    WatchdogTimeout {
+        expected_us: u64,
+        found_us: u64,
+    },
     /// The firmware's heartbeats are too rare for the host's link timeout.
-    HeartbeatTooSlow { interval_us: u64, link_timeout_us: u64 },
+    HeartbeatTooSlow {
+        interval_us: u64,
+        link_timeout_us: u64,
+    },
 }
 
 fn kind_name(kind: ChannelKind) -> &'static str {
@@ -88,7 +125,9 @@ fn kind_name(kind: ChannelKind) -> &'static str {
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Protocol { found } => write!(f, "protocol version: host speaks 1, robot chose {found}"),
+            Self::Protocol { found } => {
+                write!(f, "protocol version: host speaks 1, robot chose {found}")
+            }
             Self::RobotId { expected, found } => {
                 write!(f, "robot id: calibration {expected:?}, robot {found:?}")
             }
@@ -98,31 +137,66 @@ impl fmt::Display for Mismatch {
             Self::ActionDim { expected, found } => {
                 write!(f, "action dim: calibration {expected}, robot {found}")
             }
-            Self::ChannelName { kind, index, expected, found } => write!(
+            Self::ChannelName {
+                kind,
+                index,
+                expected,
+                found,
+            } => write!(
                 f,
                 "{}[{index}] name: calibration {expected:?}, robot {found:?}",
                 kind_name(*kind)
             ),
-            Self::ChannelUnit { kind, index, name, expected, found } => write!(
+            Self::ChannelUnit {
+                kind,
+                index,
+                name,
+                expected,
+                found,
+            } => write!(
                 f,
                 "{}[{index}] `{name}` unit: calibration {expected:?}, robot {found:?}",
                 kind_name(*kind)
             ),
-            Self::ActionLimit { index, name, field, expected, found } => {
+            Self::ActionLimit {
+                index,
+                name,
+                field,
+                expected,
+                found,
+            } => {
                 let field = match field {
                     LimitField::Min => "min",
                     LimitField::Max => "max",
                     LimitField::Safe => "safe",
                 };
-                write!(f, "action[{index}] `{name}` {field}: calibration {expected}, robot {found}")
+                write!(
+                    f,
+                    "action[{index}] `{name}` {field}: calibration {expected}, robot {found}"
+                )
             }
-            Self::ControlPeriod { expected_us, found_us } => {
-                write!(f, "control period: calibration {expected_us} µs, robot {found_us} µs")
+            Self::ControlPeriod {
+                expected_us,
+                found_us,
+            } => {
+                write!(
+                    f,
+                    "control period: calibration {expected_us} µs, robot {found_us} µs"
+                )
             }
-            Self::WatchdogTimeout { expected_us, found_us } => {
-                write!(f, "watchdog timeout: calibration {expected_us} µs, robot {found_us} µs")
+            Self::WatchdogTimeout {
+                expected_us,
+                found_us,
+            } => {
+                write!(
+                    f,
+                    "watchdog timeout: calibration {expected_us} µs, robot {found_us} µs"
+                )
             }
-            Self::HeartbeatTooSlow { interval_us, link_timeout_us } => write!(
+            Self::HeartbeatTooSlow {
+                interval_us,
+                link_timeout_us,
+            } => write!(
                 f,
                 "heartbeat interval: robot {interval_us} µs is not shorter than the \
                  calibration's link timeout {link_timeout_us} µs"
@@ -157,26 +231,50 @@ fn same(a: f32, b: f32) -> bool {
 pub fn validate(calib: &Calibration, info: &RobotInfo) -> Vec<Mismatch> {
     let mut out = Vec::new();
     if info.protocol != handful_protocol::PROTOCOL_VERSION {
-        out.push(Mismatch::Protocol { found: info.protocol });
+        out.push(Mismatch::Protocol {
+            found: info.protocol,
+        });
     }
     if info.robot_id != calib.robot_id {
-        out.push(Mismatch::RobotId { expected: calib.robot_id.clone(), found: info.robot_id.clone() });
+        out.push(Mismatch::RobotId {
+            expected: calib.robot_id.clone(),
+            found: info.robot_id.clone(),
+        });
     }
     if info.states.len() != calib.states.len() {
-        out.push(Mismatch::StateDim { expected: calib.states.len(), found: info.states.len() });
+        out.push(Mismatch::StateDim {
+            expected: calib.states.len(),
+            found: info.states.len(),
+        });
     }
     if info.actions.len() != calib.actions.len() {
-        out.push(Mismatch::ActionDim { expected: calib.actions.len(), found: info.actions.len() });
+        out.push(Mismatch::ActionDim {
+            expected: calib.actions.len(),
+            found: info.actions.len(),
+        });
     }
     let calib_states = calib.states.iter().map(|c| (&c.name, &c.unit));
     let calib_actions = calib.actions.iter().map(|c| (&c.name, &c.unit));
     for (kind, expected, found) in [
-        (ChannelKind::State, calib_states.collect::<Vec<_>>(), &info.states),
-        (ChannelKind::Action, calib_actions.collect::<Vec<_>>(), &info.actions),
+        (
+            ChannelKind::State,
+            calib_states.collect::<Vec<_>>(),
+            &info.states,
+        ),
+        (
+            ChannelKind::Action,
+            calib_actions.collect::<Vec<_>>(),
+            &info.actions,
+        ),
     ] {
         for (index, ((name, unit), robot)) in expected.into_iter().zip(found).enumerate() {
             if *name != robot.name {
-                out.push(Mismatch::ChannelName { kind, index, expected: name.clone(), found: robot.name.clone() });
+                out.push(Mismatch::ChannelName {
+                    kind,
+                    index,
+                    expected: name.clone(),
+                    found: robot.name.clone(),
+                });
             }
             if *unit != robot.unit {
                 out.push(Mismatch::ChannelUnit {
@@ -196,7 +294,13 @@ pub fn validate(calib: &Calibration, info: &RobotInfo) -> Vec<Mismatch> {
             (LimitField::Safe, c.safe, robot.safe),
         ] {
             if !same(expected, found) {
-                out.push(Mismatch::ActionLimit { index, name: c.name.clone(), field, expected, found });
+                out.push(Mismatch::ActionLimit {
+                    index,
+                    name: c.name.clone(),
+                    field,
+                    expected,
+                    found,
+                });
             }
         }
     }

@@ -15,12 +15,12 @@ use crossbeam::channel::Sender;
 use handful_protocol::{Decoder, Frame, MAX_STATE_DIM, MAX_TELEOP_AXES, Message};
 use serialport::{SerialPort, TTYPort};
 
+use super::LinkError;
 use super::handshake::{Handshake, attempt_timeout_us, handshake, is_timeout, open_port};
 use super::robot::{Mismatches, validate};
 use super::sample::{FaultEvent, Shared, StateSample, TeleopSample};
 use super::stats::Counters;
 use super::tx::{PortChange, WRITE_TIMEOUT};
-use super::LinkError;
 use crate::calib::Calibration;
 use crate::clock::Clock;
 
@@ -37,6 +37,8 @@ pub(crate) struct RxThread {
     pub calib: Calibration,
     pub path: PathBuf,
     pub port: Option<TTYPort>,
+    /// Generation of `port`, shared with the tx thread through [`PortChange::New`].
+    pub generation: u64,
     pub ports: Sender<PortChange>,
     pub faults: Sender<FaultEvent>,
     pub decoder: Decoder,
@@ -67,17 +69,22 @@ impl RxThread {
                     true
                 }
             };
-            if lost || self.shared.write_failed.swap(false, Ordering::AcqRel) {
+            if lost || self.shared.failed_port.load(Ordering::Acquire) == self.generation {
                 self.lose_port();
             }
         }
     }
 
     fn lose_port(&mut self) {
-        self.shared.counters.connected.store(false, Ordering::Release);
+        self.shared
+            .counters
+            .connected
+            .store(false, Ordering::Release);
         self.port = None;
         // The tx thread drains this channel promptly; if it is gone there is no one to tell.
-        let _ = self.ports.send_timeout(PortChange::Lost, Duration::from_secs(1));
+        let _ = self
+            .ports
+            .send_timeout(PortChange::Lost, Duration::from_secs(1));
     }
 
     /// Retries until reconnected or stopped.
@@ -94,7 +101,8 @@ impl RxThread {
             }
             let until_us = self.wall.now_us() + backoff_us;
             while !self.shared.stop.load(Ordering::Relaxed) && self.wall.now_us() < until_us {
-                self.wall.sleep_us(STOP_POLL_US.min(until_us.saturating_sub(self.wall.now_us())));
+                self.wall
+                    .sleep_us(STOP_POLL_US.min(until_us.saturating_sub(self.wall.now_us())));
             }
             backoff_us = (backoff_us * 2).min(BACKOFF_MAX_US);
         }
@@ -105,8 +113,19 @@ impl RxThread {
         let mut port = open_port(&self.path, calib.baud)?;
         let channels = calib.state_dim() + calib.action_dim();
         let attempt_us = attempt_timeout_us(calib.baud, channels);
-        let Handshake { info, decoder, last_seq, leftover } =
-            handshake(&mut port, &self.path, &self.shared, &self.clock, &self.wall, attempt_us)?;
+        let Handshake {
+            info,
+            decoder,
+            last_seq,
+            leftover,
+        } = handshake(
+            &mut port,
+            &self.path,
+            &self.shared,
+            &self.clock,
+            &self.wall,
+            attempt_us,
+        )?;
         let mismatches = validate(calib, &info);
         if !mismatches.is_empty() {
             return Err(LinkError::Mismatch {
@@ -115,13 +134,22 @@ impl RxThread {
                 mismatches: Mismatches(mismatches),
             });
         }
-        let io = |source| LinkError::Open { path: self.path.clone(), source };
+        let io = |source| LinkError::Open {
+            path: self.path.clone(),
+            source,
+        };
         let mut tx_port = port.try_clone_native().map_err(io)?;
         tx_port.set_timeout(WRITE_TIMEOUT).map_err(io)?;
-        if self.ports.send(PortChange::New(tx_port)).is_err() {
+        let generation = self.generation + 1;
+        if self
+            .ports
+            .send(PortChange::New(tx_port, generation))
+            .is_err()
+        {
             return Err(LinkError::Stopped); // the tx thread is gone: Link is dropping
         }
         self.port = Some(port);
+        self.generation = generation;
         self.decoder = decoder;
         self.last_seq = Some(last_seq);
         let counters = &self.shared.counters;
@@ -153,7 +181,9 @@ impl RxThread {
                 Counters::count(&counters.out_of_order_frames);
                 return;
             }
-            counters.dropped_frames.fetch_add(u64::from(delta.unsigned_abs() - 1), Ordering::Relaxed);
+            counters
+                .dropped_frames
+                .fetch_add(u64::from(delta.unsigned_abs() - 1), Ordering::Relaxed);
         }
         self.last_seq = Some(seq);
     }
@@ -169,7 +199,9 @@ impl RxThread {
                 let raw = state.values.as_slice();
                 let dim = raw.len().min(self.calib.states.len()).min(MAX_STATE_DIM);
                 let mut values = [0.0; MAX_STATE_DIM];
-                for ((si, &raw), channel) in values.iter_mut().zip(&raw[..dim]).zip(&self.calib.states) {
+                for ((si, &raw), channel) in
+                    values.iter_mut().zip(&raw[..dim]).zip(&self.calib.states)
+                {
                     *si = raw * channel.scale + channel.offset;
                 }
                 self.state_count += 1;
@@ -187,7 +219,12 @@ impl RxThread {
                 Counters::count(&counters.states_received);
                 counters.last_state_us.store(now_us, Ordering::Relaxed);
                 // Taking the lock orders this store before any waiter's check-then-wait.
-                drop(self.shared.state_lock.lock().unwrap_or_else(|e| e.into_inner()));
+                drop(
+                    self.shared
+                        .state_lock
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()),
+                );
                 self.shared.state_arrived.notify_all();
             }
             Message::Heartbeat(_) => counters.last_heartbeat_us.store(now_us, Ordering::Relaxed),

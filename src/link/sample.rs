@@ -10,7 +10,7 @@
 //! is why we prefer it over a hand-written seqlock (whose racy reads need `unsafe`
 //! volatile copies). A `Mutex` would let a preempted reader stall the rx thread.
 
-use std::sync::atomic::{AtomicBool, AtomicU32};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Condvar, Mutex};
 
 use crossbeam::atomic::AtomicCell;
@@ -74,7 +74,9 @@ pub enum Request {
     Disarm,
     EStop,
     /// Reset a simulated plant from `seed` (robots with `CAP_RESET` only).
-    Reset { seed: u64 },
+    Reset {
+        seed: u64,
+    },
 }
 
 /// Why a command or request was not queued. `Copy`, allocation-free.
@@ -100,9 +102,10 @@ pub(crate) struct Shared {
     pub state_arrived: Condvar,
     /// Set by `Link::drop`; both threads exit within one read timeout.
     pub stop: AtomicBool,
-    /// Set by the tx thread when a write fails for a reason other than a timeout; the
-    /// rx thread then treats the port as lost.
-    pub write_failed: AtomicBool,
+    /// Generation of the port on which a write failed for a reason other than a
+    /// timeout (0: none); the rx thread then treats that port as lost. A generation,
+    /// not a flag, so a late failure on an old port cannot condemn its successor.
+    pub failed_port: AtomicU64,
     /// Host frame seq, shared by the handshake (rx thread, tx holding no port) and tx.
     pub tx_seq: AtomicU32,
 }
@@ -116,7 +119,7 @@ impl Shared {
             state_lock: Mutex::new(()),
             state_arrived: Condvar::new(),
             stop: AtomicBool::new(false),
-            write_failed: AtomicBool::new(false),
+            failed_port: AtomicU64::new(0),
             tx_seq: AtomicU32::new(0),
         }
     }

@@ -254,7 +254,8 @@ impl Counters {
 
     /// Liveness at host time `now_us`, with `link_timeout_us` from the calibration.
     pub fn health(&self, now_us: u64, link_timeout_us: u64) -> Health {
-        let age = |c: &AtomicU64| stamp(c.load(Ordering::Relaxed)).map(|t| now_us.saturating_sub(t));
+        let age =
+            |c: &AtomicU64| stamp(c.load(Ordering::Relaxed)).map(|t| now_us.saturating_sub(t));
         let frame_age_us = age(&self.last_frame_us);
         Health {
             connected: self.is_connected(),

@@ -4,7 +4,7 @@
 //! thread, session requests (Arm, Disarm, EStop, Reset), commands — and sends a host
 //! Heartbeat every `heartbeat_interval_us` of real time (absolute deadlines; a late
 //! heartbeat skips ahead, never bursts). It never reopens the port: a failed write only
-//! raises `write_failed`, and the rx thread, which owns reconnection, hands a new port
+//! reports the port's generation in `Shared::failed_port`, and the rx thread, which owns reconnection, hands a new port
 //! over with [`PortChange::New`].
 
 use std::io::Write;
@@ -13,7 +13,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, select_biased};
-use handful_protocol::{ArmState, Command, Frame, Heartbeat, MAX_ENCODED_LEN, Message, Reset, encode};
+use handful_protocol::{
+    ArmState, Command, Frame, Heartbeat, MAX_ENCODED_LEN, Message, Reset, encode,
+};
 use serialport::TTYPort;
 
 use super::handshake::is_timeout;
@@ -27,7 +29,8 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Port hand-over from the rx thread.
 pub(crate) enum PortChange {
-    New(TTYPort),
+    /// A port and its generation (1 for the port of `Link::open`, +1 per reconnection).
+    New(TTYPort, u64),
     Lost,
 }
 
@@ -69,6 +72,8 @@ pub(crate) struct TxThread {
     pub wall: Clock,
     pub heartbeat_interval_us: u64,
     pub port: Option<TTYPort>,
+    /// Generation of `port`.
+    pub generation: u64,
     pub ports: Receiver<PortChange>,
     pub requests: Receiver<Request>,
     pub commands: Receiver<Command>,
@@ -85,7 +90,10 @@ impl TxThread {
             }
             let now_us = self.wall.now_us();
             if now_us >= next_heartbeat_us {
-                let heartbeat = Heartbeat { arm_state: ArmState::Disarmed, fault_flags: 0 };
+                let heartbeat = Heartbeat {
+                    arm_state: ArmState::Disarmed,
+                    fault_flags: 0,
+                };
                 self.write(Message::Heartbeat(heartbeat));
                 next_heartbeat_us += interval_us;
                 if next_heartbeat_us <= now_us {
@@ -95,7 +103,10 @@ impl TxThread {
             let wait = Duration::from_micros(next_heartbeat_us.saturating_sub(self.wall.now_us()));
             select_biased! {
                 recv(self.ports) -> change => match change {
-                    Ok(PortChange::New(port)) => self.port = Some(port),
+                    Ok(PortChange::New(port, generation)) => {
+                        self.port = Some(port);
+                        self.generation = generation;
+                    }
                     Ok(PortChange::Lost) => self.lose_port(),
                     Err(_) => return,
                 },
@@ -138,7 +149,9 @@ impl TxThread {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "link write failed; waiting for the rx thread to reconnect");
-                self.shared.write_failed.store(true, Ordering::Release);
+                self.shared
+                    .failed_port
+                    .store(self.generation, Ordering::Release);
                 self.lose_port();
                 false
             }

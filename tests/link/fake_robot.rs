@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use handful::clock::Clock;
 use handful::thread::{JoinOnDrop, spawn_named};
 use handful_firmware::{ChannelSpec, Firmware, FirmwareConfig, Outbox};
-use handful_protocol::{Decoder, MAX_ENCODED_LEN, Message, Name, Unit, encode};
+use handful_protocol::{Decoder, MAX_ENCODED_LEN, Message, Name, Teleop, Unit, encode};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
@@ -23,7 +23,13 @@ pub const HEARTBEAT_US: u32 = 20_000;
 pub const WATCHDOG_US: u32 = 500_000;
 
 fn channel(name: &str, unit: &str, min: f32, max: f32, safe: f32) -> ChannelSpec {
-    ChannelSpec { name: Name::new(name).unwrap(), unit: Unit::new(unit).unwrap(), min, max, safe }
+    ChannelSpec {
+        name: Name::new(name).unwrap(),
+        unit: Unit::new(unit).unwrap(),
+        min,
+        max,
+        safe,
+    }
 }
 
 /// Two state channels (`position` m, `velocity` m/s), one action (`force` N in [-2, 2]).
@@ -31,10 +37,15 @@ pub fn config() -> FirmwareConfig {
     FirmwareConfig {
         robot_id: Name::new(ROBOT_ID).unwrap(),
         firmware_version: [0, 1, 0],
-        state_channels: [channel("position", "m", 0.0, 0.0, 0.0), channel("velocity", "m/s", 0.0, 0.0, 0.0)]
+        state_channels: [
+            channel("position", "m", 0.0, 0.0, 0.0),
+            channel("velocity", "m/s", 0.0, 0.0, 0.0),
+        ]
+        .into_iter()
+        .collect(),
+        action_channels: [channel("force", "N", -2.0, 2.0, 0.0)]
             .into_iter()
             .collect(),
-        action_channels: [channel("force", "N", -2.0, 2.0, 0.0)].into_iter().collect(),
         control_period_us: PERIOD_US,
         watchdog_timeout_us: WATCHDOG_US,
         heartbeat_interval_us: HEARTBEAT_US,
@@ -55,6 +66,8 @@ pub struct Control {
     pub drop_next_frames: AtomicU32,
     /// Hellos to ignore, as if they were lost on the line.
     pub ignore_hellos: AtomicU32,
+    /// Operator inputs to forward once, as a Teleop frame.
+    pub teleop: Mutex<Option<Teleop>>,
     /// Bytes to write between two frames.
     pub inject: Mutex<Vec<u8>>,
     /// Seq of every Command frame received, in order.
@@ -99,7 +112,11 @@ impl FakeRobot {
             drop(slave);
         })
         .expect("spawn fake robot");
-        Self { control, tty_path, _thread: thread }
+        Self {
+            control,
+            tty_path,
+            _thread: thread,
+        }
     }
 
     /// Points the symlink `link` at this robot's pty, atomically replacing it.
@@ -143,11 +160,17 @@ fn run(ctl: &Control, master: &OwnedFd) {
         // EAGAIN: nothing to read; EIO: no host has the slave open yet.
         while let Ok(n @ 1..) = nix::unistd::read(master.as_fd(), &mut buf) {
             for &byte in &buf[..n] {
-                let Some(Ok(frame)) = decoder.push(byte) else { continue };
+                let Some(Ok(frame)) = decoder.push(byte) else {
+                    continue;
+                };
                 match frame.message {
                     Message::Hello(_) => {
                         ctl.hellos.fetch_add(1, Ordering::Relaxed);
-                        let ignored = ctl.ignore_hellos.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                        let ignored = ctl.ignore_hellos.fetch_update(
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                            |n| n.checked_sub(1),
+                        );
                         if ignored.is_ok() {
                             continue;
                         }
@@ -163,16 +186,25 @@ fn run(ctl: &Control, master: &OwnedFd) {
         }
         let now_us = clock.now_us();
         if now_us >= next_tick_us && !ctl.paused.load(Ordering::Acquire) {
-            let state = ctl.raw_state.each_ref().map(|bits| f32::from_bits(bits.load(Ordering::Relaxed)));
+            let state = ctl
+                .raw_state
+                .each_ref()
+                .map(|bits| f32::from_bits(bits.load(Ordering::Relaxed)));
             firmware.tick(now_us, &state, 0, &mut outbox);
-            ctl.accepted_commands.store(firmware.accepted_commands(), Ordering::Relaxed);
+            ctl.accepted_commands
+                .store(firmware.accepted_commands(), Ordering::Relaxed);
             next_tick_us += u64::from(PERIOD_US);
             if next_tick_us <= now_us {
                 next_tick_us = now_us + u64::from(PERIOD_US);
             }
         }
+        if let Some(teleop) = ctl.teleop.lock().unwrap().take() {
+            firmware.forward_teleop(now_us, teleop, &mut outbox);
+        }
         while let Some(frame) = outbox.pop_front() {
-            let dropped = ctl.drop_next_frames.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            let dropped =
+                ctl.drop_next_frames
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
             if dropped.is_ok() {
                 continue;
             }
