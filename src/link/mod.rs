@@ -11,12 +11,14 @@
 //! [`Link::stats`] and [`Link::health`]. Raw firmware values become SI here and nowhere
 //! else. Dropping the `Link` stops and joins both threads within a read timeout.
 
+mod error;
 mod handshake;
 mod robot;
 mod rx;
 mod sample;
 mod stats;
 mod tx;
+mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,10 +29,12 @@ use crossbeam::channel::{Receiver, Sender, TrySendError, bounded};
 use handful_protocol::{ActionVector, Command};
 use serialport::SerialPort;
 
+pub use error::LinkError;
 pub use handshake::HandshakeProgress;
-pub use robot::{ChannelDesc, LimitField, Mismatch, Mismatches, RobotInfo};
+pub use robot::{ChannelDesc, RobotInfo};
 pub use sample::{FaultEvent, Request, SendError, StateSample, TeleopSample};
 pub use stats::{DecodeErrorCounts, FaultRecord, Health, LinkStats};
+pub use validate::{LimitField, Mismatch, Mismatches};
 
 use crate::calib::Calibration;
 use crate::clock::Clock;
@@ -46,46 +50,6 @@ const COMMAND_QUEUE: usize = 16;
 const REQUEST_QUEUE: usize = 8;
 /// Fault events kept for the consumer of [`Link::fault_events`].
 const FAULT_QUEUE: usize = 64;
-
-/// Why the link could not be opened (or, logged by the rx thread, re-opened).
-#[derive(Debug, thiserror::Error)]
-pub enum LinkError {
-    #[error("serial port path {} is not valid UTF-8", .path.display())]
-    Path { path: PathBuf },
-    #[error("cannot open serial port {}", .path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: serialport::Error,
-    },
-    #[error("I/O error on serial port {} during the handshake", .path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("robot on {} did not answer the handshake after {attempts} Hello ({progress})", .path.display())]
-    HandshakeTimeout {
-        path: PathBuf,
-        attempts: u32,
-        progress: HandshakeProgress,
-    },
-    #[error("robot on {} speaks protocol version {firmware_version}; this host speaks 1", .path.display())]
-    VersionMismatch {
-        path: PathBuf,
-        firmware_version: u32,
-    },
-    #[error("robot on {} does not match calibration {}: {mismatches}", .path.display(), .calib.display())]
-    Mismatch {
-        path: PathBuf,
-        calib: PathBuf,
-        mismatches: Mismatches,
-    },
-    #[error("cannot start the link threads")]
-    Spawn(#[source] std::io::Error),
-    #[error("link stopped during the handshake")]
-    Stopped,
-}
 
 /// An open, validated link. See the module docs for the threads and the contract.
 pub struct Link {
@@ -116,7 +80,7 @@ impl Link {
         let mut port = open_port(path, calib.baud)?;
         let attempt_us = attempt_timeout_us(calib.baud, calib.state_dim() + calib.action_dim());
         let hs = handshake(&mut port, path, &shared, &clock, &wall, attempt_us)?;
-        let mismatches = robot::validate(calib, &hs.info);
+        let mismatches = validate::validate(calib, &hs.info);
         if !mismatches.is_empty() {
             return Err(LinkError::Mismatch {
                 path: path.to_owned(),

@@ -17,10 +17,10 @@ use serialport::{SerialPort, TTYPort};
 
 use super::LinkError;
 use super::handshake::{Handshake, attempt_timeout_us, handshake, is_timeout, open_port};
-use super::robot::{Mismatches, validate};
 use super::sample::{FaultEvent, Shared, StateSample, TeleopSample};
 use super::stats::Counters;
 use super::tx::{PortChange, WRITE_TIMEOUT};
+use super::validate::{Mismatches, validate};
 use crate::calib::Calibration;
 use crate::clock::Clock;
 
