@@ -1,1 +1,2 @@
-
+// The serial link against a fake robot on a pty.
+mod link;
