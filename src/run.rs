@@ -142,9 +142,9 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
             .send(Request::StartEpisode {
                 mode: Mode::Autonomous,
                 steps: Some(config.steps_per_episode),
-                reset_seed: link.robot().can_reset().then_some(seed),
+                reset_seed: link.robot().has_reset().then_some(seed),
             })
-            .context("the control thread stopped")?;
+            .map_err(|_| anyhow::anyhow!("the control thread stopped"))?;
         let summary = wait_for_episode(&handle, calib, config)?;
         tracing::info!(
             episode = summary.episode,

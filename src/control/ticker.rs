@@ -371,10 +371,10 @@ impl Ticker {
         };
         if let Some(s) = &sample {
             record.state = s.values;
-            record.state_dim = s.dim;
+            record.state_dim = s.dim as u8;
             record.state_count = s.count;
-            record.state_age_us = now.saturating_sub(s.received_us);
-            record.firmware_us = s.firmware_timestamp_us;
+            record.state_age_us = now.saturating_sub(s.host_time_us);
+            record.firmware_us = s.timestamp_us;
             self.last_count = s.count;
         }
 
@@ -388,7 +388,7 @@ impl Ticker {
                 Some(_) if record.state_age_us > self.config.stale_state_us => {
                     Some(HostFault::StaleState)
                 }
-                Some(s) if !s.values[..s.dim as usize].iter().all(|v| v.is_finite()) => {
+                Some(s) if !s.values[..s.dim].iter().all(|v| v.is_finite()) => {
                     Some(HostFault::NonFiniteState)
                 }
                 Some(_) => None,
@@ -475,7 +475,7 @@ impl Ticker {
         action: &mut [f32; MAX_ACTION_DIM],
         record: &mut TickRecord,
     ) -> Result<Send, HostFault> {
-        let state = &sample.values[..sample.dim as usize];
+        let state = &sample.values[..sample.dim];
         if let Some(episode) = &mut self.episode {
             match &mut episode.awaiting_start {
                 Some(StartPhase::Arm { reset_seed }) => {

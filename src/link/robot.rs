@@ -4,7 +4,7 @@
 use handful_protocol::{CAP_LOCKSTEP, CAP_RESET, CAP_TELEOP};
 
 /// One channel as the firmware announced it. For state channels `min`, `max`, `safe` are 0.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ChannelDesc {
     pub name: String,
     pub unit: String,
@@ -14,7 +14,7 @@ pub struct ChannelDesc {
 }
 
 /// What the robot said it is during the handshake.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RobotInfo {
     /// Protocol version the firmware chose.
     pub protocol: u8,

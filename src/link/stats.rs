@@ -12,7 +12,7 @@ use handful_protocol::{DecodeError, FaultCode};
 const NEVER: u64 = u64::MAX;
 
 /// Decode errors other than CRC, by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeErrorCounts {
     pub cobs: u64,
     pub overflow: u64,
@@ -39,14 +39,15 @@ impl DecodeErrorCounts {
 }
 
 /// The last firmware `Fault` frame received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FaultRecord {
+    #[serde(serialize_with = "debug_name")]
     pub code: FaultCode,
     pub detail: u32,
 }
 
 /// A snapshot of the link counters. Times are host-clock µs ([`crate::clock::Clock`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LinkStats {
     pub connected: bool,
     /// Frames that decoded, of any kind (handshake answers included).
@@ -265,4 +266,9 @@ impl Counters {
             is_lost: frame_age_us.is_none_or(|a| a > link_timeout_us),
         }
     }
+}
+
+/// Serialises a protocol enum (no serde in the `no_std` crate) by its Rust name.
+fn debug_name<T: std::fmt::Debug, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{value:?}"))
 }
