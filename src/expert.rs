@@ -11,9 +11,9 @@
 use nalgebra::{SMatrix, SVector};
 
 use crate::control::{ControlError, Controller, Observation};
+use crate::plant::Plant;
 use crate::plant::cartpole::{self, CartpoleParams};
 use crate::plant::pendulum::{self, PendulumParams};
-use crate::plant::Plant;
 use crate::task::Task;
 
 /// Why an expert could not be built.
@@ -52,7 +52,9 @@ pub fn dlqr<const N: usize>(
             return Ok((a.transpose() * pb) / (r + b.dot(&pb)));
         }
     }
-    Err(ExpertError::RiccatiDiverged { iterations: MAX_ITERATIONS })
+    Err(ExpertError::RiccatiDiverged {
+        iterations: MAX_ITERATIONS,
+    })
 }
 
 /// Central-difference Jacobians `(A, B)` of a pure transition at `(state, u)`.
@@ -113,6 +115,10 @@ pub struct CartpoleExpertParams {
 }
 
 impl Default for CartpoleExpertParams {
+    /// Chosen by a grid search over pumping gain/limit, centering gains and switching
+    /// angle on 60 seeded PETS starts (200-step return: mean 176, min 173). Pumping
+    /// is near bang-bang because the hinge damping (1 N·m·s) eats energy fast at
+    /// swing speeds; stiff centering keeps the cart off the ±2.5 m stops.
     fn default() -> Self {
         Self {
             plant: CartpoleParams::PETS,
@@ -140,10 +146,18 @@ pub struct CartpoleExpert {
 impl CartpoleExpert {
     /// Linearises [`cartpole::transition`] about upright and solves the LQR.
     pub fn new(params: CartpoleExpertParams) -> Result<Self, ExpertError> {
-        let (a, b) = linearise(cartpole::transition, [0.0, std::f64::consts::PI, 0.0, 0.0], 0.0);
+        let (a, b) = linearise(
+            cartpole::transition,
+            [0.0, std::f64::consts::PI, 0.0, 0.0],
+            0.0,
+        );
         let q = SMatrix::<f64, 4, 4>::from_diagonal(&params.lqr_state_weights.into());
         let gain = dlqr(&a, &b, &q, params.lqr_action_weight)?;
-        Ok(Self { params, gain, mode: ExpertMode::SwingUp })
+        Ok(Self {
+            params,
+            gain,
+            mode: ExpertMode::SwingUp,
+        })
     }
 
     /// The LQR gain on `[x, θ − π, ẋ, θ̇]`.
@@ -197,7 +211,11 @@ impl CartpoleExpert {
                 force / model.force_per_unit_newtons
             }
         };
-        if u.is_finite() { u.clamp(-limit, limit) } else { 0.0 }
+        if u.is_finite() {
+            u.clamp(-limit, limit)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -233,6 +251,8 @@ pub struct PendulumExpertParams {
 }
 
 impl Default for PendulumExpertParams {
+    /// Chosen by a grid search on 100 seeded Gymnasium starts (200-step return: mean
+    /// −129, min −354; the worst cases start hanging nearly at rest).
     fn default() -> Self {
         Self {
             plant: PendulumParams::GYMNASIUM,
@@ -259,7 +279,11 @@ impl PendulumExpert {
         let (a, b) = linearise(pendulum::transition, [0.0, 0.0], 0.0);
         let q = SMatrix::<f64, 2, 2>::from_diagonal(&params.lqr_state_weights.into());
         let gain = dlqr(&a, &b, &q, params.lqr_action_weight)?;
-        Ok(Self { params, gain, mode: ExpertMode::SwingUp })
+        Ok(Self {
+            params,
+            gain,
+            mode: ExpertMode::SwingUp,
+        })
     }
 
     pub fn gain(&self) -> [f64; 2] {
@@ -287,11 +311,19 @@ impl PendulumExpert {
                 let target = p.plant.energy_joules(0.0, 0.0);
                 let deficit = target - p.plant.energy_joules(theta, theta_dot);
                 // dE/dt = θ̇·u; from rest, push to start the swing.
-                let rate = if theta_dot.abs() < 1e-3 { 1.0 } else { theta_dot };
+                let rate = if theta_dot.abs() < 1e-3 {
+                    1.0
+                } else {
+                    theta_dot
+                };
                 p.pump_gain * deficit * rate
             }
         };
-        if u.is_finite() { u.clamp(-limit, limit) } else { 0.0 }
+        if u.is_finite() {
+            u.clamp(-limit, limit)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -361,7 +393,10 @@ pub fn rollout(
     let mut action_f64 = [0f64; 16];
     let mut total = 0.0;
     for tick in 0..steps as u64 {
-        state.iter_mut().zip(plant.state()).for_each(|(o, &v)| *o = v as f32);
+        state
+            .iter_mut()
+            .zip(plant.state())
+            .for_each(|(o, &v)| *o = v as f32);
         let obs = Observation {
             state: &state[..n_state],
             now_us: tick * u64::from(spec.control_period_us),
@@ -371,11 +406,18 @@ pub fn rollout(
         let ok = controller.act(&obs, &mut action[..n_action]).is_ok();
         for (i, a) in spec.actions.iter().enumerate() {
             let v = f64::from(action[i]);
-            action_f64[i] = if ok && v.is_finite() { v.clamp(a.min, a.max) } else { a.safe };
+            action_f64[i] = if ok && v.is_finite() {
+                v.clamp(a.min, a.max)
+            } else {
+                a.safe
+            };
             action[i] = action_f64[i] as f32;
         }
         plant.step(&action_f64[..n_action]);
-        state.iter_mut().zip(plant.state()).for_each(|(o, &v)| *o = v as f32);
+        state
+            .iter_mut()
+            .zip(plant.state())
+            .for_each(|(o, &v)| *o = v as f32);
         total += f64::from(task.reward(&state[..n_state], &action[..n_action]));
     }
     total

@@ -1,1 +1,4 @@
-
+// Simulated plants: physics invariants, transitions, start distributions, rail stops.
+mod plant;
+// Scripted experts: closed-loop returns on the simulated plants, action limits.
+mod expert;

@@ -56,12 +56,30 @@ pub static SPEC: PlantSpec = PlantSpec {
     task: Task::CartpoleSwingup,
     control_period_us: 40_000,
     states: &[
-        StateSpec { name: "cart_position", unit: "m" },
-        StateSpec { name: "pole_angle", unit: "rad" },
-        StateSpec { name: "cart_velocity", unit: "m/s" },
-        StateSpec { name: "pole_angular_velocity", unit: "rad/s" },
+        StateSpec {
+            name: "cart_position",
+            unit: "m",
+        },
+        StateSpec {
+            name: "pole_angle",
+            unit: "rad",
+        },
+        StateSpec {
+            name: "cart_velocity",
+            unit: "m/s",
+        },
+        StateSpec {
+            name: "pole_angular_velocity",
+            unit: "rad/s",
+        },
     ],
-    actions: &[ActionSpec { name: "force", unit: "100N", min: -3.0, max: 3.0, safe: 0.0 }],
+    actions: &[ActionSpec {
+        name: "force",
+        unit: "100N",
+        min: -3.0,
+        max: 3.0,
+        safe: 0.0,
+    }],
 };
 
 /// Number of state channels `[x, θ, ẋ, θ̇]`.
@@ -154,7 +172,10 @@ impl CartpoleParams {
         let rhs2 =
             -m * self.gravity_m_per_s2 * lc * sin - self.hinge_damping_n_m_s_per_rad * theta_dot;
         let det = m11 * m22 - m12 * m12;
-        ((m22 * rhs1 - m12 * rhs2) / det, (m11 * rhs2 - m12 * rhs1) / det)
+        (
+            (m22 * rhs1 - m12 * rhs2) / det,
+            (m11 * rhs2 - m12 * rhs1) / det,
+        )
     }
 
     fn derivative(&self, s: &[f64; STATE_DIM], force_newtons: f64) -> [f64; STATE_DIM] {
@@ -187,7 +208,11 @@ impl CartpoleParams {
     /// One control period from `state` under action `u` (clamped to the action limit;
     /// non-finite `u` is the safe action 0).
     pub fn step_state(&self, state: &mut [f64; STATE_DIM], u: f64) {
-        let u = if u.is_finite() { u.clamp(-self.action_limit, self.action_limit) } else { 0.0 };
+        let u = if u.is_finite() {
+            u.clamp(-self.action_limit, self.action_limit)
+        } else {
+            0.0
+        };
         let force_newtons = self.force_per_unit_newtons * u;
         for _ in 0..self.substeps {
             self.substep(state, force_newtons);
@@ -240,9 +265,13 @@ impl Cartpole {
 
     /// A cart-pole with other parameters (e.g. damping off for energy tests).
     pub fn with_params(params: CartpoleParams) -> Self {
-        Self { params, state: [0.0; STATE_DIM] }
+        Self {
+            params,
+            state: [0.0; STATE_DIM],
+        }
     }
 
+    /// The parameters this plant integrates with.
     pub fn params(&self) -> &CartpoleParams {
         &self.params
     }
@@ -284,6 +313,10 @@ impl Plant for Cartpole {
     }
 
     fn fault_flags(&self) -> u32 {
-        if self.params.at_rail_stop(self.state[0]) { FAULT_LIMIT } else { 0 }
+        if self.params.at_rail_stop(self.state[0]) {
+            FAULT_LIMIT
+        } else {
+            0
+        }
     }
 }

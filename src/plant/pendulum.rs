@@ -27,10 +27,22 @@ pub static SPEC: PlantSpec = PlantSpec {
     task: Task::PendulumSwingup,
     control_period_us: 50_000,
     states: &[
-        StateSpec { name: "pole_angle", unit: "rad" },
-        StateSpec { name: "pole_angular_velocity", unit: "rad/s" },
+        StateSpec {
+            name: "pole_angle",
+            unit: "rad",
+        },
+        StateSpec {
+            name: "pole_angular_velocity",
+            unit: "rad/s",
+        },
     ],
-    actions: &[ActionSpec { name: "torque", unit: "N*m", min: -2.0, max: 2.0, safe: 0.0 }],
+    actions: &[ActionSpec {
+        name: "torque",
+        unit: "N*m",
+        min: -2.0,
+        max: 2.0,
+        safe: 0.0,
+    }],
 };
 
 /// Number of state channels `[θ, θ̇]`.
@@ -78,7 +90,12 @@ impl PendulumParams {
             0.0
         };
         let [theta, theta_dot] = *state;
-        let (g, m, l, dt) = (self.gravity_m_per_s2, self.mass_kg, self.length_m, self.timestep_s);
+        let (g, m, l, dt) = (
+            self.gravity_m_per_s2,
+            self.mass_kg,
+            self.length_m,
+            self.timestep_s,
+        );
         let accel = 3.0 * g / (2.0 * l) * theta.sin() + 3.0 / (m * l * l) * u;
         let max_speed = self.max_speed_rad_per_s;
         let new_theta_dot = (theta_dot + accel * dt).clamp(-max_speed, max_speed);
@@ -124,10 +141,15 @@ impl Pendulum {
         Self::with_params(PendulumParams::GYMNASIUM)
     }
 
+    /// A pendulum with other parameters, hanging down at rest.
     pub fn with_params(params: PendulumParams) -> Self {
-        Self { params, state: [std::f64::consts::PI, 0.0] }
+        Self {
+            params,
+            state: [std::f64::consts::PI, 0.0],
+        }
     }
 
+    /// The parameters this plant integrates with.
     pub fn params(&self) -> &PendulumParams {
         &self.params
     }
