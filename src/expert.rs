@@ -12,8 +12,8 @@ use nalgebra::{SMatrix, SVector};
 
 use crate::control::{ControlError, Controller, Observation};
 use crate::plant::Plant;
-use crate::plant::cartpole::{self, CartpoleParams};
-use crate::plant::pendulum::{self, PendulumParams};
+use crate::plant::cartpole::CartpoleParams;
+use crate::plant::pendulum::PendulumParams;
 use crate::task::Task;
 
 /// Why an expert could not be built.
@@ -59,7 +59,7 @@ pub fn dlqr<const N: usize>(
 
 /// Central-difference Jacobians `(A, B)` of a pure transition at `(state, u)`.
 fn linearise<const N: usize>(
-    f: fn(&[f64], &[f64], &mut [f64]),
+    f: impl Fn(&[f64], &[f64], &mut [f64]),
     state: [f64; N],
     u: f64,
 ) -> (SMatrix<f64, N, N>, SVector<f64, N>) {
@@ -144,13 +144,11 @@ pub struct CartpoleExpert {
 }
 
 impl CartpoleExpert {
-    /// Linearises [`cartpole::transition`] about upright and solves the LQR.
+    /// Linearises the transition of `params.plant` about upright and solves the LQR.
     pub fn new(params: CartpoleExpertParams) -> Result<Self, ExpertError> {
-        let (a, b) = linearise(
-            cartpole::transition,
-            [0.0, std::f64::consts::PI, 0.0, 0.0],
-            0.0,
-        );
+        let model = params.plant;
+        let upright = [0.0, std::f64::consts::PI, 0.0, 0.0];
+        let (a, b) = linearise(|s, u, n| model.transition(s, u, n), upright, 0.0);
         let q = SMatrix::<f64, 4, 4>::from_diagonal(&params.lqr_state_weights.into());
         let gain = dlqr(&a, &b, &q, params.lqr_action_weight)?;
         Ok(Self {
@@ -274,9 +272,10 @@ pub struct PendulumExpert {
 }
 
 impl PendulumExpert {
-    /// Linearises [`pendulum::transition`] about upright and solves the LQR.
+    /// Linearises the transition of `params.plant` about upright and solves the LQR.
     pub fn new(params: PendulumExpertParams) -> Result<Self, ExpertError> {
-        let (a, b) = linearise(pendulum::transition, [0.0, 0.0], 0.0);
+        let model = params.plant;
+        let (a, b) = linearise(|s, u, n| model.transition(s, u, n), [0.0, 0.0], 0.0);
         let q = SMatrix::<f64, 2, 2>::from_diagonal(&params.lqr_state_weights.into());
         let gain = dlqr(&a, &b, &q, params.lqr_action_weight)?;
         Ok(Self {
