@@ -1,2 +1,6 @@
 // The serial link against a fake robot on a pty.
 mod link;
+// Simulated plants: physics invariants, transitions, start distributions, rail stops.
+mod plant;
+// Scripted experts: closed-loop returns on the simulated plants, action limits.
+mod expert;
