@@ -81,8 +81,11 @@ def activation(nodes, name, x, kind):
 
 
 def build(w, e, s, a, act, meta, defect):
-    dtype = np.float64 if defect == "dtype" else np.float32
-    elem = TensorProto.DOUBLE if defect == "dtype" else TensorProto.FLOAT
+    dtype = np.float32
+    # The dtype defect feeds float64 inputs (cast inside): ONNX Runtime lacks float64
+    # kernels for some ops, so the rest of the graph stays float32.
+    in_elem = TensorProto.DOUBLE if defect == "dtype" else TensorProto.FLOAT
+    elem = TensorProto.FLOAT
     inits = []
 
     def init(name, value, dt=None):
@@ -94,15 +97,20 @@ def build(w, e, s, a, act, meta, defect):
     n_dim = 7 if defect == "fixed-n" else "N"
     nodes = []
     if defect == "rank":
-        state_in = helper.make_tensor_value_info(state_name, elem, [n_dim, s])
+        state_in = helper.make_tensor_value_info(state_name, in_elem, [n_dim, s])
         nodes.append(helper.make_node("Reshape", [state_name, init("rank_shape", [e, -1, s], np.int64)], ["state3"]))
         state_src = "state3"
     else:
-        state_in = helper.make_tensor_value_info(state_name, elem, [e, n_dim, s])
+        state_in = helper.make_tensor_value_info(state_name, in_elem, [e, n_dim, s])
         state_src = state_name
-    action_in = helper.make_tensor_value_info("action", elem, [e, n_dim, a])
+    action_in = helper.make_tensor_value_info("action", in_elem, [e, n_dim, a])
+    action_src = "action"
+    if defect == "dtype":
+        nodes.append(helper.make_node("Cast", [state_src], ["state_f"], to=TensorProto.FLOAT))
+        nodes.append(helper.make_node("Cast", ["action"], ["action_f"], to=TensorProto.FLOAT))
+        state_src, action_src = "state_f", "action_f"
 
-    nodes.append(helper.make_node("Concat", [state_src, "action"], ["x"], axis=2))
+    nodes.append(helper.make_node("Concat", [state_src, action_src], ["x"], axis=2))
     nodes.append(helper.make_node("Sub", ["x", init("input_mean", w["input_mean"])], ["x_centered"]))
     nodes.append(helper.make_node("Div", ["x_centered", init("input_std", w["input_std"])], ["h_in"]))
     h = "h_in"

@@ -1,1 +1,2 @@
-
+// model: ONNX ensembles through ONNX Runtime (needs `bash models/setup.sh`).
+mod model;
