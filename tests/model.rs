@@ -209,12 +209,9 @@ fn wrong_batch_shapes_are_shape_errors() {
         (model.ensemble_size(), model.state_dim(), model.action_dim()),
         (2, 2, 1)
     );
-    let cases: [(
-        (usize, usize, usize),
-        (usize, usize, usize),
-        [usize; 3],
-        [usize; 3],
-    ); 3] = [
+    type Dims = (usize, usize, usize);
+    // (states, actions, the shape reported, the shape expected)
+    let cases: [(Dims, Dims, [usize; 3], [usize; 3]); 3] = [
         ((3, 4, 2), (3, 4, 1), [3, 4, 2], [2, 4, 2]), // wrong E
         ((2, 4, 3), (2, 4, 1), [2, 4, 3], [2, 4, 2]), // wrong S
         ((2, 4, 2), (2, 5, 1), [2, 5, 1], [2, 4, 1]), // N differs
