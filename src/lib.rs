@@ -8,6 +8,7 @@ pub mod clock;
 pub mod control;
 pub mod expert;
 pub mod link;
+pub mod model;
 pub mod mpc;
 pub mod plant;
 pub mod run;

@@ -4,3 +4,5 @@ mod link;
 mod plant;
 // Scripted experts: closed-loop returns on the simulated plants, action limits.
 mod expert;
+// ONNX ensembles through ONNX Runtime (needs `bash models/setup.sh`).
+mod model;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what the model module needs at run time and in tests, without touching the system:
+#   - a Python venv at <repo>/.venv with pinned onnxruntime, onnx and numpy (the scripts in
+#     models/ write and check ONNX ensembles with them);
+#   - the ONNX Runtime shared library taken from the onnxruntime wheel, copied to
+#     models/runtime/libonnxruntime.so, where the binary and the tests look for it.
+# Idempotent: a second run only checks. Both .venv and models/runtime are gitignored.
+set -euo pipefail
+
+ORT_VERSION="1.31.1"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+RUNTIME_DIR="$REPO/models/runtime"
+PYTHON="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "setup: creating venv at $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+want="onnxruntime==$ORT_VERSION onnx==1.23.2 numpy==2.4.6"
+if ! "$VENV/bin/python" - <<PY 2>/dev/null
+import importlib.metadata as m, sys
+want = dict(p.split("==") for p in "$want".split())
+sys.exit(0 if all(m.version(k) == v for k, v in want.items()) else 1)
+PY
+then
+    echo "setup: installing $want"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $want
+fi
+
+capi="$("$VENV/bin/python" -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
+lib="$capi/libonnxruntime.so.$ORT_VERSION"
+if [ ! -f "$lib" ]; then
+    echo "setup: $lib not found in the onnxruntime wheel; files there:" >&2
+    ls "$capi" >&2
+    exit 1
+fi
+
+mkdir -p "$RUNTIME_DIR"
+if ! cmp -s "$lib" "$RUNTIME_DIR/libonnxruntime.so"; then
+    # A copy, not a symlink: the library stays valid if the venv is rebuilt meanwhile.
+    cp "$lib" "$RUNTIME_DIR/libonnxruntime.so.tmp"
+    mv "$RUNTIME_DIR/libonnxruntime.so.tmp" "$RUNTIME_DIR/libonnxruntime.so"
+fi
+echo "$ORT_VERSION" > "$RUNTIME_DIR/VERSION"
+echo "setup: ONNX Runtime $ORT_VERSION at $RUNTIME_DIR/libonnxruntime.so"

@@ -1,0 +1,246 @@
+//! [`Ensemble`]: one ONNX Runtime session over a contract-checked ensemble file,
+//! implementing [`Dynamics`].
+//!
+//! Real-time contract of [`Ensemble::predict`]: for a given row count `N` the first call
+//! allocates the input and output tensors (`E × N × S|A`, owned here, outputs
+//! preallocated through `OutputSelector::preallocate`); later calls with the same `N`
+//! copy the caller's rows in, run, and copy the results out without allocating on the
+//! Rust side (ONNX Runtime's own intermediate buffers come from its CPU arena, reused
+//! after the first run of a shape). Never panics: bad shapes, runtime failures and
+//! non-finite outputs are small `Copy` errors.
+
+use std::path::Path;
+
+use ndarray::{ArrayView3, ArrayViewMut3};
+use ort::memory::Allocator;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
+use ort::value::Tensor;
+
+use super::contract::{self, LOGVAR, Layout, MEAN};
+use super::{ModelError, ModelExpectation, ModelInfo, ModelOptions, runtime};
+use crate::mpc::{Dynamics, DynamicsError};
+
+/// A loaded probabilistic ensemble: `E` members predicting mean and log-variance of the
+/// change of state.
+pub struct Ensemble {
+    session: Session,
+    info: ModelInfo,
+    layout: Layout,
+    options: ModelOptions,
+    /// Tensors for the last row count seen; rebuilt when `N` changes.
+    batch: Option<Batch>,
+}
+
+/// Owned ORT tensors for one `N`: inputs filled by copy, outputs preallocated.
+struct Batch {
+    rows: usize,
+    state: Tensor<f32>,
+    action: Tensor<f32>,
+    run_options: RunOptions<HasSelectedOutputs>,
+}
+
+impl Ensemble {
+    /// Reads and checks a model file with default [`ModelOptions`].
+    pub fn load(path: &Path, expect: &ModelExpectation) -> Result<Self, ModelError> {
+        Self::load_with(path, expect, ModelOptions::default())
+    }
+
+    pub fn load_with(
+        path: &Path,
+        expect: &ModelExpectation,
+        options: ModelOptions,
+    ) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes_with(&bytes, expect, options)
+    }
+
+    /// Builds a session from the bytes of an ONNX file with default [`ModelOptions`].
+    pub fn from_bytes(bytes: &[u8], expect: &ModelExpectation) -> Result<Self, ModelError> {
+        Self::from_bytes_with(bytes, expect, ModelOptions::default())
+    }
+
+    pub fn from_bytes_with(
+        bytes: &[u8],
+        expect: &ModelExpectation,
+        options: ModelOptions,
+    ) -> Result<Self, ModelError> {
+        let environment = runtime::environment()?;
+        // Threads are set explicitly rather than left to ONNX Runtime's default (one per
+        // core): see `ModelOptions::default` for why one thread and no spinning.
+        let session = Session::builder(environment)
+            .map_err(refused)?
+            .with_intra_threads(options.intra_threads.max(1))
+            .map_err(refused)?
+            .with_inter_threads(1)
+            .map_err(refused)?
+            .with_intra_op_spinning(options.spinning)
+            .map_err(refused)?
+            .with_inter_op_spinning(false)
+            .map_err(refused)?
+            .commit_from_memory(bytes)
+            .map_err(refused)?;
+        let sha256 = crate::calib::hex_sha256(bytes);
+        let (layout, info) = contract::check(&session, sha256, expect)?;
+        Ok(Self {
+            session,
+            info,
+            layout,
+            options,
+            batch: None,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn options(&self) -> ModelOptions {
+        self.options
+    }
+}
+
+impl Batch {
+    /// The batch for `rows`, built (allocating) only when the row count changes.
+    fn for_rows<'b>(
+        slot: &'b mut Option<Batch>,
+        layout: &Layout,
+        rows: usize,
+    ) -> Result<&'b mut Batch, DynamicsError> {
+        if slot.as_ref().map(|b| b.rows) != Some(rows) {
+            *slot = None;
+            *slot = Some(Batch::new(layout, rows).map_err(|_| DynamicsError::Runtime)?);
+        }
+        slot.as_mut().ok_or(DynamicsError::Runtime)
+    }
+
+    fn new(layout: &Layout, rows: usize) -> ort::Result<Self> {
+        let allocator = Allocator::default();
+        let (e, s, a) = (layout.ensemble_size, layout.state_dim, layout.action_dim);
+        let outputs = OutputSelector::no_default()
+            .with(MEAN)
+            .with(LOGVAR)
+            .preallocate(MEAN, Tensor::<f32>::new(&allocator, [e, rows, s])?)
+            .preallocate(LOGVAR, Tensor::<f32>::new(&allocator, [e, rows, s])?);
+        Ok(Self {
+            rows,
+            state: Tensor::<f32>::new(&allocator, [e, rows, s])?,
+            action: Tensor::<f32>::new(&allocator, [e, rows, a])?,
+            run_options: RunOptions::new()?.with_outputs(outputs),
+        })
+    }
+}
+
+impl Dynamics for Ensemble {
+    fn state_dim(&self) -> usize {
+        self.layout.state_dim
+    }
+
+    fn action_dim(&self) -> usize {
+        self.layout.action_dim
+    }
+
+    fn ensemble_size(&self) -> usize {
+        self.layout.ensemble_size
+    }
+
+    fn is_probabilistic(&self) -> bool {
+        true
+    }
+
+    /// Shapes: `states` `E × N × S`, `actions` `E × N × A`, `mean`/`logvar` `E × N × S`,
+    /// any `N` (including 0), any memory layout (copied into contiguous tensors).
+    fn predict(
+        &mut self,
+        states: ArrayView3<'_, f32>,
+        actions: ArrayView3<'_, f32>,
+        mut mean: ArrayViewMut3<'_, f32>,
+        mut logvar: ArrayViewMut3<'_, f32>,
+    ) -> Result<(), DynamicsError> {
+        let Layout {
+            ensemble_size: e,
+            state_dim: s,
+            action_dim: a,
+            state_input,
+        } = self.layout;
+        let rows = states.dim().1;
+        check_shape(states.dim(), [e, rows, s])?;
+        check_shape(actions.dim(), [e, rows, a])?;
+        check_shape(mean.dim(), [e, rows, s])?;
+        check_shape(logvar.dim(), [e, rows, s])?;
+        if rows == 0 {
+            return Ok(());
+        }
+
+        let batch = Batch::for_rows(&mut self.batch, &self.layout, rows)?;
+        copy_in(states, batch.state.extract_tensor_mut().1);
+        copy_in(actions, batch.action.extract_tensor_mut().1);
+        let inputs = if state_input == 0 {
+            ort::inputs![&batch.state, &batch.action]
+        } else {
+            ort::inputs![&batch.action, &batch.state]
+        };
+        let outputs = self
+            .session
+            .run_with_options(inputs, &batch.run_options)
+            .map_err(|_| DynamicsError::Runtime)?;
+        let extract = |name| {
+            outputs
+                .get(name)
+                .and_then(|v| v.try_extract_tensor::<f32>().ok())
+                .map(|(_, data)| data)
+                .ok_or(DynamicsError::Runtime)
+        };
+        let mean_finite = copy_out(extract(MEAN)?, &mut mean)?;
+        let logvar_finite = copy_out(extract(LOGVAR)?, &mut logvar)?;
+        if mean_finite && logvar_finite {
+            Ok(())
+        } else {
+            Err(DynamicsError::NonFinite)
+        }
+    }
+}
+
+fn refused(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Session {
+        message: e.to_string(),
+    }
+}
+
+fn check_shape(got: (usize, usize, usize), expected: [usize; 3]) -> Result<(), DynamicsError> {
+    let got = [got.0, got.1, got.2];
+    if got == expected {
+        Ok(())
+    } else {
+        Err(DynamicsError::Shape { got, expected })
+    }
+}
+
+/// Row-major copy of a view of any layout into a contiguous buffer of the same length.
+fn copy_in(src: ArrayView3<'_, f32>, dst: &mut [f32]) {
+    match src.as_slice() {
+        Some(slice) => dst.copy_from_slice(slice),
+        None => dst.iter_mut().zip(src.iter()).for_each(|(d, s)| *d = *s),
+    }
+}
+
+/// Copies a contiguous output into the caller's view; `Ok(false)` if any value is NaN/inf.
+fn copy_out(src: &[f32], dst: &mut ArrayViewMut3<'_, f32>) -> Result<bool, DynamicsError> {
+    if src.len() != dst.len() {
+        return Err(DynamicsError::Runtime);
+    }
+    let mut finite = true;
+    match dst.as_slice_mut() {
+        Some(slice) => {
+            slice.copy_from_slice(src);
+            finite = slice.iter().all(|v| v.is_finite());
+        }
+        None => dst.iter_mut().zip(src).for_each(|(d, s)| {
+            finite &= s.is_finite();
+            *d = *s;
+        }),
+    }
+    Ok(finite)
+}
