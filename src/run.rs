@@ -90,20 +90,9 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
     let port = match &config.port {
         Some(port) => port.clone(),
         None => {
-            let plant = plant_for(calib)?;
-            let mut argv = vec![
-                plant.name().to_owned(),
-                "--link".to_owned(),
-                config.out_dir.join("robot.tty").display().to_string(),
-                "--seed".to_owned(),
-                config.seed.to_string(),
-            ];
-            if config.lockstep {
-                argv.push("--lockstep".to_owned());
-            }
-            argv.extend(config.sim_args.iter().cloned());
-            let process = sim::spawn_process_with_argv(exe, &argv)
-                .context("starting the simulated robot")?;
+            let args = sim_args_for(config, calib)?;
+            let process =
+                sim::spawn_process(exe, &args).context("starting the simulated robot")?;
             let path = process.link_path().to_owned();
             tracing::info!(pid = process.pid(), link = %path.display(), "simulated robot started");
             _sim_process = process;
@@ -231,6 +220,32 @@ fn end_name(end: EpisodeEnd) -> String {
         EpisodeEnd::Interrupted => "interrupted".into(),
         EpisodeEnd::Faulted(fault) => format!("fault:{fault:?}"),
     }
+}
+
+/// The simulator's arguments for this run: the calibration's plant, a link inside the run
+/// directory, the run's seed and clock mode, then the user's extra `--sim-arg`s.
+pub fn sim_args_for(config: &RunConfig, calib: &Calibration) -> anyhow::Result<sim::SimArgs> {
+    #[derive(clap::Parser)]
+    struct SimCli {
+        #[command(flatten)]
+        args: sim::SimArgs,
+    }
+    let plant = plant_for(calib)?;
+    let mut argv = vec![
+        "sim".to_owned(),
+        plant.name().to_owned(),
+        "--link".to_owned(),
+        config.out_dir.join("robot.tty").display().to_string(),
+        "--seed".to_owned(),
+        config.seed.to_string(),
+    ];
+    if config.lockstep {
+        argv.push("--lockstep".to_owned());
+    }
+    argv.extend(config.sim_args.iter().cloned());
+    let cli = <SimCli as clap::Parser>::try_parse_from(&argv)
+        .map_err(|e| anyhow::anyhow!("bad simulator arguments {:?}: {e}", config.sim_args))?;
+    Ok(cli.args)
 }
 
 /// The simulated plant matching a calibration's task.

@@ -6,3 +6,5 @@ mod plant;
 mod expert;
 // ONNX ensembles through ONNX Runtime (needs `bash models/setup.sh`).
 mod model;
+// The control loop through the whole path (loop → link → pty → simulated robot).
+mod control;

@@ -1,0 +1,237 @@
+//! Faults through the whole path: each leads to the safe command and a visible fault,
+//! never to a panic, and leaving a latched fault needs an explicit re-arm.
+
+use std::time::Duration;
+
+use handful::control::{ControlError, Controller, EpisodeEnd, HostFault, Mode, Observation};
+use handful::expert;
+use handful::plant::PlantKind;
+use handful::sim::{self, SimArgs};
+use handful::task::Task;
+
+use super::rig::{Rig, calibration, calibration_edited};
+
+/// The expert, except that it writes NaN once, at its `nan_at`-th call.
+struct NanOnce {
+    inner: Box<dyn Controller>,
+    calls: u32,
+    nan_at: u32,
+}
+
+impl Controller for NanOnce {
+    fn act(&mut self, obs: &Observation<'_>, action: &mut [f32]) -> Result<(), ControlError> {
+        self.calls += 1;
+        self.inner.act(obs, action)?;
+        if self.calls == self.nan_at {
+            action[0] = f32::NAN;
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    fn name(&self) -> &'static str {
+        "nan-once"
+    }
+}
+
+#[test]
+fn a_nan_action_sends_the_safe_command_latches_a_fault_and_needs_a_rearm() {
+    let calib = calibration("cartpole-sim.toml");
+    let controller = Box::new(NanOnce {
+        inner: expert::expert_for(Task::CartpoleSwingup),
+        calls: 0,
+        nan_at: 10,
+    });
+    let rig = Rig::start(&calib, PlantKind::Cartpole, true, |_| {}, controller);
+    let summary = rig.episode(100, 1);
+    assert_eq!(
+        summary.end,
+        EpisodeEnd::Faulted(HostFault::NonFiniteAction),
+        "{summary:?}"
+    );
+    // While faulted, every tick sends the safe command (0 for the cart-pole).
+    let mut faulted_ticks = 0;
+    for _ in 0..20 {
+        let record = rig
+            .handle
+            .records
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap();
+        if record.mode == Mode::Fault {
+            faulted_ticks += 1;
+            assert_eq!(record.action(), &[0.0]);
+        }
+    }
+    assert!(faulted_ticks > 0, "the loop left Fault without a re-arm");
+    // An explicit re-arm starts a new, clean episode.
+    let again = rig.episode(50, 2);
+    assert_eq!(again.end, EpisodeEnd::Completed, "{again:?}");
+}
+
+#[test]
+fn a_stalled_robot_gives_a_stale_state_fault() {
+    let calib = calibration("cartpole-sim.toml");
+    let rig = Rig::start(
+        &calib,
+        PlantKind::Cartpole,
+        true,
+        |o| {
+            o.stall = Some(sim::Window {
+                at_us: 1_000_000,
+                for_us: Some(60_000_000),
+            })
+        },
+        expert::expert_for(Task::CartpoleSwingup),
+    );
+    let summary = rig.episode(200, 3);
+    assert_eq!(
+        summary.end,
+        EpisodeEnd::Faulted(HostFault::StaleState),
+        "{summary:?}"
+    );
+    assert!(summary.steps < 200);
+}
+
+#[test]
+fn corrupted_and_dropped_frames_are_counted_while_the_loop_keeps_running() {
+    // Real time: a lost state only makes the next tick's state one period older. The
+    // staleness bound is widened so that a few drops in a row stay within it.
+    let calib = calibration_edited("cartpole-sim.toml", |text| {
+        text.replace("stale_state_ms = 100.0", "stale_state_ms = 300.0")
+    });
+    let rig = Rig::start(
+        &calib,
+        PlantKind::Cartpole,
+        false,
+        |o| {
+            o.drop_prob = 0.03;
+            o.corrupt_prob = 0.03;
+            o.seed = 11;
+        },
+        expert::expert_for(Task::CartpoleSwingup),
+    );
+    let summary = rig.episode(75, 4);
+    assert_eq!(summary.end, EpisodeEnd::Completed, "{summary:?}");
+    let stats = rig.link.stats();
+    assert!(stats.crc_errors + stats.decode_errors.total() > 0, "{stats:?}");
+    assert!(stats.dropped_frames > 0, "{stats:?}");
+}
+
+#[test]
+fn unplugging_faults_to_the_safe_command_and_a_rearm_after_reconnect_drives_again() {
+    let calib = calibration("cartpole-sim.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let link_path = dir.path().join("robot");
+    let args = || {
+        let mut args = SimArgs {
+            link: Some(link_path.clone()),
+            ..sim_args()
+        };
+        args.seed = 5;
+        args
+    };
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_handful"));
+    let mut robot = sim::spawn_process(exe, &args()).expect("simulator process");
+    let rig = Rig::attach(
+        &calib,
+        &link_path,
+        false,
+        expert::expert_for(Task::CartpoleSwingup),
+        dir,
+    );
+    rig.handle
+        .requests
+        .send(handful::control::Request::StartEpisode {
+            mode: Mode::Autonomous,
+            steps: None,
+            reset_seed: Some(1),
+        })
+        .map_err(|_| "loop stopped")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    robot.kill().expect("kill the simulator");
+    let summary = rig.wait_episode(Duration::from_secs(10));
+    assert_eq!(
+        summary.end,
+        EpisodeEnd::Faulted(HostFault::LinkLost),
+        "{summary:?}"
+    );
+    assert!(!rig.link.stats().connected);
+
+    // Plug a robot back in at the same path: the link reconnects by itself, the loop
+    // stays in Fault until re-armed.
+    let _robot = sim::spawn_process(exe, &args()).expect("simulator process again");
+    let reconnected = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        rig.link.stats().connected
+    });
+    assert!(reconnected, "{:?}", rig.link.stats());
+    assert_eq!(rig.link.stats().reconnects, 1);
+    let record = rig.handle.records.recv_timeout(Duration::from_secs(5)).unwrap();
+    let mut mode = record.mode;
+    while let Ok(r) = rig.handle.records.try_recv() {
+        mode = r.mode;
+    }
+    assert_eq!(mode, Mode::Fault);
+    let again = rig.episode(25, 9);
+    assert_eq!(again.end, EpisodeEnd::Completed, "{again:?}");
+}
+
+fn sim_args() -> SimArgs {
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+    <Cli as clap::Parser>::try_parse_from(["sim", "cartpole"])
+        .unwrap()
+        .args
+}
+
+#[test]
+fn malformed_calibrations_are_refused_with_the_file_the_key_and_the_expectation() {
+    let good = calibration("cartpole-sim.toml").text;
+    let check = |edit: &dyn Fn(&str) -> String, expected: &[&str]| {
+        let text = edit(&good);
+        let path = std::path::Path::new("calib/broken.toml");
+        let err = handful::calib::Calibration::from_toml(path, &text)
+            .expect_err("must be refused")
+            .to_string();
+        for part in expected {
+            assert!(err.contains(part), "error {err:?} lacks {part:?}");
+        }
+    };
+    check(&|t| t.replace("control_rate_hz = 25.0", "control_rate_hz = -1.0"), &[
+        "calib/broken.toml",
+        "timing.control_rate_hz",
+        "a positive number",
+    ]);
+    check(&|t| t.replace("min = -3.0", "min = 4.0"), &[
+        "action[0].max",
+        "greater than min",
+    ]);
+    check(&|t| t.replace("safe = 0.0", "safe = 9.0"), &[
+        "action[0].safe",
+        "within [min, max]",
+    ]);
+    check(&|t| t.replace("baud = 1000000", "baud = \"fast\""), &[
+        "calib/broken.toml",
+        "baud",
+    ]);
+    check(&|t| t.replace("[timing]", "[timing]\ncontrol_rate = 3"), &[
+        "unknown field",
+        "control_rate",
+    ]);
+    check(&|t| t.replace("stale_state_ms = 100.0", "stale_state_ms = 10.0"), &[
+        "timing.stale_state_ms",
+        "at least one control period",
+    ]);
+    check(&|t| t.replace("task = \"cartpole_swingup\"", "task = \"juggling\""), &[
+        "task",
+        "juggling",
+    ]);
+    check(&|t| t[..t.len() / 2].to_owned(), &["calib/broken.toml"]);
+}
