@@ -1,1 +1,2 @@
-
+// Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
+mod mpc;

@@ -113,8 +113,13 @@ fn warmed_up_plan_never_allocates() {
     let cost = TaskCost(Task::PendulumSwingup);
     let clock = Clock::simulated();
     for optimizer in [Optimizer::Cem, Optimizer::ICem, Optimizer::RandomShooting] {
-        for propagation in [Propagation::TsInf, Propagation::Ts1, Propagation::Expectation] {
-            let mut planner = Planner::new(config(optimizer, propagation), 2, 1, &bounds, 5).unwrap();
+        for propagation in [
+            Propagation::TsInf,
+            Propagation::Ts1,
+            Propagation::Expectation,
+        ] {
+            let mut planner =
+                Planner::new(config(optimizer, propagation), 2, 1, &bounds, 5).unwrap();
             let mut model = ToyEnsemble;
             let state = [3.0f32, 0.0];
             planner.plan(&state, &mut model, &cost, None).unwrap();

@@ -81,10 +81,18 @@ impl Dynamics for AnalyticDynamics {
         logvar.fill(DETERMINISTIC_LOGVAR);
         let mut all_finite = true;
         for n in 0..rows {
-            for (dst, src) in self.state.iter_mut().zip(states.slice(ndarray::s![0, n, ..])) {
+            for (dst, src) in self
+                .state
+                .iter_mut()
+                .zip(states.slice(ndarray::s![0, n, ..]))
+            {
                 *dst = f64::from(*src);
             }
-            for (dst, src) in self.action.iter_mut().zip(actions.slice(ndarray::s![0, n, ..])) {
+            for (dst, src) in self
+                .action
+                .iter_mut()
+                .zip(actions.slice(ndarray::s![0, n, ..]))
+            {
                 *dst = f64::from(*src);
             }
             (self.transition)(&self.state, &self.action, &mut self.next);
@@ -120,7 +128,12 @@ mod tests {
         let mut mean = Array3::zeros((1, 2, 2));
         let mut logvar = Array3::zeros((1, 2, 2));
         model
-            .predict(states.view(), actions.view(), mean.view_mut(), logvar.view_mut())
+            .predict(
+                states.view(),
+                actions.view(),
+                mean.view_mut(),
+                logvar.view_mut(),
+            )
             .unwrap();
         let expected = [0.1, 0.1, -0.1, 0.0];
         for (got, want) in mean.iter().zip(expected) {
@@ -128,7 +141,12 @@ mod tests {
         }
         assert!(logvar.iter().all(|&v| v == DETERMINISTIC_LOGVAR));
         let wrong = Array3::zeros((1, 2, 3));
-        let err = model.predict(wrong.view(), actions.view(), mean.view_mut(), logvar.view_mut());
+        let err = model.predict(
+            wrong.view(),
+            actions.view(),
+            mean.view_mut(),
+            logvar.view_mut(),
+        );
         assert!(matches!(err, Err(DynamicsError::Shape { .. })));
     }
 }

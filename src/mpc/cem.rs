@@ -154,11 +154,10 @@ impl Planner {
             let iteration_start_us = deadline.map(|(clock, _)| clock.now_us());
             if let (Some((_, deadline_us)), Some(now_us), Some(per)) =
                 (deadline, iteration_start_us, self.us_per_candidate)
+                && now_us as f64 + per * total as f64 > deadline_us as f64
             {
-                if now_us as f64 + per * total as f64 > deadline_us as f64 {
-                    stats.stop = StopReason::Deadline;
-                    break;
-                }
+                stats.stop = StopReason::Deadline;
+                break;
             }
             self.sample(total, kept);
             let horizon = self.config.horizon;
@@ -329,14 +328,19 @@ impl Planner {
         let width = self.config.horizon * self.action_dim;
         let out = &mut self.candidates[..total * width];
         match self.config.optimizer {
-            Optimizer::Cem => {
-                sampling::fill_truncated_normal(&mut self.rng, &self.mean, &self.var, &self.bounds, out)
-            }
+            Optimizer::Cem => sampling::fill_truncated_normal(
+                &mut self.rng,
+                &self.mean,
+                &self.var,
+                &self.bounds,
+                out,
+            ),
             Optimizer::RandomShooting => sampling::fill_uniform(&mut self.rng, &self.bounds, out),
             Optimizer::ICem => {
                 out[..kept * width].copy_from_slice(&self.elites[..kept * width]);
                 let fresh = &mut out[kept * width..];
-                self.noise.fill(&mut self.rng, &self.mean, &self.var, &self.bounds, fresh);
+                self.noise
+                    .fill(&mut self.rng, &self.mean, &self.var, &self.bounds, fresh);
             }
         }
     }

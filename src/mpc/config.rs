@@ -81,7 +81,7 @@ impl PlannerConfig {
     pub fn for_task(task: Task) -> Self {
         let (horizon, population, elites, particles) = match task {
             Task::CartpoleSwingup => (25, 400, 40, 20),
-            Task::PendulumSwingup => (20, 200, 20, 20),
+            Task::PendulumSwingup => (30, 200, 20, 20),
         };
         Self {
             horizon,
@@ -128,7 +128,7 @@ impl PlannerConfig {
             });
         }
         let sampled = self.propagation != Propagation::Expectation;
-        if sampled && self.particles % ensemble_size != 0 {
+        if sampled && !self.particles.is_multiple_of(ensemble_size) {
             return Err(ConfigError::ParticlesNotMultiple {
                 particles: self.particles,
                 ensemble_size,

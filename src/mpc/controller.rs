@@ -118,9 +118,9 @@ impl MpcController {
         }
         let budget = self.planner.config.budget_us;
         let deadline = budget.map(|b| (&self.clock, obs.now_us.saturating_add(b)));
-        let stats = self
-            .planner
-            .plan(&self.plan_state, &mut *self.dynamics, &*self.cost, deadline)?;
+        let stats =
+            self.planner
+                .plan(&self.plan_state, &mut *self.dynamics, &*self.cost, deadline)?;
         self.last_stats = Some(stats);
         Ok(())
     }

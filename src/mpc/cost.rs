@@ -68,7 +68,10 @@ fn min_state_dim(task: Task) -> usize {
 }
 
 /// The row as a slice: borrowed when contiguous, else copied into `buf` (None if too wide).
-fn row_slice<'a>(row: ndarray::ArrayView1<'a, f32>, buf: &'a mut [f32; MAX_ROW]) -> Option<&'a [f32]> {
+fn row_slice<'a>(
+    row: ndarray::ArrayView1<'a, f32>,
+    buf: &'a mut [f32; MAX_ROW],
+) -> Option<&'a [f32]> {
     if let Some(slice) = row.to_slice() {
         return Some(slice);
     }

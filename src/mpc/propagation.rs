@@ -60,7 +60,8 @@ impl Rollout {
             Propagation::Expectation => 1,
             Propagation::TsInf | Propagation::Ts1 => particles.max(ensemble_size),
         };
-        let rows_total = ensemble_size * Self::rows_for(propagation, particles, ensemble_size, max_candidates);
+        let rows_total =
+            ensemble_size * Self::rows_for(propagation, particles, ensemble_size, max_candidates);
         Self {
             propagation,
             state_dim,
@@ -79,7 +80,12 @@ impl Rollout {
         }
     }
 
-    fn rows_for(propagation: Propagation, particles: usize, ensemble: usize, candidates: usize) -> usize {
+    fn rows_for(
+        propagation: Propagation,
+        particles: usize,
+        ensemble: usize,
+        candidates: usize,
+    ) -> usize {
         match propagation {
             Propagation::Expectation => candidates,
             Propagation::TsInf | Propagation::Ts1 => candidates * (particles / ensemble),
@@ -88,7 +94,12 @@ impl Rollout {
 
     /// Rows per member `R` for the last evaluation.
     pub fn rows_per_member(&self) -> usize {
-        Self::rows_for(self.propagation, self.particles, self.ensemble_size, self.candidates)
+        Self::rows_for(
+            self.propagation,
+            self.particles,
+            self.ensemble_size,
+            self.candidates,
+        )
     }
 
     /// Candidates scored by the last evaluation.
@@ -135,7 +146,10 @@ impl Rollout {
         self.row_cost[..total].fill(0.0);
         let noisy = dynamics.is_probabilistic() && self.propagation != Propagation::Expectation;
         for t in 0..horizon {
-            for (row, slot) in self.actions[..total * a_dim].chunks_exact_mut(a_dim).enumerate() {
+            for (row, slot) in self.actions[..total * a_dim]
+                .chunks_exact_mut(a_dim)
+                .enumerate()
+            {
                 let candidate = (row % rows) / per_member;
                 let start = (candidate * horizon + t) * a_dim;
                 slot.copy_from_slice(&sequences[start..start + a_dim]);
@@ -145,10 +159,12 @@ impl Rollout {
             }
             let shape_s = (e_count, rows, s_dim);
             let states = ArrayView3::from_shape(shape_s, &self.states[..total * s_dim]);
-            let actions = ArrayView3::from_shape((e_count, rows, a_dim), &self.actions[..total * a_dim]);
+            let actions =
+                ArrayView3::from_shape((e_count, rows, a_dim), &self.actions[..total * a_dim]);
             let mean = ArrayViewMut3::from_shape(shape_s, &mut self.mean[..total * s_dim]);
             let logvar = ArrayViewMut3::from_shape(shape_s, &mut self.logvar[..total * s_dim]);
-            let (Ok(states), Ok(actions), Ok(mean), Ok(logvar)) = (states, actions, mean, logvar) else {
+            let (Ok(states), Ok(actions), Ok(mean), Ok(logvar)) = (states, actions, mean, logvar)
+            else {
                 return Err(DynamicsError::Shape {
                     got: [e_count, rows, s_dim],
                     expected: [e_count, rows, s_dim],
@@ -159,14 +175,26 @@ impl Rollout {
                 Err(other) => return Err(other),
             }
             self.step_states(rng, total, rows, noisy);
-            let scored = if self.propagation == Propagation::Expectation { rows } else { total };
+            let scored = if self.propagation == Propagation::Expectation {
+                rows
+            } else {
+                total
+            };
             let next = ArrayView2::from_shape((scored, s_dim), &self.states[..scored * s_dim]);
             let acts = ArrayView2::from_shape((scored, a_dim), &self.actions[..scored * a_dim]);
             if let (Ok(next), Ok(acts)) = (next, acts) {
-                cost.cost(next, acts, ArrayViewMut1::from(&mut self.row_cost[..scored]));
+                cost.cost(
+                    next,
+                    acts,
+                    ArrayViewMut1::from(&mut self.row_cost[..scored]),
+                );
             }
         }
-        let scored = if self.propagation == Propagation::Expectation { rows } else { total };
+        let scored = if self.propagation == Propagation::Expectation {
+            rows
+        } else {
+            total
+        };
         costs[..count].fill(0.0);
         for (row, value) in self.row_cost[..scored].iter().enumerate() {
             costs[(row % rows) / per_member] += value;
@@ -197,7 +225,11 @@ impl Rollout {
             return;
         }
         let n = total * s_dim;
-        for ((s, mu), lv) in self.states[..n].iter_mut().zip(&self.mean[..n]).zip(&self.logvar[..n]) {
+        for ((s, mu), lv) in self.states[..n]
+            .iter_mut()
+            .zip(&self.mean[..n])
+            .zip(&self.logvar[..n])
+        {
             *s += *mu;
             if noisy {
                 let eps: f32 = rng.sample(StandardNormal);
@@ -210,7 +242,8 @@ impl Rollout {
     /// on a uniformly drawn member. Slot `j` is member `j mod E`, row `c·M + j / E`.
     fn permute(&mut self, rng: &mut ChaCha8Rng, count: usize, rows: usize, per_member: usize) {
         let (s_dim, e_count) = (self.state_dim, self.ensemble_size);
-        let row_of = |c: usize, slot: usize| (slot % e_count) * rows + c * per_member + slot / e_count;
+        let row_of =
+            |c: usize, slot: usize| (slot % e_count) * rows + c * per_member + slot / e_count;
         for c in 0..count {
             for i in (1..self.particles).rev() {
                 let j = rng.random_range(0..=i);

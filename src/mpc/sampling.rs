@@ -121,7 +121,8 @@ impl ColoredNoise {
                 for t in 0..horizon {
                     let filtered: f32 = (0..=t).map(|k| self.taps[k] * self.white[t - k]).sum();
                     let index = t * action_dim + channel;
-                    let value = mean[index] + var[index].max(0.0).sqrt() * filtered * self.inv_norm[t];
+                    let value =
+                        mean[index] + var[index].max(0.0).sqrt() * filtered * self.inv_norm[t];
                     sequence[index] = value.clamp(low, high);
                 }
             }
@@ -146,8 +147,11 @@ mod tests {
             let mut noise = ColoredNoise::new(horizon, beta);
             let mut out = vec![0.0; count * horizon];
             noise.fill(rng, &mean, &var, &bounds, &mut out);
-            let last_var: f32 =
-                out.chunks(horizon).map(|s| s[horizon - 1].powi(2)).sum::<f32>() / count as f32;
+            let last_var: f32 = out
+                .chunks(horizon)
+                .map(|s| s[horizon - 1].powi(2))
+                .sum::<f32>()
+                / count as f32;
             assert!((last_var - 1.0).abs() < 0.1, "variance {last_var}");
             out.chunks(horizon).map(|s| s[3] * s[4]).sum::<f32>() / count as f32
         };

@@ -50,7 +50,8 @@ impl Planner {
         let actions = ArrayView3::from_shape((e_count, 1, a_dim), &self.latency_actions[..]);
         let mean = ArrayViewMut3::from_shape(shape, &mut self.latency_mean[..]);
         let logvar = ArrayViewMut3::from_shape(shape, &mut self.latency_logvar[..]);
-        let (Ok(states), Ok(actions), Ok(mean), Ok(logvar)) = (states, actions, mean, logvar) else {
+        let (Ok(states), Ok(actions), Ok(mean), Ok(logvar)) = (states, actions, mean, logvar)
+        else {
             return Err(shape_error.into());
         };
         dynamics.predict(states, actions, mean, logvar)?;
