@@ -8,3 +8,5 @@ mod expert;
 mod model;
 // The control loop through the whole path (loop → link → pty → simulated robot).
 mod control;
+// Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
+mod mpc;

@@ -39,6 +39,10 @@ pub trait Dynamics: Send {
     /// `E × N × S`. Real-time contract: no allocation after the first call with a given
     /// `N` (implementations preallocate); never panics on bad values, returns
     /// [`DynamicsError::NonFinite`] instead.
+    ///
+    /// On `NonFinite` the planner keeps going: it reads the outputs as written, so an
+    /// implementation must leave the offending rows non-finite (never stale), and those
+    /// candidates are then ranked worst. Any other error aborts the planning call.
     fn predict(
         &mut self,
         states: ArrayView3<'_, f32>,

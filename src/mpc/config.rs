@@ -1,0 +1,199 @@
+//! Planner configuration: the raw, serde-deserializable settings with per-task defaults,
+//! and their validation against the model's dimensions (done once, in
+//! [`crate::mpc::Planner::new`]).
+//!
+//! Never read on the hot path except as plain copied numbers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::task::Task;
+
+/// Which sampling-based optimizer searches the action sequences.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    /// PETS Cross-Entropy Method: truncated-normal samples, α-smoothed elite statistics.
+    Cem,
+    /// iCEM (Pinneri et al. 2020): coloured noise, elites kept between iterations and
+    /// shifted between steps, population decaying across iterations.
+    ICem,
+    /// Baseline: one round of `population` uniform sequences, the best one wins.
+    RandomShooting,
+}
+
+/// How particles move through the ensemble over the horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Propagation {
+    /// Particle `p` stays on member `p mod E` for the whole horizon.
+    TsInf,
+    /// Every step each particle moves to a uniformly drawn member.
+    Ts1,
+    /// One deterministic particle per candidate: the ensemble's mean prediction.
+    Expectation,
+}
+
+/// Planner settings. Missing keys take the [`Default`] (cart-pole PETS) values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlannerConfig {
+    /// Planning horizon `H`, steps.
+    pub horizon: usize,
+    /// Candidate action sequences per iteration `P` (iCEM: the first iteration's).
+    pub population: usize,
+    /// Elites `K` kept per iteration.
+    pub elites: usize,
+    /// Maximum CEM iterations per call.
+    pub iterations: usize,
+    /// Particles per candidate `P_t`; a multiple of the ensemble size for TS-∞ / TS-1.
+    pub particles: usize,
+    /// Smoothing: new = α·old + (1 − α)·elite statistic.
+    pub alpha: f32,
+    /// Early stop when the largest per-coordinate variance falls below this.
+    pub epsilon_variance: f32,
+    pub propagation: Propagation,
+    pub optimizer: Optimizer,
+    /// Seed of the planner's ChaCha8 RNG.
+    pub seed: u64,
+    /// iCEM: exponent β of the 1/f^β noise along the horizon (0 white, 2 brown).
+    pub noise_beta: f32,
+    /// iCEM: fraction of the elites kept into the next iteration and the next step.
+    pub keep_elites_fraction: f32,
+    /// iCEM: population shrinks by this factor per iteration (never below 2K).
+    pub population_decay: f32,
+    /// Controller: planning time budget per tick from the tick's start, µs (None:
+    /// unbounded, all iterations run).
+    pub budget_us: Option<u64>,
+    /// Controller: if > 0, plan from the state predicted this fraction of a period ahead
+    /// under the command still being applied (latency compensation).
+    pub latency_fraction: f32,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self::for_task(Task::CartpoleSwingup)
+    }
+}
+
+impl PlannerConfig {
+    /// PETS-like defaults per task (cart-pole: PETS's H = 25, P = 400, K = 40, 5
+    /// iterations, 20 particles; pendulum: shorter horizon, smaller population).
+    pub fn for_task(task: Task) -> Self {
+        let (horizon, population, elites, particles) = match task {
+            Task::CartpoleSwingup => (25, 400, 40, 20),
+            Task::PendulumSwingup => (30, 200, 20, 20),
+        };
+        Self {
+            horizon,
+            population,
+            elites,
+            iterations: 5,
+            particles,
+            alpha: 0.1,
+            epsilon_variance: 1e-3,
+            propagation: Propagation::TsInf,
+            optimizer: Optimizer::Cem,
+            seed: 0,
+            noise_beta: 2.0,
+            keep_elites_fraction: 0.3,
+            population_decay: 1.25,
+            budget_us: None,
+            latency_fraction: 0.0,
+        }
+    }
+
+    /// Checks the settings against the model and the action bounds.
+    pub fn validate(
+        &self,
+        action_dim: usize,
+        bounds: &[(f32, f32)],
+        ensemble_size: usize,
+    ) -> Result<(), ConfigError> {
+        let positive = [
+            ("horizon", self.horizon),
+            ("population", self.population),
+            ("elites", self.elites),
+            ("iterations", self.iterations),
+            ("particles", self.particles),
+            ("ensemble_size", ensemble_size),
+            ("action_dim", action_dim),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero { key });
+        }
+        if self.elites > self.population {
+            return Err(ConfigError::TooManyElites {
+                elites: self.elites,
+                population: self.population,
+            });
+        }
+        let sampled = self.propagation != Propagation::Expectation;
+        if sampled && !self.particles.is_multiple_of(ensemble_size) {
+            return Err(ConfigError::ParticlesNotMultiple {
+                particles: self.particles,
+                ensemble_size,
+            });
+        }
+        let fractions = [
+            ("alpha", self.alpha, 0.0, 1.0),
+            ("keep_elites_fraction", self.keep_elites_fraction, 0.0, 1.0),
+            ("latency_fraction", self.latency_fraction, 0.0, 1.0),
+        ];
+        for (key, value, lo, hi) in fractions {
+            if !(lo..hi + f32::EPSILON).contains(&value) {
+                return Err(ConfigError::OutOfRange { key, value });
+            }
+        }
+        if !(self.epsilon_variance >= 0.0 && self.epsilon_variance.is_finite()) {
+            return Err(ConfigError::OutOfRange {
+                key: "epsilon_variance",
+                value: self.epsilon_variance,
+            });
+        }
+        if !(self.population_decay >= 1.0 && self.population_decay.is_finite()) {
+            return Err(ConfigError::OutOfRange {
+                key: "population_decay",
+                value: self.population_decay,
+            });
+        }
+        if !(0.0..=4.0).contains(&self.noise_beta) {
+            return Err(ConfigError::OutOfRange {
+                key: "noise_beta",
+                value: self.noise_beta,
+            });
+        }
+        if bounds.len() != action_dim {
+            return Err(ConfigError::BoundsLength {
+                got: bounds.len(),
+                action_dim,
+            });
+        }
+        for (index, &(low, high)) in bounds.iter().enumerate() {
+            if !(low.is_finite() && high.is_finite() && low < high) {
+                return Err(ConfigError::Bounds { index, low, high });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a planner configuration was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("`{key}` must be at least 1")]
+    Zero { key: &'static str },
+    #[error("`elites` ({elites}) exceeds `population` ({population})")]
+    TooManyElites { elites: usize, population: usize },
+    #[error("`particles` ({particles}) must be a multiple of the ensemble size ({ensemble_size})")]
+    ParticlesNotMultiple {
+        particles: usize,
+        ensemble_size: usize,
+    },
+    #[error("`{key}` = {value} is out of range")]
+    OutOfRange { key: &'static str, value: f32 },
+    #[error("{got} action bounds given for {action_dim} action channels")]
+    BoundsLength { got: usize, action_dim: usize },
+    #[error("action bound {index} is [{low}, {high}], expected finite with low < high")]
+    Bounds { index: usize, low: f32, high: f32 },
+}

@@ -1,0 +1,116 @@
+//! Batched per-step costs the planner minimises: the [`Cost`] trait and the benchmark
+//! task cost.
+//!
+//! A cost never allocates and never panics on bad values: it writes NaN instead, and the
+//! planner ranks a NaN candidate worst.
+
+use ndarray::{ArrayView2, ArrayViewMut1};
+
+use crate::task::Task;
+
+/// A per-step cost, batched over rows.
+///
+/// Object-safe and `&self`: the planner holds it as `&dyn Cost`. A learned cost (e.g. a
+/// classifier for autonomous resets) that needs scratch space keeps it behind interior
+/// mutability it owns, preallocated for the largest batch.
+pub trait Cost: Send {
+    /// Adds the cost of arriving in `next_states` after `actions` to `out`.
+    ///
+    /// Shapes: `next_states` `N × S`, `actions` `N × A`, `out` `N`. Real-time contract:
+    /// no allocation, no blocking; a row it cannot score gets NaN added.
+    fn cost(
+        &self,
+        next_states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        out: ArrayViewMut1<'_, f32>,
+    );
+}
+
+/// The benchmark cost of a task: `−task.reward(next_state, action)` per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskCost(pub Task);
+
+/// Widest row copied onto the stack when a view is not contiguous.
+const MAX_ROW: usize = 32;
+
+impl Cost for TaskCost {
+    fn cost(
+        &self,
+        next_states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut1<'_, f32>,
+    ) {
+        let rows = out.len().min(next_states.nrows()).min(actions.nrows());
+        for (index, slot) in out.iter_mut().enumerate() {
+            if index >= rows {
+                *slot = f32::NAN;
+                continue;
+            }
+            let (mut state_buf, mut action_buf) = ([0.0f32; MAX_ROW], [0.0f32; MAX_ROW]);
+            let state = row_slice(next_states.row(index), &mut state_buf);
+            let action = row_slice(actions.row(index), &mut action_buf);
+            *slot += match (state, action) {
+                (Some(s), Some(a)) if s.len() >= min_state_dim(self.0) && !a.is_empty() => {
+                    -self.0.reward(s, a)
+                }
+                _ => f32::NAN,
+            };
+        }
+    }
+}
+
+/// State channels the task's reward reads.
+fn min_state_dim(task: Task) -> usize {
+    match task {
+        Task::CartpoleSwingup => 2,
+        Task::PendulumSwingup => 2,
+    }
+}
+
+/// The row as a slice: borrowed when contiguous, else copied into `buf` (None if too wide).
+fn row_slice<'a>(
+    row: ndarray::ArrayView1<'a, f32>,
+    buf: &'a mut [f32; MAX_ROW],
+) -> Option<&'a [f32]> {
+    if let Some(slice) = row.to_slice() {
+        return Some(slice);
+    }
+    if row.len() > MAX_ROW {
+        return None;
+    }
+    for (dst, src) in buf.iter_mut().zip(row.iter()) {
+        *dst = *src;
+    }
+    Some(&buf[..row.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, Array2};
+
+    #[test]
+    fn task_cost_adds_minus_reward_per_row() {
+        let states = Array2::from_shape_vec((2, 2), vec![0.0, 0.0, 1.0, 2.0]).unwrap();
+        let actions = Array2::from_shape_vec((2, 1), vec![0.0, 2.0]).unwrap();
+        let mut out = Array1::from_elem(2, 1.0f32);
+        TaskCost(Task::PendulumSwingup).cost(states.view(), actions.view(), out.view_mut());
+        assert!((out[0] - 1.0).abs() < 1e-6);
+        let expected = 1.0 + 1.0 + 0.1 * 4.0 + 0.001 * 4.0;
+        assert!((out[1] - expected).abs() < 1e-5);
+        // Non-contiguous (transposed) views give the same answer.
+        let states_t = states.t().to_owned();
+        let mut out_t = Array1::from_elem(2, 1.0f32);
+        TaskCost(Task::PendulumSwingup).cost(states_t.t(), actions.view(), out_t.view_mut());
+        assert_eq!(out, out_t);
+    }
+
+    #[test]
+    fn too_narrow_states_give_nan_not_a_panic() {
+        let states = Array2::<f32>::zeros((1, 1));
+        let actions = Array2::<f32>::zeros((1, 1));
+        let mut out = Array1::zeros(1);
+        TaskCost(Task::CartpoleSwingup).cost(states.view(), actions.view(), out.view_mut());
+        assert!(out[0].is_nan());
+    }
+}
