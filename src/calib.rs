@@ -194,18 +194,16 @@ impl Calibration {
             ));
         }
         if raw.robot.id.is_empty() || raw.robot.id.len() > handful_protocol::MAX_NAME_LEN {
-            return Err(check.invalid(
-                "robot.id",
-                "1 to 24 bytes",
-                format!("{:?}", raw.robot.id),
-            ));
+            return Err(check.invalid("robot.id", "1 to 24 bytes", format!("{:?}", raw.robot.id)));
         }
         if raw.link.baud == 0 {
             return Err(check.invalid("link.baud", "a positive baud rate", "0".into()));
         }
         let port = match raw.link.port.as_str() {
             "sim" => None,
-            "" => return Err(check.invalid("link.port", "a device path or \"sim\"", "empty".into())),
+            "" => {
+                return Err(check.invalid("link.port", "a device path or \"sim\"", "empty".into()));
+            }
             other => Some(other.to_owned()),
         };
 

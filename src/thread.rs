@@ -40,9 +40,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let handle = std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(f)?;
+    let handle = std::thread::Builder::new().name(name.to_owned()).spawn(f)?;
     Ok(JoinOnDrop {
         handle: Some(handle),
     })

@@ -1,1 +1,1 @@
-
+mod sim; // the simulated robot behind a pty, driven through serialport

@@ -171,7 +171,8 @@ impl Sim {
         let reading = self.sensor.read(&mut self.rng);
         let faults = self.plant.fault_flags();
         self.report.sim_time_us = now_us;
-        self.firmware.tick(now_us, reading, faults, &mut self.outbox)
+        self.firmware
+            .tick(now_us, reading, faults, &mut self.outbox)
     }
 
     /// Advances the plant one control period applying `action`.

@@ -185,8 +185,8 @@ pub fn spawn(options: SimOptions, plant: Box<dyn Plant>) -> Result<SimHandle, Si
     let link = sim.link().path().to_owned();
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = Arc::clone(&stop);
-    let thread = spawn_named("handful-sim", move || run_sim(sim, &thread_stop))
-        .map_err(SimError::Thread)?;
+    let thread =
+        spawn_named("handful-sim", move || run_sim(sim, &thread_stop)).map_err(SimError::Thread)?;
     Ok(SimHandle {
         link,
         stop,

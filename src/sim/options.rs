@@ -206,13 +206,12 @@ impl SimArgs {
             .map_or_else(|| self.plant.name().to_owned(), |v| v.get_name().to_owned());
         let mut argv = vec![OsString::from(plant)];
         if let Some(link) = &self.link {
-            argv.push("--link".into());
-            argv.push(link.clone().into_os_string());
+            let mut arg = OsString::from("--link=");
+            arg.push(link);
+            argv.push(arg);
         }
-        let mut push = |flag: &str, value: String| {
-            argv.push(format!("--{flag}").into());
-            argv.push(value.into());
-        };
+        // `--flag=value`, so a value starting with `-` is never taken for a flag.
+        let mut push = |flag: &str, value: String| argv.push(format!("--{flag}={value}").into());
         push("seed", self.seed.to_string());
         // `{:?}` prints the shortest decimal that parses back to the same f64.
         push("sensor-noise", format!("{:?}", self.sensor_noise));

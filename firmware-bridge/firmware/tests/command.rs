@@ -164,7 +164,11 @@ fn actuation_is_the_command_while_armed_and_the_safe_values_otherwise() {
     let mut rig = Rig::new();
     assert_eq!(rig.firmware.actuation().as_slice(), SAFE, "disarmed");
     rig.send(Message::Arm);
-    assert_eq!(rig.firmware.actuation().as_slice(), SAFE, "armed, no command");
+    assert_eq!(
+        rig.firmware.actuation().as_slice(),
+        SAFE,
+        "armed, no command"
+    );
     rig.command(1, &[25.0, 0.5]);
     assert_eq!(rig.firmware.actuation().as_slice(), [10.0, 0.5], "clamped");
     // It is what the next tick returns, and a tick does not change it.
