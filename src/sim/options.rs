@@ -21,7 +21,7 @@ pub struct SimArgs {
     /// The plant to simulate.
     #[arg(value_enum)]
     pub plant: PlantKind,
-    /// The stable path the host opens (a symlink to the pty) [default: /tmp/handful-sim-<plant>].
+    /// The stable path the host opens, a symlink to the pty (default: /tmp/handful-sim-PLANT).
     #[arg(long, value_name = "PATH")]
     pub link: Option<PathBuf>,
     /// Advance the plant one control period per Command instead of on a wall clock.
@@ -51,7 +51,7 @@ pub struct SimArgs {
     /// Sim time at which the pty is closed and the link removed (the cable is pulled).
     #[arg(long, value_name = "MS")]
     pub disconnect_at_ms: Option<u64>,
-    /// A new pty and link appear this long after the disconnect [default: never].
+    /// A new pty and link appear this long after the disconnect (default: never).
     #[arg(long, value_name = "MS", requires = "disconnect_at_ms")]
     pub reconnect_after_ms: Option<u64>,
     /// Firmware watchdog: longest time armed without an accepted command.

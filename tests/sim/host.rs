@@ -209,7 +209,7 @@ impl Host {
     /// The next State, with its timestamp.
     pub fn state(&mut self) -> (u64, State) {
         self.expect("State", |f| match &f.message {
-            Message::State(s) => Some((f.timestamp_us, s.clone())),
+            Message::State(s) => Some((f.timestamp_us, *s)),
             _ => None,
         })
     }
