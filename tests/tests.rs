@@ -10,3 +10,4 @@ mod model;
 mod control;
 // Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
 mod mpc;
+mod sim; // the simulated robot behind a pty, driven through serialport

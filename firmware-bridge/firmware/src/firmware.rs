@@ -157,6 +157,13 @@ impl Firmware {
             self.send(Message::Heartbeat(heartbeat), now_us, out);
         }
 
+        self.actuation()
+    }
+
+    /// The action the firmware applies right now: the accepted (clamped) command while
+    /// `Armed`, the channels' safe values otherwise (also `Armed` before any command).
+    /// A lockstep simulator reads it after `handle` to step its plant.
+    pub fn actuation(&self) -> ActionVector {
         match (self.arm_state, self.command) {
             (ArmState::Armed, Some(command)) => command,
             _ => self.safe,

@@ -158,3 +158,35 @@ fn rearming_forgets_the_previous_command() {
         "the last applied seq stays"
     );
 }
+
+#[test]
+fn actuation_is_the_command_while_armed_and_the_safe_values_otherwise() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.firmware.actuation().as_slice(), SAFE, "disarmed");
+    rig.send(Message::Arm);
+    assert_eq!(
+        rig.firmware.actuation().as_slice(),
+        SAFE,
+        "armed, no command"
+    );
+    rig.command(1, &[25.0, 0.5]);
+    assert_eq!(rig.firmware.actuation().as_slice(), [10.0, 0.5], "clamped");
+    // It is what the next tick returns, and a tick does not change it.
+    assert_eq!(rig.tick(), [10.0, 0.5]);
+    assert_eq!(rig.firmware.actuation().as_slice(), [10.0, 0.5]);
+    rig.command(2, &[f32::NAN, 0.0]);
+    assert_eq!(rig.firmware.actuation().as_slice(), [10.0, 0.5], "refused");
+    rig.send(Message::Disarm);
+    assert_eq!(rig.firmware.actuation().as_slice(), SAFE, "disarmed again");
+    rig.send(Message::Arm);
+    rig.command(3, &[-1.0, 0.0]);
+    rig.send(Message::EStop);
+    assert_eq!(rig.firmware.actuation().as_slice(), SAFE, "e-stopped");
+    rig.send(Message::Disarm);
+    rig.send(Message::Arm);
+    rig.command(4, &[1.0, 0.0]);
+    rig.wait(u64::from(WATCHDOG_US) + 1);
+    rig.tick();
+    assert_eq!(rig.firmware.arm_state(), ArmState::Faulted);
+    assert_eq!(rig.firmware.actuation().as_slice(), SAFE, "faulted");
+}

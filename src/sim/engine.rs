@@ -1,0 +1,230 @@
+//! The simulated robot's parts and the operations both clock modes share: receive and
+//! decode host bytes, tick the firmware on a sensor reading, step the plant with the
+//! firmware's actuation, publish the outbox, and pull or replug the cable.
+//!
+//! Owns the firmware, the plant, the pty and the link. After `new`, nothing here
+//! allocates except `reconnect` (a new pty path) and nothing blocks: reads and writes
+//! on the pty are non-blocking, and waiting is the loops' business (`realtime.rs`,
+//! `lockstep.rs`).
+
+use std::time::Duration;
+
+use handful_firmware::{Event, Firmware, Outbox};
+use handful_protocol::{ActionVector, Decoder, Frame};
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::time::TimeSpec;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::config::firmware_config;
+use super::fault::Transmitter;
+use super::pty::{Link, Pty};
+use super::sensor::Sensor;
+use super::{SimError, SimOptions, SimReport};
+use crate::plant::Plant;
+
+/// Bytes read from the pty per `read` call.
+const RX_CHUNK: usize = 4096;
+
+/// Progress of a one-off fault window (a stall, a disconnect).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    Pending,
+    Active,
+    Done,
+}
+
+/// One simulated robot: firmware, plant, sensors and wire.
+pub struct Sim {
+    pub(super) options: SimOptions,
+    pub(super) firmware: Firmware,
+    plant: Box<dyn Plant>,
+    decoder: Decoder,
+    outbox: Outbox,
+    rng: ChaCha8Rng,
+    sensor: Sensor,
+    tx: Transmitter,
+    port: Option<Pty>,
+    link: Link,
+    /// The plant's action buffer (`action_dim` values), kept between steps.
+    action: Vec<f64>,
+    rx: Vec<u8>,
+    pub(super) report: SimReport,
+    pub(super) period_us: u64,
+    pub(super) stall: Outage,
+    pub(super) disconnect: Outage,
+}
+
+impl Sim {
+    /// Builds the robot and publishes its link; the plant keeps the state it has.
+    pub fn new(options: SimOptions, plant: Box<dyn Plant>) -> Result<Self, SimError> {
+        options.validate()?;
+        let spec = plant.spec();
+        let config = firmware_config(spec, &options)?;
+        let period_us = u64::from(spec.control_period_us);
+        let latency_steps = options.sensor_latency_us.div_ceil(period_us);
+        let latency_steps = usize::try_from(latency_steps).unwrap_or(usize::MAX);
+        if latency_steps > 10_000 {
+            return Err(SimError::InvalidOption {
+                name: "sensor_latency_ms",
+                value: (options.sensor_latency_us / 1_000).to_string(),
+                expected: "at most 10 000 control periods",
+            });
+        }
+        let mut sensor = Sensor::new(spec.states.len(), latency_steps, options.sensor_noise_std);
+        sensor.fill(plant.state());
+        let port = Pty::open()?;
+        let mut link = Link::new(options.link.clone());
+        link.point_to(port.slave_path())?;
+        Ok(Self {
+            rng: ChaCha8Rng::seed_from_u64(options.seed),
+            tx: Transmitter::new(options.drop_prob, options.corrupt_prob),
+            firmware: Firmware::new(config),
+            action: spec.actions.iter().map(|a| a.safe).collect(),
+            plant,
+            decoder: Decoder::new(),
+            outbox: Outbox::new(),
+            sensor,
+            port: Some(port),
+            link,
+            rx: vec![0; RX_CHUNK],
+            report: SimReport::default(),
+            period_us,
+            stall: Outage::Pending,
+            disconnect: Outage::Pending,
+            options,
+        })
+    }
+
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.port.is_some()
+    }
+
+    /// Waits up to `timeout_us` for host bytes; `false` on timeout, when disconnected,
+    /// or when a signal interrupted the wait.
+    pub fn wait_readable(&self, timeout_us: u64) -> Result<bool, SimError> {
+        let Some(port) = &self.port else {
+            return Ok(false);
+        };
+        let mut fds = [PollFd::new(port.master(), PollFlags::POLLIN)];
+        let timeout = TimeSpec::from_duration(Duration::from_micros(timeout_us));
+        match ppoll(&mut fds, Some(timeout), None) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(false),
+            Ok(_) => Ok(fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN))),
+            Err(source) => Err(SimError::PtyIo { op: "poll", source }),
+        }
+    }
+
+    /// Reads everything the host has sent and passes each decoded frame to `on_frame`.
+    /// Stops early if `on_frame` disconnects (bytes of the old connection are dropped).
+    pub fn receive(
+        &mut self,
+        mut on_frame: impl FnMut(&mut Self, &Frame) -> Result<(), SimError>,
+    ) -> Result<(), SimError> {
+        loop {
+            let Some(port) = &self.port else {
+                return Ok(());
+            };
+            let n = port
+                .read(&mut self.rx)
+                .map_err(|source| SimError::PtyIo { op: "read", source })?;
+            for i in 0..n {
+                let byte = self.rx[i];
+                match self.decoder.push(byte) {
+                    None => {}
+                    Some(Err(_)) => self.report.decode_errors += 1,
+                    Some(Ok(frame)) => {
+                        self.report.frames_received += 1;
+                        on_frame(self, &frame)?;
+                        if self.port.is_none() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if n < self.rx.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Passes a host frame to the firmware at firmware time `now_us`; a Reset resets the
+    /// plant. Returns the firmware's event.
+    pub fn handle(&mut self, frame: &Frame, now_us: u64) -> Option<Event> {
+        let event = self.firmware.handle(frame, now_us, &mut self.outbox);
+        if let Some(Event::Reset { seed }) = event {
+            self.plant.reset(&mut ChaCha8Rng::seed_from_u64(seed));
+            self.sensor.fill(self.plant.state());
+            self.report.resets += 1;
+        }
+        event
+    }
+
+    /// One firmware tick at `now_us` on what the sensors read now; returns the actuation.
+    pub fn tick(&mut self, now_us: u64) -> ActionVector {
+        let reading = self.sensor.read(&mut self.rng);
+        let faults = self.plant.fault_flags();
+        self.report.sim_time_us = now_us;
+        self.firmware
+            .tick(now_us, reading, faults, &mut self.outbox)
+    }
+
+    /// Advances the plant one control period applying `action`.
+    pub fn step(&mut self, action: &ActionVector) {
+        for (slot, &value) in self.action.iter_mut().zip(action.as_slice()) {
+            *slot = f64::from(value);
+        }
+        self.step_held();
+    }
+
+    /// Advances the plant one control period with the action it had (a stalled
+    /// firmware holds its outputs).
+    pub fn step_held(&mut self) {
+        self.plant.step(&self.action);
+        self.sensor.record(self.plant.state());
+        self.report.steps += 1;
+    }
+
+    /// Encodes and transmits every queued frame (lost when disconnected).
+    pub fn publish(&mut self) -> Result<(), SimError> {
+        while let Some(frame) = self.outbox.pop_front() {
+            let port = self.port.as_ref();
+            self.tx
+                .send(&frame, port, &mut self.rng, &mut self.report)?;
+        }
+        Ok(())
+    }
+
+    /// Pulls the cable: closes the pty and removes the link.
+    pub fn disconnect(&mut self) {
+        self.link.remove();
+        self.port = None;
+        self.tx.clear();
+        self.decoder = Decoder::new();
+        self.report.disconnects += 1;
+        tracing::info!(link = %self.link.path().display(), "sim: disconnected");
+    }
+
+    /// Plugs the cable back in: a new pty, and the link pointed at it.
+    pub fn reconnect(&mut self) -> Result<(), SimError> {
+        let port = Pty::open()?;
+        self.link.point_to(port.slave_path())?;
+        tracing::info!(pty = %port.slave_path().display(), "sim: reconnected");
+        self.port = Some(port);
+        self.report.reconnects += 1;
+        Ok(())
+    }
+
+    /// The counters, with the firmware's outbox losses; removes the link.
+    pub fn finish(mut self) -> SimReport {
+        self.link.remove();
+        self.report.frames_lost_outbox = self.firmware.dropped_frames();
+        self.report
+    }
+}
