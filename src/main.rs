@@ -10,7 +10,11 @@ use handful::calib::Calibration;
 use handful::run::{self, ControllerKind, RunConfig};
 
 #[derive(Parser)]
-#[command(name = "handful", version, about = "Learn a robot's dynamics in a handful of trials and control it in real time.")]
+#[command(
+    name = "handful",
+    version,
+    about = "Learn a robot's dynamics in a handful of trials and control it in real time."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -105,7 +109,9 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
             handful::clock::wall_time_unix_secs() as u64
         )
     });
-    let out_dir = args.out.unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let out_dir = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(&name));
     let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
     let config = RunConfig {
         name,

@@ -91,8 +91,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         Some(port) => port.clone(),
         None => {
             let args = sim_args_for(config, calib)?;
-            let process =
-                sim::spawn_process(exe, &args).context("starting the simulated robot")?;
+            let process = sim::spawn_process(exe, &args).context("starting the simulated robot")?;
             let path = process.link_path().to_owned();
             tracing::info!(pid = process.pid(), link = %path.display(), "simulated robot started");
             _sim_process = process;
@@ -125,7 +124,10 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         .context("creating episodes.csv")?;
     writeln!(csv, "episode,steps,return,end")?;
     for index in 0..config.episodes {
-        let seed = config.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(index));
+        let seed = config
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(u64::from(index));
         handle
             .requests
             .send(Request::StartEpisode {
@@ -209,7 +211,10 @@ fn wait_for_episode(
             }
         }
         if waiter.now_us() > give_up_us {
-            bail!("the episode did not finish within {} s", budget_us / 1_000_000);
+            bail!(
+                "the episode did not finish within {} s",
+                budget_us / 1_000_000
+            );
         }
     }
 }

@@ -94,7 +94,9 @@ fn count_allocations(
     steps: u32,
     allocate: bool,
 ) -> u64 {
-    let calib_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("calib").join(calib_file);
+    let calib_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("calib")
+        .join(calib_file);
     let calib = Calibration::load(&calib_path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut options = SimOptions::new(dir.path().join("robot"));
@@ -144,17 +146,26 @@ fn count_allocations(
 #[test]
 fn warmed_up_ticks_allocate_nothing_in_lockstep() {
     let n = count_allocations(PlantKind::Cartpole, "cartpole-sim.toml", true, 200, false);
-    assert_eq!(n, 0, "the control thread allocated {n} times over 3 warmed-up episodes");
+    assert_eq!(
+        n, 0,
+        "the control thread allocated {n} times over 3 warmed-up episodes"
+    );
 }
 
 #[test]
 fn warmed_up_ticks_allocate_nothing_in_real_time() {
     let n = count_allocations(PlantKind::Pendulum, "pendulum-sim.toml", false, 20, false);
-    assert_eq!(n, 0, "the control thread allocated {n} times over 3 warmed-up episodes");
+    assert_eq!(
+        n, 0,
+        "the control thread allocated {n} times over 3 warmed-up episodes"
+    );
 }
 
 #[test]
 fn the_counter_sees_allocations_on_the_control_thread() {
     let n = count_allocations(PlantKind::Cartpole, "cartpole-sim.toml", true, 20, true);
-    assert!(n >= 60, "an allocating controller was counted only {n} times");
+    assert!(
+        n >= 60,
+        "an allocating controller was counted only {n} times"
+    );
 }

@@ -4,11 +4,11 @@
 mod faults;
 mod rig;
 
+use self::rig::{Rig, calibration};
 use handful::control::EpisodeEnd;
 use handful::expert;
 use handful::plant::PlantKind;
 use handful::task::Task;
-use self::rig::{Rig, calibration};
 
 #[test]
 fn expert_swings_up_and_balances_the_cartpole_over_the_pty() {

@@ -244,7 +244,8 @@ impl Ticker {
             let mut record = self.tick_once(deadline, wake);
             let compute_us = self.profiler.now_us().saturating_sub(started);
             record.compute_us = compute_us;
-            self.timing.record(wake.saturating_sub(deadline), compute_us);
+            self.timing
+                .record(wake.saturating_sub(deadline), compute_us);
             let (next, skipped) = next_deadline(deadline, period, self.clock.now_us());
             if skipped > 0 {
                 self.timing.record_overrun(skipped);

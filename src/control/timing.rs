@@ -120,7 +120,11 @@ mod tests {
     #[test]
     fn deadlines_are_absolute_and_skip_after_overruns() {
         let check = |deadline, now, expected| {
-            assert_eq!(next_deadline(deadline, 40, now), expected, "deadline {deadline} now {now}")
+            assert_eq!(
+                next_deadline(deadline, 40, now),
+                expected,
+                "deadline {deadline} now {now}"
+            )
         };
         check(0, 5, (40, 0));
         check(0, 39, (40, 0));

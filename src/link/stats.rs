@@ -269,6 +269,9 @@ impl Counters {
 }
 
 /// Serialises a protocol enum (no serde in the `no_std` crate) by its Rust name.
-fn debug_name<T: std::fmt::Debug, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+fn debug_name<T: std::fmt::Debug, S: serde::Serializer>(
+    value: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("{value:?}"))
 }

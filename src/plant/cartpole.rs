@@ -49,11 +49,8 @@ use rand_distr::StandardNormal;
 
 use super::{ActionSpec, Plant, PlantSpec, StateSpec};
 use crate::task::Task;
-<<<<<<< HEAD
 
 /// Channels, limits and period of the simulated cart-pole.
-=======
->>>>>>> model
 pub static SPEC: PlantSpec = PlantSpec {
     robot_id: "cartpole-sim",
     task: Task::CartpoleSwingup,
@@ -84,7 +81,6 @@ pub static SPEC: PlantSpec = PlantSpec {
         safe: 0.0,
     }],
 };
-<<<<<<< HEAD
 
 /// Number of state channels `[x, θ, ẋ, θ̇]`.
 pub const STATE_DIM: usize = 4;
@@ -324,34 +320,3 @@ impl Plant for Cartpole {
         }
     }
 }
-=======
-pub struct Cartpole;
-impl Cartpole {
-    pub fn new() -> Self {
-        todo!()
-    }
-}
-impl super::Plant for Cartpole {
-    fn spec(&self) -> &'static PlantSpec {
-        &SPEC
-    }
-    fn state(&self) -> &[f64] {
-        todo!()
-    }
-    fn reset(&mut self, _: &mut rand_chacha::ChaCha8Rng) {
-        todo!()
-    }
-    fn set_state(&mut self, _: &[f64]) {
-        todo!()
-    }
-    fn step(&mut self, _: &[f64]) {
-        todo!()
-    }
-    fn fault_flags(&self) -> u32 {
-        todo!()
-    }
-}
-pub fn transition(_: &[f64], _: &[f64], _: &mut [f64]) {
-    todo!()
-}
->>>>>>> model

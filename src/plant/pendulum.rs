@@ -20,41 +20,23 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{ActionSpec, Plant, PlantSpec, StateSpec};
 use crate::task::Task;
-<<<<<<< HEAD
 
 /// Channels, limits and period of the simulated pendulum.
-=======
->>>>>>> model
 pub static SPEC: PlantSpec = PlantSpec {
     robot_id: "pendulum-sim",
     task: Task::PendulumSwingup,
     control_period_us: 50_000,
     states: &[
         StateSpec {
-<<<<<<< HEAD
-=======
-            name: "cart_position",
-            unit: "m",
-        },
-        StateSpec {
->>>>>>> model
             name: "pole_angle",
             unit: "rad",
         },
         StateSpec {
-<<<<<<< HEAD
-=======
-            name: "cart_velocity",
-            unit: "m/s",
-        },
-        StateSpec {
->>>>>>> model
             name: "pole_angular_velocity",
             unit: "rad/s",
         },
     ],
     actions: &[ActionSpec {
-<<<<<<< HEAD
         name: "torque",
         unit: "N*m",
         min: -2.0,
@@ -211,41 +193,3 @@ impl Plant for Pendulum {
         0
     }
 }
-=======
-        name: "force",
-        unit: "100N",
-        min: -3.0,
-        max: 3.0,
-        safe: 0.0,
-    }],
-};
-pub struct Pendulum;
-impl Pendulum {
-    pub fn new() -> Self {
-        todo!()
-    }
-}
-impl super::Plant for Pendulum {
-    fn spec(&self) -> &'static PlantSpec {
-        &SPEC
-    }
-    fn state(&self) -> &[f64] {
-        todo!()
-    }
-    fn reset(&mut self, _: &mut rand_chacha::ChaCha8Rng) {
-        todo!()
-    }
-    fn set_state(&mut self, _: &[f64]) {
-        todo!()
-    }
-    fn step(&mut self, _: &[f64]) {
-        todo!()
-    }
-    fn fault_flags(&self) -> u32 {
-        todo!()
-    }
-}
-pub fn transition(_: &[f64], _: &[f64], _: &mut [f64]) {
-    todo!()
-}
->>>>>>> model

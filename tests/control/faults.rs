@@ -116,7 +116,10 @@ fn corrupted_and_dropped_frames_are_counted_while_the_loop_keeps_running() {
     let summary = rig.episode(75, 4);
     assert_eq!(summary.end, EpisodeEnd::Completed, "{summary:?}");
     let stats = rig.link.stats();
-    assert!(stats.crc_errors + stats.decode_errors.total() > 0, "{stats:?}");
+    assert!(
+        stats.crc_errors + stats.decode_errors.total() > 0,
+        "{stats:?}"
+    );
     assert!(stats.dropped_frames > 0, "{stats:?}");
 }
 
@@ -170,7 +173,11 @@ fn unplugging_faults_to_the_safe_command_and_a_rearm_after_reconnect_drives_agai
     });
     assert!(reconnected, "{:?}", rig.link.stats());
     assert_eq!(rig.link.stats().reconnects, 1);
-    let record = rig.handle.records.recv_timeout(Duration::from_secs(5)).unwrap();
+    let record = rig
+        .handle
+        .records
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap();
     let mut mode = record.mode;
     while let Ok(r) = rig.handle.records.try_recv() {
         mode = r.mode;
@@ -204,34 +211,37 @@ fn malformed_calibrations_are_refused_with_the_file_the_key_and_the_expectation(
             assert!(err.contains(part), "error {err:?} lacks {part:?}");
         }
     };
-    check(&|t| t.replace("control_rate_hz = 25.0", "control_rate_hz = -1.0"), &[
-        "calib/broken.toml",
-        "timing.control_rate_hz",
-        "a positive number",
-    ]);
-    check(&|t| t.replace("min = -3.0", "min = 4.0"), &[
-        "action[0].max",
-        "greater than min",
-    ]);
-    check(&|t| t.replace("safe = 0.0", "safe = 9.0"), &[
-        "action[0].safe",
-        "within [min, max]",
-    ]);
-    check(&|t| t.replace("baud = 1000000", "baud = \"fast\""), &[
-        "calib/broken.toml",
-        "baud",
-    ]);
-    check(&|t| t.replace("[timing]", "[timing]\ncontrol_rate = 3"), &[
-        "unknown field",
-        "control_rate",
-    ]);
-    check(&|t| t.replace("stale_state_ms = 100.0", "stale_state_ms = 10.0"), &[
-        "timing.stale_state_ms",
-        "at least one control period",
-    ]);
-    check(&|t| t.replace("task = \"cartpole_swingup\"", "task = \"juggling\""), &[
-        "task",
-        "juggling",
-    ]);
+    check(
+        &|t| t.replace("control_rate_hz = 25.0", "control_rate_hz = -1.0"),
+        &[
+            "calib/broken.toml",
+            "timing.control_rate_hz",
+            "a positive number",
+        ],
+    );
+    check(
+        &|t| t.replace("min = -3.0", "min = 4.0"),
+        &["action[0].max", "greater than min"],
+    );
+    check(
+        &|t| t.replace("safe = 0.0", "safe = 9.0"),
+        &["action[0].safe", "within [min, max]"],
+    );
+    check(
+        &|t| t.replace("baud = 1000000", "baud = \"fast\""),
+        &["calib/broken.toml", "baud"],
+    );
+    check(
+        &|t| t.replace("[timing]", "[timing]\ncontrol_rate = 3"),
+        &["unknown field", "control_rate"],
+    );
+    check(
+        &|t| t.replace("stale_state_ms = 100.0", "stale_state_ms = 10.0"),
+        &["timing.stale_state_ms", "at least one control period"],
+    );
+    check(
+        &|t| t.replace("task = \"cartpole_swingup\"", "task = \"juggling\""),
+        &["task", "juggling"],
+    );
     check(&|t| t[..t.len() / 2].to_owned(), &["calib/broken.toml"]);
 }

@@ -13,7 +13,9 @@ use handful::plant::PlantKind;
 use handful::sim::{self, SimHandle, SimOptions};
 
 pub(crate) fn calibration(name: &str) -> Calibration {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("calib").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("calib")
+        .join(name);
     Calibration::load(&path).expect("committed calibration loads")
 }
 
@@ -100,7 +102,10 @@ impl Rig {
             if let Ok(summary) = self.handle.episodes.recv_timeout(Duration::from_millis(20)) {
                 return summary;
             }
-            assert!(waiter.now_us() < give_up, "no episode summary within {timeout:?}");
+            assert!(
+                waiter.now_us() < give_up,
+                "no episode summary within {timeout:?}"
+            );
         }
     }
 }
