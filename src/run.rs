@@ -243,6 +243,8 @@ pub fn sim_args_for(config: &RunConfig, calib: &Calibration) -> anyhow::Result<s
         config.out_dir.join("robot.tty").display().to_string(),
         "--seed".to_owned(),
         config.seed.to_string(),
+        // The simulated firmware's watchdog is the one the calibration expects.
+        format!("--watchdog-ms={}", calib.watchdog_timeout_us / 1000),
     ];
     if config.lockstep {
         argv.push("--lockstep".to_owned());

@@ -178,6 +178,8 @@ struct Episode {
     /// The action sent last tick and the state count it answered, awaiting its outcome.
     pending: Option<([f32; MAX_ACTION_DIM], u64)>,
     first_tick: u64,
+    /// Ticks the start may still take (no state yet, firmware not yet armed).
+    start_grace_left: u32,
 }
 
 enum StartPhase {
@@ -185,7 +187,7 @@ enum StartPhase {
     /// answer has been read (so the reset's answer is the next state).
     Arm { reset_seed: Option<u64> },
     /// Sent; waiting for a state newer than `after_count` (and armed, in real time).
-    Wait { after_count: u64, grace_left: u32 },
+    Wait { after_count: u64 },
 }
 
 /// What a tick sends.
@@ -315,6 +317,7 @@ impl Ticker {
             awaiting_start: Some(StartPhase::Arm { reset_seed }),
             pending: None,
             first_tick: self.tick,
+            start_grace_left: self.config.arming_grace_ticks,
         });
         self.episodes_started += 1;
     }
@@ -400,6 +403,20 @@ impl Ticker {
         let mut fault = input_fault;
         let mut send = Send::Command;
         if self.mode.is_driving() {
+            // While an episode starts, a missing or old state is expected for a few
+            // ticks (nothing published yet, a reset in flight): wait, within the grace.
+            let starting = self
+                .episode
+                .as_mut()
+                .filter(|e| e.awaiting_start.is_some() && fault == Some(HostFault::StaleState));
+            if let Some(episode) = starting {
+                if episode.start_grace_left > 0 {
+                    episode.start_grace_left -= 1;
+                    fault = None;
+                } else {
+                    fault = Some(HostFault::NotArmed);
+                }
+            }
             match (fault, sample) {
                 (Some(f), _) => self.latch(f),
                 (None, Some(s)) => match self.drive(&s, now, &mut action, &mut record) {
@@ -458,9 +475,12 @@ impl Ticker {
         record.action = action;
         record.mode = self.mode;
         record.fault = fault;
-        // Count fault events, not ticks: a fault lasting many ticks counts once.
+        // Count fault events, not ticks: a fault lasting many ticks counts once. Idle,
+        // the record shows them but they are not counted (no state yet at start-up is
+        // not an event).
         if let Some(f) = fault
             && self.last_fault != Some(f)
+            && (record.mode.is_driving() || self.mode == Mode::Fault)
         {
             self.faults.add(f);
         }
@@ -495,22 +515,18 @@ impl Ticker {
                         .map_err(|_| HostFault::SendFailed)?;
                     episode.awaiting_start = Some(StartPhase::Wait {
                         after_count: sample.count,
-                        grace_left: self.config.arming_grace_ticks,
                     });
                     *action = self.safe;
                     return Ok(send);
                 }
-                Some(StartPhase::Wait {
-                    after_count,
-                    grace_left,
-                }) => {
+                Some(StartPhase::Wait { after_count }) => {
                     let started = sample.count > *after_count
                         && (self.config.lockstep || sample.arm_state == ArmState::Armed);
                     if !started {
-                        if *grace_left == 0 {
+                        if episode.start_grace_left == 0 {
                             return Err(HostFault::NotArmed);
                         }
-                        *grace_left -= 1;
+                        episode.start_grace_left -= 1;
                         *action = self.safe;
                         return Ok(Send::Command);
                     }
@@ -518,9 +534,6 @@ impl Ticker {
                 }
                 None if sample.arm_state != ArmState::Armed => return Err(HostFault::Firmware),
                 None => {}
-            }
-            if sample.arm_state != ArmState::Armed {
-                return Err(HostFault::Firmware);
             }
             if let Some((previous, answered_count)) = episode.pending
                 && sample.count > answered_count

@@ -3,8 +3,10 @@
 //! `handle(cmd, T)`; if Armed, `plant.step(firmware.actuation())` (a refused command
 //! leaves the previous one applied); `T += period`; `tick(T)` publishes the new State.
 //! A robot that is not Armed is paused (README §10): its State repeats the values.
-//! After answering a Hello and after a Reset, one State (a tick without a step) gives
-//! the host its initial state.
+//! After a Reset, one State (a tick without a step) gives the host the new start state.
+//! Nothing else publishes a State, so the host can pair every State with what it sent:
+//! a Hello is answered by Capabilities and ChannelInfos only, and the host's first
+//! Command fetches the first State.
 //!
 //! Fault windows are on `T` and checked after every frame, so runs are deterministic.
 //! A stall or disconnect lasts its duration in real time (nothing else makes time pass
@@ -13,7 +15,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use handful_protocol::{ArmState, Frame, Message, PROTOCOL_VERSION};
+use handful_protocol::{ArmState, Frame, Message};
 
 use super::SimError;
 use super::engine::{Outage, Sim};
@@ -52,11 +54,6 @@ impl Sim {
                     self.step(&action);
                 }
                 *now_us += self.period_us;
-                self.tick(*now_us);
-            }
-            Message::Hello(hello)
-                if (hello.protocol_min..=hello.protocol_max).contains(&PROTOCOL_VERSION) =>
-            {
                 self.tick(*now_us);
             }
             Message::Reset(_) if event.is_some() => {

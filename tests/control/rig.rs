@@ -1,7 +1,7 @@
 //! A robot rig for the control tests: the simulated robot behind a real pty, the link,
 //! and the control loop, wired as `handful run` wires them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,8 @@ pub(crate) struct Rig {
     pub link: Arc<Link>,
     pub handle: LoopHandle,
     pub sim: Option<SimHandle>,
-    pub dir: tempfile::TempDir,
+    /// Holds the link's directory for the rig's lifetime.
+    _dir: tempfile::TempDir,
 }
 
 impl Rig {
@@ -72,12 +73,8 @@ impl Rig {
             link,
             handle,
             sim: None,
-            dir,
+            _dir: dir,
         }
-    }
-
-    pub fn link_path(&self) -> PathBuf {
-        self.dir.path().join("robot")
     }
 
     /// Runs one episode and waits for its summary (draining telemetry meanwhile).
