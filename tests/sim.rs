@@ -26,7 +26,7 @@ fn lockstep(dir: &tempfile::TempDir, name: &str) -> SimOptions {
 }
 
 #[test]
-fn hello_announces_the_plant_spec_then_the_initial_state() {
+fn hello_announces_the_plant_spec_and_the_first_command_fetches_the_first_state() {
     let dir = tempfile::tempdir().unwrap();
     let sim = spawn(lockstep(&dir, "hello"), Integrator::boxed([0.25, -0.5])).unwrap();
     let mut host = Host::open(sim.link_path());
@@ -75,12 +75,25 @@ fn hello_announces_the_plant_spec_then_the_initial_state() {
         );
         assert_eq!((info.min, info.max, info.safe), (min, max, safe), "{name}");
     }
+    // The Hello's answer ends there: no State until the host commands.
+    let mut after_answer = Vec::new();
+    while let Some(frame) = host.recv(200) {
+        after_answer.push(frame);
+    }
+    assert!(
+        after_answer.is_empty(),
+        "nothing after the Hello's answer: {after_answer:?}"
+    );
+    // The first Command fetches the first State: disarmed, so the plant does not move,
+    // but sim time advances one period.
+    host.command(1, &[2.0], u64::MAX);
     let (timestamp_us, state) = host.state();
-    assert_eq!(timestamp_us, 0);
+    assert_eq!(timestamp_us, PERIOD_US);
     assert_eq!(state.arm_state, ArmState::Disarmed);
     assert_eq!(state.values.as_slice(), [0.25, -0.5]);
     let report = sim.stop().unwrap();
-    assert_eq!((report.frames_received, report.steps), (1, 0));
+    assert_eq!((report.frames_received, report.steps), (2, 0));
+    assert_eq!(report.sim_time_us, PERIOD_US);
 }
 
 #[test]
@@ -90,17 +103,22 @@ fn lockstep_answers_each_command_with_one_state_that_follows_the_plant() {
     let sim = spawn(lockstep(&dir, "lockstep"), Integrator::boxed(start)).unwrap();
     let mut host = Host::open(sim.link_path());
     host.hello();
-    assert_eq!(host.state().1.values.as_slice(), as_f32(start));
+    // The first Command fetches the first State: disarmed, the plant holds its start.
+    host.command(0, &[2.0], u64::MAX);
+    let (timestamp_us, state) = host.state();
+    assert_eq!(timestamp_us, PERIOD_US);
+    assert_eq!(state.values.as_slice(), as_f32(start));
     host.send(Message::Arm);
     let mut expected = start;
     const N: u32 = 40;
     for k in 1..=N {
         // Out-of-range values are clamped to [-2, 2] by the firmware.
         let force = [1.5f32, -3.0, 0.25, 2.5][k as usize % 4];
-        host.command(k, &[force], k as u64 * PERIOD_US);
+        host.command(k, &[force], (k as u64 + 1) * PERIOD_US);
         expected = Integrator::next(expected, f64::from(force.clamp(-2.0, 2.0)));
         let (timestamp_us, state) = host.state();
-        assert_eq!(timestamp_us, k as u64 * PERIOD_US, "command {k}");
+        // One period behind the first (fetching) command.
+        assert_eq!(timestamp_us, (k as u64 + 1) * PERIOD_US, "command {k}");
         assert_eq!(state.arm_state, ArmState::Armed);
         assert_eq!(state.last_command_seq, k);
         assert_eq!(state.values.as_slice(), as_f32(expected), "command {k}");
@@ -111,7 +129,6 @@ fn lockstep_answers_each_command_with_one_state_that_follows_the_plant() {
         .filter(|f| matches!(f.message, Message::State(_)))
         .count();
     assert_eq!(states, 0, "exactly one State per command");
-    host.state(); // the one following the Hello's answer
     // Not armed: paused, every command still answered, with the same values.
     host.send(Message::Disarm);
     for k in 0..3 {
@@ -122,7 +139,8 @@ fn lockstep_answers_each_command_with_one_state_that_follows_the_plant() {
     }
     let report = sim.stop().unwrap();
     assert_eq!(report.steps, u64::from(N));
-    assert_eq!(report.sim_time_us, (u64::from(N) + 3) * PERIOD_US);
+    // N armed commands, 3 disarmed ones and the first, fetching one.
+    assert_eq!(report.sim_time_us, (u64::from(N) + 4) * PERIOD_US);
 }
 
 #[test]
@@ -131,7 +149,6 @@ fn reset_draws_the_same_start_for_the_same_seed() {
     let sim = spawn(lockstep(&dir, "reset"), Integrator::boxed([0.0, 0.0])).unwrap();
     let mut host = Host::open(sim.link_path());
     host.hello();
-    host.state();
     let start_7 = as_f32(Integrator::start(&mut ChaCha8Rng::seed_from_u64(7)));
     host.send(Message::Reset(Reset { seed: 7 }));
     assert_eq!(host.state().1.values.as_slice(), start_7);
@@ -162,7 +179,6 @@ fn sensor_latency_and_noise_shape_the_published_state() {
     let sim = spawn(options, Integrator::boxed([0.0, 0.0])).unwrap();
     let mut host = Host::open(sim.link_path());
     host.hello();
-    host.state();
     host.send(Message::Arm);
     let mut history = vec![[0.0, 0.0]];
     for k in 1..=10 {
@@ -183,7 +199,6 @@ fn sensor_latency_and_noise_shape_the_published_state() {
     let sim = spawn(options, Integrator::boxed([0.3, 0.0])).unwrap();
     let mut host = Host::open(sim.link_path());
     host.hello();
-    host.state();
     let mut squares = 0.0;
     const N: usize = 400;
     for k in 0..N {
@@ -211,7 +226,6 @@ fn a_lockstep_stall_holds_the_answer_and_jumps_sim_time() {
     let sim = spawn(options, Integrator::boxed([0.0, 0.0])).unwrap();
     let mut host = Host::open(sim.link_path());
     host.hello();
-    host.state();
     let mut stamps = Vec::new();
     for k in 1..=8 {
         host.command(k, &[0.0], u64::MAX);
