@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use handful::calib::Calibration;
+use handful::mpc::PlannerConfig;
 use handful::run::{self, ControllerKind, RunConfig};
 
 #[derive(Parser)]
@@ -65,6 +66,13 @@ struct RunArgs {
     /// Extra simulator arguments, e.g. --sim-arg=--sensor-noise=0.01 (repeatable).
     #[arg(long = "sim-arg", allow_hyphen_values = true)]
     sim_args: Vec<String>,
+    /// ONNX ensemble for `--controller mpc` (see models/README.md for the contract).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Planner settings as TOML (keys of `PlannerConfig`; missing keys keep the task's
+    /// real-time defaults).
+    #[arg(long)]
+    planner: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +104,19 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+fn planner_config(
+    path: Option<&std::path::Path>,
+    task: handful::task::Task,
+) -> anyhow::Result<PlannerConfig> {
+    let Some(path) = path else {
+        return Ok(PlannerConfig::for_task(task));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading planner settings {}", path.display()))?;
+    run::planner_config_from_toml(&text, task)
+        .with_context(|| format!("planner settings {}", path.display()))
+}
+
 fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let calib = Calibration::load(&args.calib)?;
     tracing::info!(calibration = %calib.path.display(), sha256 = calib.short_hash(), "calibration loaded");
@@ -125,6 +146,8 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         steps_per_episode: args.steps.unwrap_or(calib.task.episode_steps() as u32),
         seed: args.seed,
         sim_args: args.sim_args,
+        model: args.model,
+        planner: planner_config(args.planner.as_deref(), calib.task)?,
         software_version: env!("CARGO_PKG_VERSION"),
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;

@@ -25,8 +25,14 @@ use serde::Serialize;
 
 use crate::calib::Calibration;
 use crate::clock::{self, Clock};
-use crate::control::{self, EpisodeEnd, EpisodeSummary, LoopConfig, LoopReport, Mode, Request};
+use crate::control::{
+    self, Controller, EpisodeEnd, EpisodeSummary, LoopConfig, LoopReport, Mode, Request,
+};
 use crate::expert;
+use crate::model::{Ensemble, ModelExpectation};
+use crate::mpc::{
+    AnalyticDynamics, Dynamics, MpcController, Planner, PlannerConfig, TaskCost, Transition,
+};
 use crate::link::{Link, LinkStats};
 use crate::plant::PlantKind;
 use crate::sim;
@@ -37,6 +43,11 @@ use crate::sim;
 pub enum ControllerKind {
     /// The scripted expert of the task (energy pumping + LQR).
     Expert,
+    /// PETS MPC planning with the true (analytic) dynamics of the simulated plant: the
+    /// planner's upper bound, independent of learning.
+    MpcTrue,
+    /// PETS MPC planning with a learned ensemble from an ONNX file (`--model`).
+    Mpc,
 }
 
 /// Everything a run needs, resolved.
@@ -55,6 +66,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// Extra arguments for the simulator (noise, latency, faults), when it is started.
     pub sim_args: Vec<String>,
+    /// The ONNX ensemble for [`ControllerKind::Mpc`].
+    pub model: Option<PathBuf>,
+    /// Planner settings (default: the task's real-time configuration).
+    pub planner: PlannerConfig,
     pub software_version: &'static str,
 }
 
@@ -111,9 +126,13 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
     write_json(&config.out_dir.join("robot.json"), link.robot())?;
     tracing::info!(robot = %link.robot().robot_id, "robot link up");
 
-    let controller = match config.controller {
-        ControllerKind::Expert => expert::expert_for(calib.task),
-    };
+    let controller = build_controller(
+        config.controller,
+        calib,
+        config.model.as_deref(),
+        &config.planner,
+        &clock,
+    )?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
     loop_config.record_policy = control::RecordPolicy::Lossy;
     let handle = control::spawn(loop_config, Arc::clone(&link), controller, clock)
@@ -225,6 +244,70 @@ fn end_name(end: EpisodeEnd) -> String {
         EpisodeEnd::Interrupted => "interrupted".into(),
         EpisodeEnd::Faulted(fault) => format!("fault:{fault:?}"),
     }
+}
+
+/// A controller of `kind` for the robot `calib` describes, ready for the control thread.
+/// `model` is the ONNX ensemble of [`ControllerKind::Mpc`]; `clock` gives the planner
+/// its deadlines.
+pub fn build_controller(
+    kind: ControllerKind,
+    calib: &Calibration,
+    model: Option<&Path>,
+    planner: &PlannerConfig,
+    clock: &Clock,
+) -> anyhow::Result<Box<dyn Controller>> {
+    let dynamics: Box<dyn Dynamics> = match kind {
+        ControllerKind::Expert => return Ok(expert::expert_for(calib.task)),
+        ControllerKind::MpcTrue => {
+            let plant = plant_for(calib)?;
+            let transition: Transition = match plant {
+                PlantKind::Cartpole => crate::plant::cartpole::transition,
+                PlantKind::Pendulum => crate::plant::pendulum::transition,
+            };
+            Box::new(AnalyticDynamics::new(
+                transition,
+                calib.state_dim(),
+                calib.action_dim(),
+            ))
+        }
+        ControllerKind::Mpc => {
+            let path = model.context("--controller mpc needs --model FILE.onnx")?;
+            let ensemble = Ensemble::load(path, &ModelExpectation::from_calibration(calib))
+                .with_context(|| format!("loading model {}", path.display()))?;
+            tracing::info!(model = %path.display(), sha256 = %ensemble.info().sha256, "model loaded");
+            Box::new(ensemble)
+        }
+    };
+    let bounds: Vec<(f32, f32)> = calib.actions.iter().map(|a| (a.min, a.max)).collect();
+    let planner = Planner::new(
+        planner.clone(),
+        calib.state_dim(),
+        calib.action_dim(),
+        &bounds,
+        dynamics.ensemble_size(),
+    )
+    .context("planner configuration")?;
+    let controller = MpcController::new(
+        planner,
+        dynamics,
+        Box::new(TaskCost(calib.task)),
+        clock.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
+    Ok(Box::new(controller))
+}
+
+/// Planner settings from TOML: the task's real-time defaults with the file's keys
+/// over them. Unknown keys are refused with their name.
+pub fn planner_config_from_toml(text: &str, task: crate::task::Task) -> anyhow::Result<PlannerConfig> {
+    let overrides: toml::Table = toml::from_str(text).context("not valid TOML")?;
+    let mut merged = toml::Table::try_from(PlannerConfig::for_task(task))
+        .context("serialising the default planner settings")?;
+    for (key, value) in overrides {
+        merged.insert(key, value);
+    }
+    let config: PlannerConfig = merged.try_into().context("planner settings")?;
+    Ok(config)
 }
 
 /// The simulator's arguments for this run: the calibration's plant, a link inside the run

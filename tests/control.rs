@@ -71,3 +71,20 @@ fn lockstep_episodes_are_deterministic_for_a_seed() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn mpc_with_the_true_dynamics_swings_up_the_cartpole_over_the_pty() {
+    use handful::run::{ControllerKind, build_controller};
+    let calib = calibration("cartpole-sim.toml");
+    // The shipped real-time planner; a deterministic model needs one particle.
+    let mut planner = handful::mpc::PlannerConfig::for_task(Task::CartpoleSwingup);
+    planner.particles = 1;
+    let clock = handful::clock::Clock::simulated();
+    let controller =
+        build_controller(ControllerKind::MpcTrue, &calib, None, &planner, &clock).unwrap();
+    let rig = Rig::start(&calib, PlantKind::Cartpole, true, |_| {}, controller);
+    let summary = rig.episode(200, 21);
+    eprintln!("MPC (true dynamics) return over the pty: {:.1}", summary.episode_return);
+    assert_eq!(summary.end, EpisodeEnd::Completed, "{summary:?}");
+    assert!(summary.episode_return > 170.0, "{summary:?}");
+}
