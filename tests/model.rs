@@ -252,4 +252,5 @@ fn nan_weights_give_non_finite_not_a_panic() {
     assert_eq!(err, DynamicsError::NonFinite);
 }
 
+mod agreement;
 mod refusal;

@@ -11,3 +11,5 @@ mod control;
 // Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
 mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
+// The handful binary end to end: run directory, outside models, errors.
+mod cli;

@@ -1,0 +1,191 @@
+//! The `handful` binary end to end: the run directory it writes, a model built outside
+//! the project driving the robot, and its errors.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn handful() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_handful"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn run_writes_the_run_directory_with_returns_timing_and_link_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let status = handful()
+        .args([
+            "run",
+            "--lockstep",
+            "--episodes",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for file in [
+        "config.json",
+        "calibration.toml",
+        "robot.json",
+        "episodes.csv",
+        "summary.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let summary = read_json(&out.join("summary.json"));
+    let episodes = summary["episodes"].as_array().unwrap();
+    assert_eq!(episodes.len(), 2);
+    for episode in episodes {
+        assert_eq!(episode["end"], "completed");
+        assert!(
+            episode["episode_return"].as_f64().unwrap() > 160.0,
+            "{episode}"
+        );
+    }
+    let calib_text =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("calib/cartpole-sim.toml"))
+            .unwrap();
+    assert_eq!(
+        summary["calibration_sha256"],
+        handful::calib::hex_sha256(&calib_text)
+    );
+    assert_eq!(summary["loop_report"]["timing"]["overruns"], 0);
+    assert!(
+        summary["loop_report"]["timing"]["compute"]["p99_us"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(summary["link"]["crc_errors"], 0);
+    assert_eq!(
+        read_json(&out.join("robot.json"))["robot_id"],
+        "cartpole-sim"
+    );
+    // The simulator removed its link when it stopped.
+    assert!(!out.join("robot.tty").exists());
+}
+
+#[test]
+fn an_ensemble_built_outside_the_project_drives_the_robot() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = repo.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run `bash models/setup.sh`",
+        python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("ensemble.onnx");
+    let status = Command::new(&python)
+        .arg(repo.join("models/make_ensemble.py"))
+        .args(["--ensemble-size", "5", "--hidden", "32,32", "--seed", "1"])
+        .args([
+            "--state-names",
+            "cart_position,pole_angle,cart_velocity,pole_angular_velocity",
+        ])
+        .args([
+            "--action-names",
+            "force",
+            "--control-period-us",
+            "40000",
+            "--out",
+        ])
+        .arg(&model)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(
+        &planner,
+        "population = 60\nelites = 6\nhorizon = 10\nparticles = 5\n",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let output = handful()
+        .args([
+            "run",
+            "--lockstep",
+            "--controller",
+            "mpc",
+            "--episodes",
+            "1",
+            "--steps",
+            "30",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--planner")
+        .arg(&planner)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["episodes"][0]["end"], "completed", "{summary}");
+    assert_eq!(summary["episodes"][0]["steps"], 30);
+}
+
+#[test]
+fn a_model_for_another_robot_is_refused_with_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = handful()
+        .args([
+            "run",
+            "--lockstep",
+            "--controller",
+            "mpc",
+            "--model",
+            "models/fixtures/linear.onnx",
+            "--out",
+        ])
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("models/fixtures/linear.onnx"), "{stderr}");
+    assert!(stderr.contains("cart_position"), "{stderr}");
+}
+
+#[test]
+fn a_malformed_calibration_is_an_error_naming_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("calib/cartpole-sim.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &path,
+        good.replace(
+            "heartbeat_interval_ms = 100.0",
+            "heartbeat_interval_ms = \"often\"",
+        ),
+    )
+    .unwrap();
+    let output = handful().arg("calib").arg(&path).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("heartbeat_interval_ms"),
+        "{stderr}"
+    );
+}
