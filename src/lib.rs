@@ -14,4 +14,5 @@ pub mod plant;
 pub mod run;
 pub mod sim;
 pub mod task;
+pub mod teleop;
 pub mod thread;

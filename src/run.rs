@@ -29,11 +29,11 @@ use crate::control::{
     self, Controller, EpisodeEnd, EpisodeSummary, LoopConfig, LoopReport, Mode, Request,
 };
 use crate::expert;
+use crate::link::{Link, LinkStats};
 use crate::model::{Ensemble, ModelExpectation};
 use crate::mpc::{
     AnalyticDynamics, Dynamics, MpcController, Planner, PlannerConfig, TaskCost, Transition,
 };
-use crate::link::{Link, LinkStats};
 use crate::plant::PlantKind;
 use crate::sim;
 
@@ -100,31 +100,19 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
     std::fs::write(config.out_dir.join("calibration.toml"), &calib.text)
         .context("writing calibration.toml")?;
 
-    // The robot: a real port, or the simulator in its own process over a pty.
-    let _sim_process;
-    let port = match &config.port {
-        Some(port) => port.clone(),
-        None => {
-            let args = sim_args_for(config, calib)?;
-            let process = sim::spawn_process(exe, &args).context("starting the simulated robot")?;
-            let path = process.link_path().to_owned();
-            tracing::info!(pid = process.pid(), link = %path.display(), "simulated robot started");
-            _sim_process = process;
-            path
-        }
-    };
-
-    let clock = if config.lockstep {
-        Clock::simulated()
-    } else {
-        Clock::real()
-    };
-    let link = Arc::new(
-        Link::open(calib, &port, clock.clone())
-            .with_context(|| format!("opening the robot link on {}", port.display()))?,
-    );
+    let robot = Robot::connect(
+        calib,
+        &RobotOptions {
+            port: config.port.clone(),
+            lockstep: config.lockstep,
+            seed: config.seed,
+            sim_args: config.sim_args.clone(),
+            dir: config.out_dir.clone(),
+        },
+        exe,
+    )?;
+    let (link, clock) = (Arc::clone(&robot.link), robot.clock.clone());
     write_json(&config.out_dir.join("robot.json"), link.robot())?;
-    tracing::info!(robot = %link.robot().robot_id, "robot link up");
 
     let controller = build_controller(
         config.controller,
@@ -299,7 +287,10 @@ pub fn build_controller(
 
 /// Planner settings from TOML: the task's real-time defaults with the file's keys
 /// over them. Unknown keys are refused with their name.
-pub fn planner_config_from_toml(text: &str, task: crate::task::Task) -> anyhow::Result<PlannerConfig> {
+pub fn planner_config_from_toml(
+    text: &str,
+    task: crate::task::Task,
+) -> anyhow::Result<PlannerConfig> {
     let overrides: toml::Table = toml::from_str(text).context("not valid TOML")?;
     let mut merged = toml::Table::try_from(PlannerConfig::for_task(task))
         .context("serialising the default planner settings")?;
@@ -310,9 +301,68 @@ pub fn planner_config_from_toml(text: &str, task: crate::task::Task) -> anyhow::
     Ok(config)
 }
 
-/// The simulator's arguments for this run: the calibration's plant, a link inside the run
-/// directory, the run's seed and clock mode, then the user's extra `--sim-arg`s.
-pub fn sim_args_for(config: &RunConfig, calib: &Calibration) -> anyhow::Result<sim::SimArgs> {
+/// Where the robot is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct RobotOptions {
+    /// A serial device; `None` starts the simulated robot of the calibration.
+    pub port: Option<PathBuf>,
+    /// Simulator only: one plant step per command, on a simulated clock.
+    pub lockstep: bool,
+    pub seed: u64,
+    /// Extra simulator arguments (`--sim-arg`).
+    pub sim_args: Vec<String>,
+    /// The simulator's link goes here (`robot.tty`).
+    pub dir: PathBuf,
+}
+
+/// A connected robot: the link, the clock the control loop must use, and the simulator
+/// process when there is one (stopped when this is dropped).
+pub struct Robot {
+    pub link: Arc<Link>,
+    pub clock: Clock,
+    _sim: Option<sim::SimProcess>,
+}
+
+impl Robot {
+    /// Opens the port, or starts the simulator in its own process behind a pty and opens
+    /// that; then handshakes and validates the robot against `calib`.
+    pub fn connect(
+        calib: &Calibration,
+        options: &RobotOptions,
+        exe: &Path,
+    ) -> anyhow::Result<Robot> {
+        let mut sim_process = None;
+        let port = match &options.port {
+            Some(port) => port.clone(),
+            None => {
+                let args = sim_args_for(calib, options)?;
+                let process =
+                    sim::spawn_process(exe, &args).context("starting the simulated robot")?;
+                let path = process.link_path().to_owned();
+                tracing::info!(pid = process.pid(), link = %path.display(), "simulated robot started");
+                sim_process = Some(process);
+                path
+            }
+        };
+        let clock = if options.lockstep {
+            Clock::simulated()
+        } else {
+            Clock::real()
+        };
+        let link = Link::open(calib, &port, clock.clone())
+            .with_context(|| format!("opening the robot link on {}", port.display()))?;
+        tracing::info!(robot = %link.robot().robot_id, "robot link up");
+        Ok(Robot {
+            link: Arc::new(link),
+            clock,
+            _sim: sim_process,
+        })
+    }
+}
+
+/// The simulator's arguments: the calibration's plant, a link in `options.dir`, the seed
+/// and clock mode, the calibrated watchdog, then the user's extra `--sim-arg`s.
+pub fn sim_args_for(calib: &Calibration, options: &RobotOptions) -> anyhow::Result<sim::SimArgs> {
     #[derive(clap::Parser)]
     struct SimCli {
         #[command(flatten)]
@@ -323,18 +373,18 @@ pub fn sim_args_for(config: &RunConfig, calib: &Calibration) -> anyhow::Result<s
         "sim".to_owned(),
         plant.name().to_owned(),
         "--link".to_owned(),
-        config.out_dir.join("robot.tty").display().to_string(),
+        options.dir.join("robot.tty").display().to_string(),
         "--seed".to_owned(),
-        config.seed.to_string(),
+        options.seed.to_string(),
         // The simulated firmware's watchdog is the one the calibration expects.
         format!("--watchdog-ms={}", calib.watchdog_timeout_us / 1000),
     ];
-    if config.lockstep {
+    if options.lockstep {
         argv.push("--lockstep".to_owned());
     }
-    argv.extend(config.sim_args.iter().cloned());
+    argv.extend(options.sim_args.iter().cloned());
     let cli = <SimCli as clap::Parser>::try_parse_from(&argv)
-        .map_err(|e| anyhow::anyhow!("bad simulator arguments {:?}: {e}", config.sim_args))?;
+        .map_err(|e| anyhow::anyhow!("bad simulator arguments {:?}: {e}", options.sim_args))?;
     Ok(cli.args)
 }
 
