@@ -11,3 +11,5 @@ mod control;
 // Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
 mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
+// LeRobot v3 datasets: round trip, kill -9 recovery, corruption, merge, validation, pyarrow.
+mod dataset;

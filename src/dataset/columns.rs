@@ -42,7 +42,10 @@ pub struct RecordedFrame {
 /// The lerobot dtype and the Arrow type of each column, for `state_len` × `action_len`.
 pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 12] {
     let list = |n: usize| {
-        DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), n as i32)
+        DataType::FixedSizeList(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            n as i32,
+        )
     };
     [
         ("float32", list(state_len)),
@@ -114,7 +117,15 @@ impl Columns {
 
     pub fn clear(&mut self) {
         macro_rules! clr { ($($f:ident),*) => { $( self.$f.clear(); )* } }
-        clr!(state, action, reward, done, host_time_us, firmware_time_us, is_expert);
+        clr!(
+            state,
+            action,
+            reward,
+            done,
+            host_time_us,
+            firmware_time_us,
+            is_expert
+        );
         clr!(timestamp, frame_index, episode_index, index, task_index);
     }
 
@@ -136,7 +147,15 @@ impl Columns {
 
     pub fn append(&mut self, other: &Columns) {
         macro_rules! ext { ($($f:ident),*) => { $( self.$f.extend_from_slice(&other.$f); )* } }
-        ext!(state, action, reward, done, host_time_us, firmware_time_us, is_expert);
+        ext!(
+            state,
+            action,
+            reward,
+            done,
+            host_time_us,
+            firmware_time_us,
+            is_expert
+        );
         ext!(timestamp, frame_index, episode_index, index, task_index);
     }
 
@@ -182,16 +201,24 @@ impl Columns {
         ];
         let schema = frame_schema(self.state_len, self.action_len);
         // Lengths and types match the schema by construction.
-        RecordBatch::try_new(schema, cols).unwrap_or_else(|_| RecordBatch::new_empty(frame_schema(0, 0)))
+        RecordBatch::try_new(schema, cols)
+            .unwrap_or_else(|_| RecordBatch::new_empty(frame_schema(0, 0)))
     }
 
     /// Decodes a batch of `path`, checking every column's type and the vector widths.
-    pub fn from_batch(batch: &RecordBatch, state_len: usize, action_len: usize, path: &Path) -> Result<Self, DatasetError> {
+    pub fn from_batch(
+        batch: &RecordBatch,
+        state_len: usize,
+        action_len: usize,
+        path: &Path,
+    ) -> Result<Self, DatasetError> {
         let mut out = Self::with_capacity(state_len, action_len, batch.num_rows());
         let types = column_types(state_len, action_len);
         let col = |i: usize| -> Result<&ArrayRef, DatasetError> {
             let (name, want) = (FEATURE_NAMES[i], &types[i].1);
-            let found = batch.column_by_name(name).ok_or_else(|| bad(path, name, want, "no such column".into()))?;
+            let found = batch
+                .column_by_name(name)
+                .ok_or_else(|| bad(path, name, want, "no such column".into()))?;
             if found.data_type() != want {
                 let ok = matches!((found.data_type(), want), (DataType::FixedSizeList(f, n), DataType::FixedSizeList(_, m)) if n == m && f.data_type() == &DataType::Float32);
                 if !ok {
@@ -199,17 +226,52 @@ impl Columns {
                 }
             }
             if found.null_count() > 0 {
-                return Err(bad(path, name, want, format!("{} null values", found.null_count())));
+                return Err(bad(
+                    path,
+                    name,
+                    want,
+                    format!("{} null values", found.null_count()),
+                ));
             }
             Ok(found)
         };
-        macro_rules! prim { ($i:expr, $ty:ty, $dst:expr) => {{
-            let a = col($i)?.as_any().downcast_ref::<$ty>().ok_or_else(|| bad(path, FEATURE_NAMES[$i], &types[$i].1, "another array type".into()))?;
-            $dst.extend(a.iter().map(|v| v.unwrap_or_default()));
-        }}}
+        macro_rules! prim {
+            ($i:expr, $ty:ty, $dst:expr) => {{
+                let a = col($i)?.as_any().downcast_ref::<$ty>().ok_or_else(|| {
+                    bad(
+                        path,
+                        FEATURE_NAMES[$i],
+                        &types[$i].1,
+                        "another array type".into(),
+                    )
+                })?;
+                $dst.extend(a.iter().map(|v| v.unwrap_or_default()));
+            }};
+        }
         for (i, dst) in [(0usize, &mut out.state), (1, &mut out.action)] {
-            let a = col(i)?.as_any().downcast_ref::<FixedSizeListArray>().ok_or_else(|| bad(path, FEATURE_NAMES[i], &types[i].1, "another array type".into()))?;
-            let values = a.values().as_any().downcast_ref::<Float32Array>().ok_or_else(|| bad(path, FEATURE_NAMES[i], &types[i].1, "non-float32 items".into()))?;
+            let a = col(i)?
+                .as_any()
+                .downcast_ref::<FixedSizeListArray>()
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        FEATURE_NAMES[i],
+                        &types[i].1,
+                        "another array type".into(),
+                    )
+                })?;
+            let values = a
+                .values()
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        FEATURE_NAMES[i],
+                        &types[i].1,
+                        "non-float32 items".into(),
+                    )
+                })?;
             let width = a.value_length() as usize;
             let start = a.offset() * width;
             dst.extend_from_slice(&values.values()[start..start + a.len() * width]);

@@ -27,24 +27,73 @@ pub(crate) const TASK_KEY: &str = "handful.task";
 
 impl Committed {
     pub fn new(spec: &DatasetSpec) -> Self {
-        Self { info: Info::new(spec), episodes: Vec::new(), tasks: Vec::new() }
+        Self {
+            info: Info::new(spec),
+            episodes: Vec::new(),
+            tasks: Vec::new(),
+        }
     }
 
     pub fn load(root: &Path) -> Result<Self, DatasetError> {
         let info = Info::load(root)?;
         let episodes = meta::read_episodes(root)?;
         let tasks = meta::load_tasks(root)?;
-        Ok(Self { info, episodes, tasks })
+        Ok(Self {
+            info,
+            episodes,
+            tasks,
+        })
     }
 
     pub fn task_index(&self, task: &str) -> i64 {
-        self.tasks.iter().position(|t| t == task).unwrap_or(self.tasks.len()) as i64
+        self.tasks
+            .iter()
+            .position(|t| t == task)
+            .unwrap_or(self.tasks.len()) as i64
     }
 
-    /// Committed rows of data file (`chunk`, `file`).
+    /// Committed rows of data file (`chunk`, `file`), from its episodes' global frame ranges.
     pub fn rows_in(&self, chunk: i64, file: i64) -> i64 {
         let of_file = |e: &&EpisodeMeta| e.data_chunk_index == chunk && e.data_file_index == file;
-        self.episodes.iter().filter(of_file).map(|e| e.length).sum()
+        let from = self
+            .episodes
+            .iter()
+            .filter(of_file)
+            .map(|e| e.dataset_from_index)
+            .min();
+        let to = self
+            .episodes
+            .iter()
+            .filter(of_file)
+            .map(|e| e.dataset_to_index)
+            .max();
+        to.zip(from).map_or(0, |(to, from)| to - from)
+    }
+
+    /// Checks the footers of the data files (all, or only the last, which appends go to):
+    /// each must decode and hold the rows its episodes say. Errors name the file.
+    pub fn check_data_files(&self, root: &Path, all: bool) -> Result<(), DatasetError> {
+        let mut files: Vec<(i64, i64)> = self
+            .episodes
+            .iter()
+            .map(|e| (e.data_chunk_index, e.data_file_index))
+            .collect();
+        files.dedup();
+        let skip = if all {
+            0
+        } else {
+            files.len().saturating_sub(1)
+        };
+        for &(chunk, file) in &files[skip..] {
+            let path = data_path(root, chunk, file);
+            let rows = open_parquet(&path)?.metadata().file_metadata().num_rows();
+            let want = self.rows_in(chunk, file);
+            if rows != want {
+                let message = format!("holds {rows} rows; the episodes table says {want}");
+                return Err(DatasetError::Malformed { path, message });
+            }
+        }
+        Ok(())
     }
 
     /// Writes the dataset's meta files from scratch (a new dataset).
@@ -89,7 +138,11 @@ pub(crate) fn read_staged(
             }
             Err(e) => {
                 for p in &parts[i..] {
-                    let why = if p == path { format!("{e:#}") } else { "follows a dropped part".into() };
+                    let why = if p == path {
+                        format!("{e:#}")
+                    } else {
+                        "follows a dropped part".into()
+                    };
                     dropped.push((p.clone(), why));
                 }
                 break;
@@ -102,7 +155,11 @@ pub(crate) fn read_staged(
 fn read_part(path: &Path, s: usize, a: usize) -> Result<(Columns, Option<String>), DatasetError> {
     let builder = open_parquet(path)?;
     let kv = builder.metadata().file_metadata().key_value_metadata();
-    let task = kv.and_then(|kv| kv.iter().find(|k| k.key == TASK_KEY).and_then(|k| k.value.clone()));
+    let task = kv.and_then(|kv| {
+        kv.iter()
+            .find(|k| k.key == TASK_KEY)
+            .and_then(|k| k.value.clone())
+    });
     let mut cols = Columns::with_capacity(s, a, 0);
     for batch in read_parquet(path)? {
         cols.append(&Columns::from_batch(&batch, s, a, path)?);
@@ -141,7 +198,9 @@ pub(crate) fn commit_episode(
         None => (0, 0),
         Some(e) => {
             let path = data_path(root, e.data_chunk_index, e.data_file_index);
-            let bytes = std::fs::metadata(&path).map_err(io_err("stat", &path))?.len();
+            let bytes = std::fs::metadata(&path)
+                .map_err(io_err("stat", &path))?
+                .len();
             if bytes < next.info.data_files_size_in_mb * 1024 * 1024 {
                 (e.data_chunk_index, e.data_file_index)
             } else {
@@ -165,7 +224,9 @@ pub(crate) fn commit_episode(
     next.info.total_episodes = next.episodes.len() as i64;
     next.info.total_frames = ep.dataset_to_index;
     next.info.total_tasks = next.tasks.len() as i64;
-    next.info.splits.insert("train".into(), format!("0:{}", next.episodes.len()));
+    next.info
+        .splits
+        .insert("train".into(), format!("0:{}", next.episodes.len()));
     if recovered {
         next.info.handful.recovered_episodes.push(episode_index);
     }

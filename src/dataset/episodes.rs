@@ -42,14 +42,29 @@ pub(crate) fn write_episodes(root: &Path, episodes: &[EpisodeMeta]) -> Result<()
     }
     add("tasks", Arc::new(tasks.finish()));
     add("length", int(e.iter().map(|e| e.length)));
-    add("data/chunk_index", int(e.iter().map(|e| e.data_chunk_index)));
+    add(
+        "data/chunk_index",
+        int(e.iter().map(|e| e.data_chunk_index)),
+    );
     add("data/file_index", int(e.iter().map(|e| e.data_file_index)));
-    add("dataset_from_index", int(e.iter().map(|e| e.dataset_from_index)));
-    add("dataset_to_index", int(e.iter().map(|e| e.dataset_to_index)));
+    add(
+        "dataset_from_index",
+        int(e.iter().map(|e| e.dataset_from_index)),
+    );
+    add(
+        "dataset_to_index",
+        int(e.iter().map(|e| e.dataset_to_index)),
+    );
     add("meta/episodes/chunk_index", int(e.iter().map(|_| 0)));
     add("meta/episodes/file_index", int(e.iter().map(|_| 0)));
-    add("handful/recovered", Arc::new(BooleanArray::from_iter(e.iter().map(|e| Some(e.recovered)))));
-    let features: Vec<String> = e.first().map(|e| e.stats.keys().cloned().collect()).unwrap_or_default();
+    add(
+        "handful/recovered",
+        Arc::new(BooleanArray::from_iter(e.iter().map(|e| Some(e.recovered)))),
+    );
+    let features: Vec<String> = e
+        .first()
+        .map(|e| e.stats.keys().cloned().collect())
+        .unwrap_or_default();
     for feature in &features {
         for stat in STATS {
             let name = format!("stats/{feature}/{stat}");
@@ -57,7 +72,8 @@ pub(crate) fn write_episodes(root: &Path, episodes: &[EpisodeMeta]) -> Result<()
                 let mut b = ListBuilder::new(Int64Builder::new());
                 for ep in e {
                     let s = ep.stats.get(feature);
-                    b.values().append_slice(s.map(|s| s.count.as_slice()).unwrap_or(&[]));
+                    b.values()
+                        .append_slice(s.map(|s| s.count.as_slice()).unwrap_or(&[]));
                     b.append(true);
                 }
                 add(&name, Arc::new(b.finish()));
@@ -81,8 +97,11 @@ pub(crate) fn write_episodes(root: &Path, episodes: &[EpisodeMeta]) -> Result<()
     }
     let path = episodes_path(root);
     let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(schema.clone(), cols)
-        .map_err(|e| DatasetError::Malformed { path: path.clone(), message: e.to_string() })?;
+    let batch =
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     write_parquet_atomic(&path, schema, &[vec![batch]], Vec::new())
 }
 
@@ -100,7 +119,11 @@ pub(crate) fn read_episodes(root: &Path) -> Result<Vec<EpisodeMeta>, DatasetErro
     Ok(out)
 }
 
-fn read_batch(batch: &RecordBatch, path: &Path, out: &mut Vec<EpisodeMeta>) -> Result<(), DatasetError> {
+fn read_batch(
+    batch: &RecordBatch,
+    path: &Path,
+    out: &mut Vec<EpisodeMeta>,
+) -> Result<(), DatasetError> {
     let column = |name: &str, expected: &str| DatasetError::Column {
         path: path.to_path_buf(),
         column: name.to_string(),
@@ -111,36 +134,58 @@ fn read_batch(batch: &RecordBatch, path: &Path, out: &mut Vec<EpisodeMeta>) -> R
             .unwrap_or_else(|| "no such column".into()),
     };
     let ints = |name: &str| -> Result<&Int64Array, DatasetError> {
-        batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<Int64Array>()).ok_or_else(|| column(name, "Int64"))
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| column(name, "Int64"))
     };
     let list = |name: &str| -> Result<&ListArray, DatasetError> {
-        batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<ListArray>()).ok_or_else(|| column(name, "List"))
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<ListArray>())
+            .ok_or_else(|| column(name, "List"))
     };
     let (idx, len) = (ints("episode_index")?, ints("length")?);
     let (chunk, file) = (ints("data/chunk_index")?, ints("data/file_index")?);
     let (from, to) = (ints("dataset_from_index")?, ints("dataset_to_index")?);
     let tasks = list("tasks")?;
-    let recovered = batch.column_by_name("handful/recovered").and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+    let recovered = batch
+        .column_by_name("handful/recovered")
+        .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
     let stat_features: Vec<String> = batch
         .schema()
         .fields()
         .iter()
-        .filter_map(|f| f.name().strip_prefix("stats/")?.strip_suffix("/mean").map(str::to_string))
+        .filter_map(|f| {
+            f.name()
+                .strip_prefix("stats/")?
+                .strip_suffix("/mean")
+                .map(str::to_string)
+        })
         .collect();
     for row in 0..batch.num_rows() {
         let t = tasks.value(row);
-        let t = t.as_any().downcast_ref::<StringArray>().ok_or_else(|| column("tasks", "List<Utf8>"))?;
+        let t = t
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| column("tasks", "List<Utf8>"))?;
         let mut stats = BTreeMap::new();
         for feature in &stat_features {
             let f64s = |stat: &str| -> Result<Vec<f64>, DatasetError> {
                 let name = format!("stats/{feature}/{stat}");
                 let v = list(&name)?.value(row);
-                let v = v.as_any().downcast_ref::<Float64Array>().ok_or_else(|| column(&name, "List<Float64>"))?;
+                let v = v
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .ok_or_else(|| column(&name, "List<Float64>"))?;
                 Ok(v.values().to_vec())
             };
             let name = format!("stats/{feature}/count");
             let count = list(&name)?.value(row);
-            let count = count.as_any().downcast_ref::<Int64Array>().ok_or_else(|| column(&name, "List<Int64>"))?;
+            let count = count
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| column(&name, "List<Int64>"))?;
             let s = FeatureStats {
                 min: f64s("min")?,
                 max: f64s("max")?,

@@ -16,7 +16,10 @@ use parquet::file::properties::WriterProperties;
 
 use super::DatasetError;
 
-pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DatasetError {
+pub(crate) fn io_err(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> DatasetError {
     let path = path.to_path_buf();
     move |source| DatasetError::Io {
         action,
@@ -106,7 +109,11 @@ pub(crate) struct ParquetOut {
 }
 
 impl ParquetOut {
-    pub fn create(path: &Path, schema: SchemaRef, metadata: Vec<KeyValue>) -> Result<Self, DatasetError> {
+    pub fn create(
+        path: &Path,
+        schema: SchemaRef,
+        metadata: Vec<KeyValue>,
+    ) -> Result<Self, DatasetError> {
         if let Some(dir) = path.parent() {
             create_dir_all(dir)?;
         }
@@ -114,14 +121,25 @@ impl ParquetOut {
         let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_key_value_metadata(if metadata.is_empty() { None } else { Some(metadata) })
+            .set_key_value_metadata(if metadata.is_empty() {
+                None
+            } else {
+                Some(metadata)
+            })
             .build();
-        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(pq_err("written", &tmp))?;
-        Ok(Self { writer: Some(writer), tmp, path: path.to_path_buf() })
+        let writer =
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(pq_err("written", &tmp))?;
+        Ok(Self {
+            writer: Some(writer),
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
 
     fn writer(&mut self) -> Result<&mut ArrowWriter<File>, DatasetError> {
-        self.writer.as_mut().ok_or(DatasetError::State("parquet writer already finished"))
+        self.writer
+            .as_mut()
+            .ok_or(DatasetError::State("parquet writer already finished"))
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), DatasetError> {
@@ -136,7 +154,10 @@ impl ParquetOut {
     }
 
     pub fn finish(mut self) -> Result<(), DatasetError> {
-        let writer = self.writer.take().ok_or(DatasetError::State("parquet writer already finished"))?;
+        let writer = self
+            .writer
+            .take()
+            .ok_or(DatasetError::State("parquet writer already finished"))?;
         let file = writer.into_inner().map_err(pq_err("written", &self.tmp))?;
         file.sync_all().map_err(io_err("fsync", &self.tmp))?;
         drop(file);
@@ -156,16 +177,17 @@ impl Drop for ParquetOut {
 }
 
 /// Opens a parquet file for streaming, `batch_rows` rows at a time.
-pub(crate) fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, DatasetError> {
+pub(crate) fn open_parquet(
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, DatasetError> {
     let file = File::open(path).map_err(io_err("open", path))?;
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err("read", path))
 }
 
 /// Reads a whole (small) parquet file.
 pub(crate) fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, DatasetError> {
-    let reader: ParquetRecordBatchReader = open_parquet(path)?
-        .build()
-        .map_err(pq_err("read", path))?;
+    let reader: ParquetRecordBatchReader =
+        open_parquet(path)?.build().map_err(pq_err("read", path))?;
     reader
         .map(|b| {
             b.map_err(|e| DatasetError::Parquet {
@@ -178,7 +200,11 @@ pub(crate) fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, DatasetError
 }
 
 /// `dir`'s entries whose names start with `prefix` and end with `suffix`, sorted by name.
-pub(crate) fn list_sorted(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<PathBuf>, DatasetError> {
+pub(crate) fn list_sorted(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Vec<PathBuf>, DatasetError> {
     if !dir.exists() {
         return Ok(Vec::new());
     }

@@ -14,21 +14,40 @@ pub fn merge(inputs: &[&Path], out: &Path) -> Result<Info, DatasetError> {
     if inputs.is_empty() {
         return Err(DatasetError::State("merge: no input datasets"));
     }
-    let readers = inputs.iter().map(|p| DatasetReader::open(p)).collect::<Result<Vec<_>, _>>()?;
+    let readers = inputs
+        .iter()
+        .map(|p| DatasetReader::open(p))
+        .collect::<Result<Vec<_>, _>>()?;
     let reference = readers[0].info().clone();
     for (path, reader) in inputs.iter().zip(&readers).skip(1) {
         let info = reader.info();
         if info.fps != reference.fps {
             let (expected, found) = (reference.fps.to_string(), info.fps.to_string());
-            return Err(DatasetError::Incompatible { path: path.to_path_buf(), what: "fps", expected, found });
+            return Err(DatasetError::Incompatible {
+                path: path.to_path_buf(),
+                what: "fps",
+                expected,
+                found,
+            });
         }
         if info.features != reference.features {
             let show = |i: &Info| serde_json::to_string(&i.features).unwrap_or_default();
             let (expected, found) = (show(&reference), show(info));
-            return Err(DatasetError::Incompatible { path: path.to_path_buf(), what: "features", expected, found });
+            return Err(DatasetError::Incompatible {
+                path: path.to_path_buf(),
+                what: "features",
+                expected,
+                found,
+            });
         }
     }
-    let names = |k: &str| reference.features.get(k).and_then(|f| f.names.clone()).unwrap_or_default();
+    let names = |k: &str| {
+        reference
+            .features
+            .get(k)
+            .and_then(|f| f.names.clone())
+            .unwrap_or_default()
+    };
     let spec = DatasetSpec {
         robot_type: reference.robot_type.clone().unwrap_or_default(),
         fps: reference.fps,

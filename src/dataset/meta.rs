@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use parquet::file::metadata::KeyValue;
 use serde::{Deserialize, Serialize};
 
 use super::columns::{FEATURE_NAMES, column_types};
@@ -39,7 +38,11 @@ pub(crate) fn data_path(root: &Path, chunk: i64, file: i64) -> PathBuf {
 }
 /// lerobot's `update_chunk_file_indices`.
 pub(crate) fn next_file(chunk: i64, file: i64) -> (i64, i64) {
-    if file == CHUNKS_SIZE - 1 { (chunk + 1, 0) } else { (chunk, file + 1) }
+    if file == CHUNKS_SIZE - 1 {
+        (chunk + 1, 0)
+    } else {
+        (chunk, file + 1)
+    }
 }
 
 /// Where a dataset came from (the `handful` key of `info.json`).
@@ -118,7 +121,11 @@ impl Info {
                     1 => (a, Some(spec.action_names.clone())),
                     _ => (1, None),
                 };
-                let f = Feature { dtype: dtype.into(), shape: vec![shape], names };
+                let f = Feature {
+                    dtype: dtype.into(),
+                    shape: vec![shape],
+                    names,
+                };
                 (name.to_string(), f)
             })
             .collect();
@@ -136,23 +143,36 @@ impl Info {
             data_path: DATA_PATH.into(),
             video_path: None,
             features,
-            handful: HandfulMeta { provenance: spec.provenance.clone(), ..Default::default() },
+            handful: HandfulMeta {
+                provenance: spec.provenance.clone(),
+                ..Default::default()
+            },
         }
     }
 
     /// Widths of `observation.state` and `action`.
     pub fn dims(&self) -> (usize, usize) {
-        let width = |k: &str| self.features.get(k).and_then(|f| f.shape.first().copied()).unwrap_or(0);
+        let width = |k: &str| {
+            self.features
+                .get(k)
+                .and_then(|f| f.shape.first().copied())
+                .unwrap_or(0)
+        };
         (width("observation.state"), width("action"))
     }
 
     pub(crate) fn load(root: &Path) -> Result<Self, DatasetError> {
         let path = info_path(root);
         let text = std::fs::read_to_string(&path).map_err(super::fsio::io_err("read", &path))?;
-        let info: Info = serde_json::from_str(&text)
-            .map_err(|e| DatasetError::Malformed { path: path.clone(), message: e.to_string() })?;
+        let info: Info = serde_json::from_str(&text).map_err(|e| DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         if info.codebase_version != CODEBASE_VERSION {
-            let message = format!("codebase_version is {:?}; expected {CODEBASE_VERSION:?}", info.codebase_version);
+            let message = format!(
+                "codebase_version is {:?}; expected {CODEBASE_VERSION:?}",
+                info.codebase_version
+            );
             return Err(DatasetError::Malformed { path, message });
         }
         for name in FEATURE_NAMES {
@@ -166,32 +186,26 @@ impl Info {
 
     pub(crate) fn save(&self, root: &Path) -> Result<(), DatasetError> {
         let path = info_path(root);
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| DatasetError::Malformed { path: path.clone(), message: e.to_string() })?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         write_atomic(&path, text.as_bytes())
     }
 }
 
 pub(crate) fn save_stats(root: &Path, stats: &Stats) -> Result<(), DatasetError> {
     let path = stats_path(root);
-    let text = serde_json::to_string_pretty(stats)
-        .map_err(|e| DatasetError::Malformed { path: path.clone(), message: e.to_string() })?;
+    let text = serde_json::to_string_pretty(stats).map_err(|e| DatasetError::Malformed {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     write_atomic(&path, text.as_bytes())
 }
 
 /// Writes the task table as pandas writes a frame indexed by `task`.
 pub(crate) fn save_tasks(root: &Path, tasks: &[String]) -> Result<(), DatasetError> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("task_index", DataType::Int64, true),
-        Field::new("task", DataType::Utf8, true),
-    ]));
-    let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from_iter_values(0..tasks.len() as i64)),
-        Arc::new(StringArray::from_iter_values(tasks)),
-    ];
-    let path = tasks_path(root);
-    let batch = RecordBatch::try_new(schema.clone(), cols)
-        .map_err(|e| DatasetError::Malformed { path: path.clone(), message: e.to_string() })?;
+    // pyarrow rebuilds the pandas index from the schema's `pandas` metadata, as lerobot expects.
     let pandas = serde_json::json!({
         "index_columns": ["task"],
         "column_indexes": [{"name": null, "field_name": null, "pandas_type": "unicode",
@@ -203,8 +217,25 @@ pub(crate) fn save_tasks(root: &Path, tasks: &[String]) -> Result<(), DatasetErr
         "creator": {"library": "handful", "version": env!("CARGO_PKG_VERSION")},
         "pandas_version": "2.3.3"
     });
-    let kv = vec![KeyValue::new("pandas".into(), pandas.to_string())];
-    write_parquet_atomic(&path, schema, &[vec![batch]], kv)
+    let fields = vec![
+        Field::new("task_index", DataType::Int64, true),
+        Field::new("task", DataType::Utf8, true),
+    ];
+    let metadata = [("pandas".to_string(), pandas.to_string())]
+        .into_iter()
+        .collect();
+    let schema = Arc::new(Schema::new(fields).with_metadata(metadata));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..tasks.len() as i64)),
+        Arc::new(StringArray::from_iter_values(tasks)),
+    ];
+    let path = tasks_path(root);
+    let batch =
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    write_parquet_atomic(&path, schema, &[vec![batch]], Vec::new())
 }
 
 /// The task strings in `task_index` order.
@@ -215,11 +246,20 @@ pub(crate) fn load_tasks(root: &Path) -> Result<Vec<String>, DatasetError> {
     }
     let mut pairs = Vec::new();
     for batch in read_parquet(&path)? {
-        let malformed = |m: &str| DatasetError::Malformed { path: path.clone(), message: m.into() };
-        let idx = batch.column_by_name("task_index").and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-        let task = batch.column_by_name("task").and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let malformed = |m: &str| DatasetError::Malformed {
+            path: path.clone(),
+            message: m.into(),
+        };
+        let idx = batch
+            .column_by_name("task_index")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
+        let task = batch
+            .column_by_name("task")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
         let (Some(idx), Some(task)) = (idx, task) else {
-            return Err(malformed("expected columns task_index (int64) and task (string)"));
+            return Err(malformed(
+                "expected columns task_index (int64) and task (string)",
+            ));
         };
         for i in 0..batch.num_rows() {
             pairs.push((idx.value(i), task.value(i).to_string()));
@@ -228,7 +268,10 @@ pub(crate) fn load_tasks(root: &Path) -> Result<Vec<String>, DatasetError> {
     pairs.sort();
     for (i, (idx, _)) in pairs.iter().enumerate() {
         if *idx != i as i64 {
-            let message = format!("task_index values are not 0..{}: found {idx} at position {i}", pairs.len());
+            let message = format!(
+                "task_index values are not 0..{}: found {idx} at position {i}",
+                pairs.len()
+            );
             return Err(DatasetError::Malformed { path, message });
         }
     }

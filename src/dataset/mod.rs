@@ -42,8 +42,8 @@ mod episodes;
 mod fsio;
 mod merge;
 mod meta;
-pub mod recover;
 mod reader;
+pub mod recover;
 mod stats;
 mod validate;
 mod writer;
@@ -98,7 +98,9 @@ pub enum DatasetError {
     },
     #[error("{0}")]
     State(&'static str),
-    #[error("cannot merge {path}: its {what} ({found}) differs from the first input's ({expected})")]
+    #[error(
+        "cannot merge {path}: its {what} ({found}) differs from the first input's ({expected})"
+    )]
     Incompatible {
         path: PathBuf,
         what: &'static str,

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowSelection, RowSelector};
 
+use super::DatasetError;
 use super::columns::{Columns, RecordedFrame};
 use super::commit::Committed;
 use super::fsio::{open_parquet, pq_err};
 use super::meta::{EpisodeMeta, Info, data_path};
 use super::recover::{RecoveryReport, recover};
-use super::DatasetError;
 
 /// Rows decoded per record batch while streaming.
 const BATCH_ROWS: usize = 1024;
@@ -28,7 +28,12 @@ impl DatasetReader {
     pub fn open(root: &Path) -> Result<Self, DatasetError> {
         let recovery = recover(root)?;
         let state = Committed::load(root)?;
-        Ok(Self { root: root.to_path_buf(), state, recovery })
+        state.check_data_files(root, true)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            state,
+            recovery,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -59,7 +64,11 @@ impl DatasetReader {
             let key = (ep.data_chunk_index, ep.data_file_index);
             match segments.last_mut() {
                 Some(seg) if seg.key == key => seg.take += ep.length as usize,
-                _ => segments.push(Segment { key, skip: 0, take: ep.length as usize }),
+                _ => segments.push(Segment {
+                    key,
+                    skip: 0,
+                    take: ep.length as usize,
+                }),
             }
         }
         self.iter(segments)
@@ -83,7 +92,11 @@ impl DatasetReader {
             .min()
             .unwrap_or(ep.dataset_from_index);
         let skip = (ep.dataset_from_index - file_start) as usize;
-        Ok(self.iter(vec![Segment { key, skip, take: ep.length as usize }]))
+        Ok(self.iter(vec![Segment {
+            key,
+            skip,
+            take: ep.length as usize,
+        }]))
     }
 
     fn iter(&self, mut segments: Vec<Segment>) -> FrameIter {
@@ -127,7 +140,10 @@ impl FrameIter {
             return Ok(false);
         };
         self.path = data_path(&self.root, seg.key.0, seg.key.1);
-        let selection = RowSelection::from(vec![RowSelector::skip(seg.skip), RowSelector::select(seg.take)]);
+        let selection = RowSelection::from(vec![
+            RowSelector::skip(seg.skip),
+            RowSelector::select(seg.take),
+        ]);
         let reader = open_parquet(&self.path)?
             .with_batch_size(BATCH_ROWS)
             .with_row_selection(selection)
@@ -142,13 +158,18 @@ impl FrameIter {
             if let Some(reader) = self.reader.as_mut() {
                 match reader.next() {
                     Some(Ok(batch)) => {
-                        self.batch = Columns::from_batch(&batch, self.dims.0, self.dims.1, &self.path)?;
+                        self.batch =
+                            Columns::from_batch(&batch, self.dims.0, self.dims.1, &self.path)?;
                         self.pos = 0;
                         return Ok(true);
                     }
                     Some(Err(e)) => {
                         let path = self.path.clone();
-                        return Err(DatasetError::Parquet { action: "decoded", path, source: e.into() });
+                        return Err(DatasetError::Parquet {
+                            action: "decoded",
+                            path,
+                            source: e.into(),
+                        });
                     }
                     None => self.reader = None,
                 }

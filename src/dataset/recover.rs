@@ -40,7 +40,10 @@ pub struct RecoveryReport {
 
 impl RecoveryReport {
     pub fn is_clean(&self) -> bool {
-        self.recovered.is_empty() && self.dropped.is_empty() && self.removed.is_empty() && self.trimmed.is_empty()
+        self.recovered.is_empty()
+            && self.dropped.is_empty()
+            && self.removed.is_empty()
+            && self.trimmed.is_empty()
     }
 }
 
@@ -62,7 +65,11 @@ pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
     let mut report = RecoveryReport::default();
     Info::load(root)?;
     remove_tmp_files(&root.join("meta"), &mut report)?;
-    for dir in [root.join("meta/episodes"), root.join("data"), root.join("staging")] {
+    for dir in [
+        root.join("meta/episodes"),
+        root.join("data"),
+        root.join("staging"),
+    ] {
         for sub in list_sorted(&dir, "", "")? {
             if sub.is_dir() {
                 remove_tmp_files(&sub, &mut report)?;
@@ -70,15 +77,15 @@ pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
         }
     }
     let mut state = Committed::load(root)?;
-    cut_uncommitted_data(root, &state, &mut report)?;
+    let staged = list_sorted(&root.join("staging"), "episode-", "")?;
+    let uncommitted = |d: &PathBuf| staging_index(d).is_none_or(|i| i >= state.info.total_episodes);
+    if staged.iter().any(uncommitted) {
+        // A crash mid-commit may have left rows or files the meta never recorded.
+        cut_uncommitted_data(root, &state, &mut report)?;
+    }
     let (s, a) = state.info.dims();
-    for dir in list_sorted(&root.join("staging"), "episode-", "")? {
-        let index: Option<i64> = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("episode-"))
-            .and_then(|n| n.parse().ok());
-        if index.is_some_and(|i| i < state.info.total_episodes) {
+    for dir in staged {
+        if staging_index(&dir).is_some_and(|i| i < state.info.total_episodes) {
             std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
             report.removed.push(dir);
             continue;
@@ -109,8 +116,15 @@ pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
 }
 
 /// Removes data files past the last committed one and cuts uncommitted rows off the last.
-fn cut_uncommitted_data(root: &Path, state: &Committed, report: &mut RecoveryReport) -> Result<(), DatasetError> {
-    let last = state.episodes.last().map(|e| (e.data_chunk_index, e.data_file_index));
+fn cut_uncommitted_data(
+    root: &Path,
+    state: &Committed,
+    report: &mut RecoveryReport,
+) -> Result<(), DatasetError> {
+    let last = state
+        .episodes
+        .last()
+        .map(|e| (e.data_chunk_index, e.data_file_index));
     for chunk_dir in list_sorted(&root.join("data"), "chunk-", "")? {
         for path in list_sorted(&chunk_dir, "file-", ".parquet")? {
             let Some((chunk, file)) = parse_data_path(&path) else {
@@ -132,8 +146,24 @@ fn cut_uncommitted_data(root: &Path, state: &Committed, report: &mut RecoveryRep
     Ok(())
 }
 
+fn staging_index(dir: &Path) -> Option<i64> {
+    dir.file_name()?
+        .to_str()?
+        .strip_prefix("episode-")?
+        .parse()
+        .ok()
+}
+
 fn parse_data_path(path: &Path) -> Option<(i64, i64)> {
-    let file = path.file_name()?.to_str()?.strip_prefix("file-")?.strip_suffix(".parquet")?;
-    let chunk = path.parent()?.file_name()?.to_str()?.strip_prefix("chunk-")?;
+    let file = path
+        .file_name()?
+        .to_str()?
+        .strip_prefix("file-")?
+        .strip_suffix(".parquet")?;
+    let chunk = path
+        .parent()?
+        .file_name()?
+        .to_str()?
+        .strip_prefix("chunk-")?;
     Some((chunk.parse().ok()?, file.parse().ok()?))
 }

@@ -49,7 +49,9 @@ fn feature_stats(values: &[f64], width: usize) -> FeatureStats {
             out.std[j] += (v - out.mean[j]).powi(2);
         }
     }
-    out.std.iter_mut().for_each(|s| *s = (*s / rows as f64).sqrt());
+    out.std
+        .iter_mut()
+        .for_each(|s| *s = (*s / rows as f64).sqrt());
     out
 }
 
@@ -57,7 +59,11 @@ fn feature_stats(values: &[f64], width: usize) -> FeatureStats {
 pub(crate) fn episode_stats(c: &Columns) -> Stats {
     let f32s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
     let i64s = |v: &[i64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-    let bools = |v: &[bool]| v.iter().map(|&x| f64::from(u8::from(x))).collect::<Vec<_>>();
+    let bools = |v: &[bool]| {
+        v.iter()
+            .map(|&x| f64::from(u8::from(x)))
+            .collect::<Vec<_>>()
+    };
     let columns: [(Vec<f64>, usize); 12] = [
         (f32s(&c.state), c.state_len),
         (f32s(&c.action), c.action_len),
@@ -89,7 +95,10 @@ pub(crate) fn aggregate<'a>(episodes: impl IntoIterator<Item = &'a Stats>) -> St
     for name in first.keys() {
         let parts: Vec<&FeatureStats> = episodes.iter().filter_map(|e| e.get(name)).collect();
         let width = parts[0].mean.len();
-        let total: i64 = parts.iter().map(|p| p.count.first().copied().unwrap_or(0)).sum();
+        let total: i64 = parts
+            .iter()
+            .map(|p| p.count.first().copied().unwrap_or(0))
+            .sum();
         let mut agg = FeatureStats {
             min: vec![f64::INFINITY; width],
             max: vec![f64::NEG_INFINITY; width],

@@ -43,10 +43,14 @@ impl DatasetWriter {
     /// Creates a new, empty dataset at `root` (which must not hold one already).
     pub fn create(root: &Path, spec: DatasetSpec) -> Result<Self, DatasetError> {
         if info_path(root).exists() {
-            return Err(DatasetError::AlreadyExists { path: info_path(root) });
+            return Err(DatasetError::AlreadyExists {
+                path: info_path(root),
+            });
         }
         if spec.fps == 0 || spec.state_names.is_empty() || spec.action_names.is_empty() {
-            return Err(DatasetError::State("a dataset needs fps > 0 and at least one state and one action"));
+            return Err(DatasetError::State(
+                "a dataset needs fps > 0 and at least one state and one action",
+            ));
         }
         create_dir_all(root)?;
         let state = Committed::new(&spec);
@@ -58,6 +62,7 @@ impl DatasetWriter {
     pub fn open_append(root: &Path) -> Result<Self, DatasetError> {
         let recovery = recover(root)?;
         let state = Committed::load(root)?;
+        state.check_data_files(root, false)?;
         Ok(Self::with_state(root, state, recovery))
     }
 
@@ -97,7 +102,9 @@ impl DatasetWriter {
     /// Starts an episode of `task`.
     pub fn begin_episode(&mut self, task: &str) -> Result<(), DatasetError> {
         if self.current.is_some() {
-            return Err(DatasetError::State("begin_episode: an episode is already in progress"));
+            return Err(DatasetError::State(
+                "begin_episode: an episode is already in progress",
+            ));
         }
         if self.failed {
             return Err(DatasetError::State(
@@ -127,14 +134,24 @@ impl DatasetWriter {
     /// Appends one frame; flushes a staged part every [`FLUSH_INTERVAL_US`] of frames.
     pub fn push(&mut self, frame: &Frame) -> Result<(), DatasetError> {
         let Some(cur) = self.current.as_mut() else {
-            return Err(DatasetError::State("push: no episode in progress; call begin_episode"));
+            return Err(DatasetError::State(
+                "push: no episode in progress; call begin_episode",
+            ));
         };
         let (s, a) = (self.buffer.state_len, self.buffer.action_len);
         if frame.state.len() != s {
-            return Err(DatasetError::Shape { what: "state", expected: s, found: frame.state.len() });
+            return Err(DatasetError::Shape {
+                what: "state",
+                expected: s,
+                found: frame.state.len(),
+            });
         }
         if frame.action.len() != a {
-            return Err(DatasetError::Shape { what: "action", expected: a, found: frame.action.len() });
+            return Err(DatasetError::Shape {
+                what: "action",
+                expected: a,
+                found: frame.action.len(),
+            });
         }
         let episode_index = self.state.episodes.len() as i64;
         let from = self.state.episodes.last().map_or(0, |e| e.dataset_to_index);
@@ -161,7 +178,12 @@ impl DatasetWriter {
         let path = part_path(&cur.dir, cur.parts);
         let (s, a) = (self.buffer.state_len, self.buffer.action_len);
         let batch = self.buffer.to_batch();
-        write_parquet_atomic(&path, frame_schema(s, a), &[vec![batch]], task_metadata(&cur.task))?;
+        write_parquet_atomic(
+            &path,
+            frame_schema(s, a),
+            &[vec![batch]],
+            task_metadata(&cur.task),
+        )?;
         cur.parts += 1;
         cur.last_flush_host_us = self.buffer.host_time_us.last().copied();
         self.buffer.clear();
@@ -187,7 +209,9 @@ impl DatasetWriter {
         if !keep || cur.frames == 0 {
             std::fs::remove_dir_all(&cur.dir).map_err(io_err("remove staging", &cur.dir))?;
             if keep {
-                return Err(DatasetError::State("end_episode: the episode has no frames; dropped"));
+                return Err(DatasetError::State(
+                    "end_episode: the episode has no frames; dropped",
+                ));
             }
             return Ok(None);
         }
