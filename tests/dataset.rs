@@ -45,7 +45,7 @@ pub fn frame(episode: u32, i: u32) -> Frame {
         done: false,
         host_time_us: 1_000_000 + (i as i64) * 20_000,
         firmware_time_us: 7_000 + (i as i64) * 20_001,
-        is_expert: episode % 2 == 0,
+        is_expert: episode.is_multiple_of(2),
     }
 }
 
@@ -59,8 +59,12 @@ pub fn record(root: &Path, create: bool, first: u32, lengths: &[u32]) -> Vec<Vec
     let mut all = Vec::new();
     for (k, &len) in lengths.iter().enumerate() {
         let e = first + k as u32;
-        w.begin_episode(if e % 2 == 0 { "swing up" } else { "balance" })
-            .expect("begin");
+        w.begin_episode(if e.is_multiple_of(2) {
+            "swing up"
+        } else {
+            "balance"
+        })
+        .expect("begin");
         let mut frames = Vec::new();
         for i in 0..len {
             let mut f = frame(e, i);

@@ -219,11 +219,8 @@ impl Columns {
             let found = batch
                 .column_by_name(name)
                 .ok_or_else(|| bad(path, name, want, "no such column".into()))?;
-            if found.data_type() != want {
-                let ok = matches!((found.data_type(), want), (DataType::FixedSizeList(f, n), DataType::FixedSizeList(_, m)) if n == m && f.data_type() == &DataType::Float32);
-                if !ok {
-                    return Err(bad(path, name, want, format!("{}", found.data_type())));
-                }
+            if !compatible(found.data_type(), want) {
+                return Err(bad(path, name, want, format!("{}", found.data_type())));
             }
             if found.null_count() > 0 {
                 return Err(bad(
@@ -288,6 +285,13 @@ impl Columns {
         prim!(11, Int64Array, out.task_index);
         Ok(out)
     }
+}
+
+/// A fixed-size list differing only in its item field's name or nullability (pyarrow, HF).
+pub(crate) fn compatible(found: &DataType, want: &DataType) -> bool {
+    use DataType::FixedSizeList;
+    found == want
+        || matches!((found, want), (FixedSizeList(f, n), FixedSizeList(g, m)) if n == m && f.data_type() == g.data_type())
 }
 
 fn bad(path: &Path, column: &str, want: &DataType, found: String) -> DatasetError {

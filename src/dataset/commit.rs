@@ -118,13 +118,16 @@ pub(crate) fn task_metadata(task: &str) -> Vec<KeyValue> {
     vec![KeyValue::new(TASK_KEY.to_string(), task.to_string())]
 }
 
+/// What [`read_staged`] found: the frames, the task, and the dropped parts with why.
+pub(crate) type Staged = (Columns, Option<String>, Vec<(PathBuf, String)>);
+
 /// Staged parts of an episode, in order, stopping at the first that does not decode.
 /// Returns the frames, the task, and the parts that were dropped with why.
 pub(crate) fn read_staged(
     dir: &Path,
     state_len: usize,
     action_len: usize,
-) -> Result<(Columns, Option<String>, Vec<(PathBuf, String)>), DatasetError> {
+) -> Result<Staged, DatasetError> {
     let mut cols = Columns::with_capacity(state_len, action_len, 0);
     let mut task = None;
     let mut dropped = Vec::new();

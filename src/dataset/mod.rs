@@ -42,6 +42,7 @@ mod episodes;
 mod fsio;
 mod merge;
 mod meta;
+mod problem;
 mod reader;
 pub mod recover;
 mod stats;
@@ -53,10 +54,11 @@ use std::path::PathBuf;
 pub use columns::{FEATURE_NAMES, RecordedFrame};
 pub use merge::merge;
 pub use meta::{EpisodeMeta, HandfulMeta, Info, Provenance, SourceProvenance};
+pub use problem::{Problem, ValidationReport};
 pub use reader::{DatasetReader, FrameIter};
 pub use recover::RecoveryReport;
 pub use stats::FeatureStats;
-pub use validate::{Problem, ValidationReport, validate};
+pub use validate::validate;
 pub use writer::DatasetWriter;
 
 /// The LeRobot format version this module writes and reads.

@@ -25,7 +25,7 @@ pub type Stats = BTreeMap<String, FeatureStats>;
 
 /// `values` is rows × `width`, row-major.
 fn feature_stats(values: &[f64], width: usize) -> FeatureStats {
-    let rows = if width == 0 { 0 } else { values.len() / width };
+    let rows = values.len().checked_div(width).unwrap_or(0);
     let mut out = FeatureStats {
         min: vec![f64::INFINITY; width],
         max: vec![f64::NEG_INFINITY; width],

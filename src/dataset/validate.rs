@@ -3,87 +3,18 @@
 //! file schemas, contiguous `index`, `episode_index`/`frame_index`/`task_index`/`timestamp`
 //! of every row, unreferenced data files, `stats.json`. Streams the data, one batch at a time.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::DatasetError;
-use super::columns::{Columns, FEATURE_NAMES, column_types};
+use super::columns::{Columns, FEATURE_NAMES, column_types, compatible};
 use super::commit::Committed;
 use super::fsio::{list_sorted, open_parquet};
 use super::meta::{data_path, episodes_path, info_path, stats_path};
-use super::recover::{RecoveryReport, recover};
-
-/// Problems reported per file and column before the rest are summarised.
-const MAX_PER_COLUMN: usize = 10;
-
-/// One thing wrong, and where.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Problem {
-    pub file: PathBuf,
-    /// Row within `file` (0-based), when the problem is in one row.
-    pub row: Option<u64>,
-    pub column: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(row) = self.row {
-            write!(f, ", row {row}")?;
-        }
-        if let Some(column) = &self.column {
-            write!(f, ", column `{column}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// The outcome of [`validate`].
-#[derive(Clone, Debug, Default)]
-pub struct ValidationReport {
-    pub recovery: RecoveryReport,
-    pub episodes: usize,
-    pub frames: u64,
-    pub problems: Vec<Problem>,
-}
-
-impl ValidationReport {
-    pub fn is_valid(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-struct Collector(Vec<Problem>);
-
-impl Collector {
-    fn add(&mut self, file: &Path, row: Option<u64>, column: Option<&str>, message: String) {
-        let same =
-            |p: &&Problem| p.file == file && p.column.as_deref() == column && p.row.is_some();
-        let count = self.0.iter().filter(same).count();
-        if row.is_some() && count >= MAX_PER_COLUMN {
-            if count == MAX_PER_COLUMN {
-                let message = "more problems in this column not listed".to_string();
-                self.0.push(Problem {
-                    file: file.into(),
-                    row: Some(u64::MAX),
-                    column: column.map(Into::into),
-                    message,
-                });
-            }
-            return;
-        }
-        self.0.push(Problem {
-            file: file.into(),
-            row,
-            column: column.map(Into::into),
-            message,
-        });
-    }
-}
+use super::problem::{Collector, ValidationReport};
+use super::recover::recover;
 
 /// Validates the dataset at `root`. `Err` only when it cannot be opened at all (no or
-/// malformed `info.json`, unreadable episodes table); everything else is a [`Problem`].
+/// malformed `info.json`, unreadable episodes table); everything else is a [`super::Problem`].
 pub fn validate(root: &Path) -> Result<ValidationReport, DatasetError> {
     let recovery = recover(root)?;
     let state = Committed::load(root)?;
@@ -206,7 +137,7 @@ fn check_data_file(
     for (name, (_, want)) in FEATURE_NAMES.iter().zip(column_types(s, a)) {
         match schema.field_with_name(name) {
             Err(_) => out.add(&path, None, Some(name), "column missing".into()),
-            Ok(f) if f.data_type() != &want && !same_list(f.data_type(), &want) => out.add(
+            Ok(f) if f.data_type() != &want && !compatible(f.data_type(), &want) => out.add(
                 &path,
                 None,
                 Some(name),
@@ -313,9 +244,4 @@ fn check_data_file(
         }
     }
     Ok(row)
-}
-
-fn same_list(a: &arrow::datatypes::DataType, b: &arrow::datatypes::DataType) -> bool {
-    use arrow::datatypes::DataType::FixedSizeList;
-    matches!((a, b), (FixedSizeList(f, n), FixedSizeList(g, m)) if n == m && f.data_type() == g.data_type())
 }

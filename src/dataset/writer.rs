@@ -131,7 +131,7 @@ impl DatasetWriter {
         Ok(())
     }
 
-    /// Appends one frame; flushes a staged part every [`FLUSH_INTERVAL_US`] of frames.
+    /// Appends one frame; flushes a staged part every half second of frames.
     pub fn push(&mut self, frame: &Frame) -> Result<(), DatasetError> {
         let Some(cur) = self.current.as_mut() else {
             return Err(DatasetError::State(

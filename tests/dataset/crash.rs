@@ -94,7 +94,7 @@ fn kill_9_mid_episode_loses_at_most_a_second() {
         );
         clock.sleep_us(5_000);
     };
-    clock.sleep_until(first_us + 1_500_000);
+    clock.sleep_until(first_us + 1_730_000); // mid flush window, not on a boundary
     let kill_us = clock.now_us();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
