@@ -6,6 +6,7 @@
 pub mod calib;
 pub mod clock;
 pub mod control;
+pub mod dataset;
 pub mod expert;
 pub mod link;
 pub mod model;

@@ -13,3 +13,5 @@ mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
 // The handful binary end to end: run directory, outside models, errors.
 mod cli;
+// LeRobot v3 datasets: round trip, kill -9 recovery, corruption, merge, validation, pyarrow.
+mod dataset;

@@ -1,0 +1,304 @@
+//! The frame table: its Arrow schema, a columnar buffer of frames ([`Columns`]) and the
+//! conversions between the buffer and record batches. Decoding checks every column's type and
+//! width and names the file and column when one is wrong; it never panics on a foreign file.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Int64Array, RecordBatch,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use super::{DatasetError, Frame};
+
+/// Column names in file order.
+pub const FEATURE_NAMES: [&str; 12] = [
+    "observation.state",
+    "action",
+    "next.reward",
+    "next.done",
+    "observation.host_time_us",
+    "observation.firmware_time_us",
+    "is_expert",
+    "timestamp",
+    "frame_index",
+    "episode_index",
+    "index",
+    "task_index",
+];
+
+/// A frame read back, with the indices the writer assigned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedFrame {
+    pub frame: Frame,
+    pub timestamp_s: f32,
+    pub frame_index: i64,
+    pub episode_index: i64,
+    pub index: i64,
+    pub task_index: i64,
+}
+
+/// The lerobot dtype and the Arrow type of each column, for `state_len` × `action_len`.
+pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 12] {
+    let list = |n: usize| {
+        DataType::FixedSizeList(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            n as i32,
+        )
+    };
+    [
+        ("float32", list(state_len)),
+        ("float32", list(action_len)),
+        ("float32", DataType::Float32),
+        ("bool", DataType::Boolean),
+        ("int64", DataType::Int64),
+        ("int64", DataType::Int64),
+        ("bool", DataType::Boolean),
+        ("float32", DataType::Float32),
+        ("int64", DataType::Int64),
+        ("int64", DataType::Int64),
+        ("int64", DataType::Int64),
+        ("int64", DataType::Int64),
+    ]
+}
+
+pub(crate) fn frame_schema(state_len: usize, action_len: usize) -> SchemaRef {
+    let fields: Vec<Field> = FEATURE_NAMES
+        .iter()
+        .zip(column_types(state_len, action_len))
+        .map(|(name, (_, ty))| Field::new(*name, ty, true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Frames stored column by column. `push` does not allocate once capacity is reached.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Columns {
+    pub state_len: usize,
+    pub action_len: usize,
+    pub state: Vec<f32>,
+    pub action: Vec<f32>,
+    pub reward: Vec<f32>,
+    pub done: Vec<bool>,
+    pub host_time_us: Vec<i64>,
+    pub firmware_time_us: Vec<i64>,
+    pub is_expert: Vec<bool>,
+    pub timestamp: Vec<f32>,
+    pub frame_index: Vec<i64>,
+    pub episode_index: Vec<i64>,
+    pub index: Vec<i64>,
+    pub task_index: Vec<i64>,
+}
+
+impl Columns {
+    pub fn with_capacity(state_len: usize, action_len: usize, rows: usize) -> Self {
+        Self {
+            state_len,
+            action_len,
+            state: Vec::with_capacity(rows * state_len),
+            action: Vec::with_capacity(rows * action_len),
+            reward: Vec::with_capacity(rows),
+            done: Vec::with_capacity(rows),
+            host_time_us: Vec::with_capacity(rows),
+            firmware_time_us: Vec::with_capacity(rows),
+            is_expert: Vec::with_capacity(rows),
+            timestamp: Vec::with_capacity(rows),
+            frame_index: Vec::with_capacity(rows),
+            episode_index: Vec::with_capacity(rows),
+            index: Vec::with_capacity(rows),
+            task_index: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.reward.len()
+    }
+
+    pub fn clear(&mut self) {
+        macro_rules! clr { ($($f:ident),*) => { $( self.$f.clear(); )* } }
+        clr!(
+            state,
+            action,
+            reward,
+            done,
+            host_time_us,
+            firmware_time_us,
+            is_expert
+        );
+        clr!(timestamp, frame_index, episode_index, index, task_index);
+    }
+
+    /// `indices` = \[frame_index, episode_index, index, task_index\].
+    pub fn push_frame(&mut self, f: &Frame, timestamp_s: f32, indices: [i64; 4]) {
+        self.state.extend_from_slice(&f.state);
+        self.action.extend_from_slice(&f.action);
+        self.reward.push(f.reward);
+        self.done.push(f.done);
+        self.host_time_us.push(f.host_time_us);
+        self.firmware_time_us.push(f.firmware_time_us);
+        self.is_expert.push(f.is_expert);
+        self.timestamp.push(timestamp_s);
+        self.frame_index.push(indices[0]);
+        self.episode_index.push(indices[1]);
+        self.index.push(indices[2]);
+        self.task_index.push(indices[3]);
+    }
+
+    pub fn append(&mut self, other: &Columns) {
+        macro_rules! ext { ($($f:ident),*) => { $( self.$f.extend_from_slice(&other.$f); )* } }
+        ext!(
+            state,
+            action,
+            reward,
+            done,
+            host_time_us,
+            firmware_time_us,
+            is_expert
+        );
+        ext!(timestamp, frame_index, episode_index, index, task_index);
+    }
+
+    pub fn frame(&self, i: usize) -> RecordedFrame {
+        let (s, a) = (self.state_len, self.action_len);
+        RecordedFrame {
+            frame: Frame {
+                state: self.state[i * s..(i + 1) * s].to_vec(),
+                action: self.action[i * a..(i + 1) * a].to_vec(),
+                reward: self.reward[i],
+                done: self.done[i],
+                host_time_us: self.host_time_us[i],
+                firmware_time_us: self.firmware_time_us[i],
+                is_expert: self.is_expert[i],
+            },
+            timestamp_s: self.timestamp[i],
+            frame_index: self.frame_index[i],
+            episode_index: self.episode_index[i],
+            index: self.index[i],
+            task_index: self.task_index[i],
+        }
+    }
+
+    pub fn to_batch(&self) -> RecordBatch {
+        let list = |values: &[f32], n: usize| -> ArrayRef {
+            let item = Arc::new(Field::new("item", DataType::Float32, true));
+            let values = Arc::new(Float32Array::from(values.to_vec()));
+            Arc::new(FixedSizeListArray::new(item, n as i32, values, None))
+        };
+        let cols: Vec<ArrayRef> = vec![
+            list(&self.state, self.state_len),
+            list(&self.action, self.action_len),
+            Arc::new(Float32Array::from(self.reward.clone())),
+            Arc::new(BooleanArray::from(self.done.clone())),
+            Arc::new(Int64Array::from(self.host_time_us.clone())),
+            Arc::new(Int64Array::from(self.firmware_time_us.clone())),
+            Arc::new(BooleanArray::from(self.is_expert.clone())),
+            Arc::new(Float32Array::from(self.timestamp.clone())),
+            Arc::new(Int64Array::from(self.frame_index.clone())),
+            Arc::new(Int64Array::from(self.episode_index.clone())),
+            Arc::new(Int64Array::from(self.index.clone())),
+            Arc::new(Int64Array::from(self.task_index.clone())),
+        ];
+        let schema = frame_schema(self.state_len, self.action_len);
+        // Lengths and types match the schema by construction.
+        RecordBatch::try_new(schema, cols)
+            .unwrap_or_else(|_| RecordBatch::new_empty(frame_schema(0, 0)))
+    }
+
+    /// Decodes a batch of `path`, checking every column's type and the vector widths.
+    pub fn from_batch(
+        batch: &RecordBatch,
+        state_len: usize,
+        action_len: usize,
+        path: &Path,
+    ) -> Result<Self, DatasetError> {
+        let mut out = Self::with_capacity(state_len, action_len, batch.num_rows());
+        let types = column_types(state_len, action_len);
+        let col = |i: usize| -> Result<&ArrayRef, DatasetError> {
+            let (name, want) = (FEATURE_NAMES[i], &types[i].1);
+            let found = batch
+                .column_by_name(name)
+                .ok_or_else(|| bad(path, name, want, "no such column".into()))?;
+            if !compatible(found.data_type(), want) {
+                return Err(bad(path, name, want, format!("{}", found.data_type())));
+            }
+            if found.null_count() > 0 {
+                return Err(bad(
+                    path,
+                    name,
+                    want,
+                    format!("{} null values", found.null_count()),
+                ));
+            }
+            Ok(found)
+        };
+        macro_rules! prim {
+            ($i:expr, $ty:ty, $dst:expr) => {{
+                let a = col($i)?.as_any().downcast_ref::<$ty>().ok_or_else(|| {
+                    bad(
+                        path,
+                        FEATURE_NAMES[$i],
+                        &types[$i].1,
+                        "another array type".into(),
+                    )
+                })?;
+                $dst.extend(a.iter().map(|v| v.unwrap_or_default()));
+            }};
+        }
+        for (i, dst) in [(0usize, &mut out.state), (1, &mut out.action)] {
+            let a = col(i)?
+                .as_any()
+                .downcast_ref::<FixedSizeListArray>()
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        FEATURE_NAMES[i],
+                        &types[i].1,
+                        "another array type".into(),
+                    )
+                })?;
+            let values = a
+                .values()
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .ok_or_else(|| {
+                    bad(
+                        path,
+                        FEATURE_NAMES[i],
+                        &types[i].1,
+                        "non-float32 items".into(),
+                    )
+                })?;
+            let width = a.value_length() as usize;
+            let start = a.offset() * width;
+            dst.extend_from_slice(&values.values()[start..start + a.len() * width]);
+        }
+        prim!(2, Float32Array, out.reward);
+        prim!(3, BooleanArray, out.done);
+        prim!(4, Int64Array, out.host_time_us);
+        prim!(5, Int64Array, out.firmware_time_us);
+        prim!(6, BooleanArray, out.is_expert);
+        prim!(7, Float32Array, out.timestamp);
+        prim!(8, Int64Array, out.frame_index);
+        prim!(9, Int64Array, out.episode_index);
+        prim!(10, Int64Array, out.index);
+        prim!(11, Int64Array, out.task_index);
+        Ok(out)
+    }
+}
+
+/// A fixed-size list differing only in its item field's name or nullability (pyarrow, HF).
+pub(crate) fn compatible(found: &DataType, want: &DataType) -> bool {
+    use DataType::FixedSizeList;
+    found == want
+        || matches!((found, want), (FixedSizeList(f, n), FixedSizeList(g, m)) if n == m && f.data_type() == g.data_type())
+}
+
+fn bad(path: &Path, column: &str, want: &DataType, found: String) -> DatasetError {
+    DatasetError::Column {
+        path: path.to_path_buf(),
+        column: column.to_string(),
+        expected: format!("{want}"),
+        found,
+    }
+}

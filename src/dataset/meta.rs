@@ -1,0 +1,294 @@
+//! The `meta/` files: `info.json` ([`Info`]), `stats.json`, `tasks.parquet` and the episodes
+//! table ([`EpisodeMeta`]); their paths, and their atomic replacement. A malformed file is an
+//! error naming the file and what is wrong, never a panic.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use serde::{Deserialize, Serialize};
+
+use super::columns::{FEATURE_NAMES, column_types};
+use super::fsio::{read_parquet, write_atomic, write_parquet_atomic};
+use super::stats::Stats;
+use super::{CODEBASE_VERSION, DatasetError, DatasetSpec};
+
+pub(crate) use super::episodes::{read_episodes, write_episodes};
+
+pub(crate) const DATA_PATH: &str = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet";
+pub(crate) const CHUNKS_SIZE: i64 = 1000;
+pub(crate) const DATA_FILES_SIZE_IN_MB: u64 = 100;
+
+pub(crate) fn info_path(root: &Path) -> PathBuf {
+    root.join("meta/info.json")
+}
+pub(crate) fn stats_path(root: &Path) -> PathBuf {
+    root.join("meta/stats.json")
+}
+pub(crate) fn tasks_path(root: &Path) -> PathBuf {
+    root.join("meta/tasks.parquet")
+}
+pub(crate) fn episodes_path(root: &Path) -> PathBuf {
+    root.join("meta/episodes/chunk-000/file-000.parquet")
+}
+pub(crate) fn data_path(root: &Path, chunk: i64, file: i64) -> PathBuf {
+    root.join(format!("data/chunk-{chunk:03}/file-{file:03}.parquet"))
+}
+/// lerobot's `update_chunk_file_indices`.
+pub(crate) fn next_file(chunk: i64, file: i64) -> (i64, i64) {
+    if file == CHUNKS_SIZE - 1 {
+        (chunk + 1, 0)
+    } else {
+        (chunk, file + 1)
+    }
+}
+
+/// Where a dataset came from (the `handful` key of `info.json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub calibration_sha256: String,
+    pub calibration_text: String,
+    /// The run's configuration as JSON.
+    pub config: serde_json::Value,
+    /// SHA-256 of the ONNX model when the learner drove, else null.
+    pub model_sha256: Option<String>,
+    pub software_version: String,
+    pub robot_id: String,
+}
+
+/// A merged dataset's record of one input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceProvenance {
+    pub root: String,
+    /// The input's episodes are `first_episode..first_episode + episodes` here.
+    pub first_episode: i64,
+    pub episodes: i64,
+    pub handful: Box<HandfulMeta>,
+}
+
+/// handful's own key in `info.json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HandfulMeta {
+    #[serde(flatten)]
+    pub provenance: Provenance,
+    /// Episodes rebuilt from staging after a crash.
+    #[serde(default)]
+    pub recovered_episodes: Vec<i64>,
+    /// For a merged dataset, each input in order.
+    #[serde(default)]
+    pub sources: Vec<SourceProvenance>,
+}
+
+/// One feature of `info.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Feature {
+    pub dtype: String,
+    pub shape: Vec<usize>,
+    pub names: Option<Vec<String>>,
+}
+
+/// `meta/info.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    pub codebase_version: String,
+    pub robot_type: Option<String>,
+    pub total_episodes: i64,
+    pub total_frames: i64,
+    pub total_tasks: i64,
+    pub chunks_size: i64,
+    pub data_files_size_in_mb: u64,
+    pub video_files_size_in_mb: u64,
+    pub fps: u32,
+    pub splits: BTreeMap<String, String>,
+    pub data_path: String,
+    pub video_path: Option<String>,
+    pub features: BTreeMap<String, Feature>,
+    pub handful: HandfulMeta,
+}
+
+impl Info {
+    pub(crate) fn new(spec: &DatasetSpec) -> Self {
+        let (s, a) = (spec.state_names.len(), spec.action_names.len());
+        let features = FEATURE_NAMES
+            .iter()
+            .zip(column_types(s, a))
+            .enumerate()
+            .map(|(i, (name, (dtype, _)))| {
+                let (shape, names) = match i {
+                    0 => (s, Some(spec.state_names.clone())),
+                    1 => (a, Some(spec.action_names.clone())),
+                    _ => (1, None),
+                };
+                let f = Feature {
+                    dtype: dtype.into(),
+                    shape: vec![shape],
+                    names,
+                };
+                (name.to_string(), f)
+            })
+            .collect();
+        Self {
+            codebase_version: CODEBASE_VERSION.into(),
+            robot_type: Some(spec.robot_type.clone()),
+            total_episodes: 0,
+            total_frames: 0,
+            total_tasks: 0,
+            chunks_size: CHUNKS_SIZE,
+            data_files_size_in_mb: DATA_FILES_SIZE_IN_MB,
+            video_files_size_in_mb: 500,
+            fps: spec.fps,
+            splits: BTreeMap::new(),
+            data_path: DATA_PATH.into(),
+            video_path: None,
+            features,
+            handful: HandfulMeta {
+                provenance: spec.provenance.clone(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Widths of `observation.state` and `action`.
+    pub fn dims(&self) -> (usize, usize) {
+        let width = |k: &str| {
+            self.features
+                .get(k)
+                .and_then(|f| f.shape.first().copied())
+                .unwrap_or(0)
+        };
+        (width("observation.state"), width("action"))
+    }
+
+    pub(crate) fn load(root: &Path) -> Result<Self, DatasetError> {
+        let path = info_path(root);
+        let text = std::fs::read_to_string(&path).map_err(super::fsio::io_err("read", &path))?;
+        let info: Info = serde_json::from_str(&text).map_err(|e| DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if info.codebase_version != CODEBASE_VERSION {
+            let message = format!(
+                "codebase_version is {:?}; expected {CODEBASE_VERSION:?}",
+                info.codebase_version
+            );
+            return Err(DatasetError::Malformed { path, message });
+        }
+        for name in FEATURE_NAMES {
+            if !info.features.contains_key(name) {
+                let message = format!("features lacks `{name}`");
+                return Err(DatasetError::Malformed { path, message });
+            }
+        }
+        Ok(info)
+    }
+
+    pub(crate) fn save(&self, root: &Path) -> Result<(), DatasetError> {
+        let path = info_path(root);
+        let text = serde_json::to_string_pretty(self).map_err(|e| DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&path, text.as_bytes())
+    }
+}
+
+pub(crate) fn save_stats(root: &Path, stats: &Stats) -> Result<(), DatasetError> {
+    let path = stats_path(root);
+    let text = serde_json::to_string_pretty(stats).map_err(|e| DatasetError::Malformed {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&path, text.as_bytes())
+}
+
+/// Writes the task table as pandas writes a frame indexed by `task`.
+pub(crate) fn save_tasks(root: &Path, tasks: &[String]) -> Result<(), DatasetError> {
+    // pyarrow rebuilds the pandas index from the schema's `pandas` metadata, as lerobot expects.
+    let pandas = serde_json::json!({
+        "index_columns": ["task"],
+        "column_indexes": [{"name": null, "field_name": null, "pandas_type": "unicode",
+                            "numpy_type": "object", "metadata": {"encoding": "UTF-8"}}],
+        "columns": [
+            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64", "metadata": null},
+            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object", "metadata": null}
+        ],
+        "creator": {"library": "handful", "version": env!("CARGO_PKG_VERSION")},
+        "pandas_version": "2.3.3"
+    });
+    let fields = vec![
+        Field::new("task_index", DataType::Int64, true),
+        Field::new("task", DataType::Utf8, true),
+    ];
+    let metadata = [("pandas".to_string(), pandas.to_string())]
+        .into_iter()
+        .collect();
+    let schema = Arc::new(Schema::new(fields).with_metadata(metadata));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Int64Array::from_iter_values(0..tasks.len() as i64)),
+        Arc::new(StringArray::from_iter_values(tasks)),
+    ];
+    let path = tasks_path(root);
+    let batch =
+        RecordBatch::try_new(schema.clone(), cols).map_err(|e| DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    write_parquet_atomic(&path, schema, &[vec![batch]], Vec::new())
+}
+
+/// The task strings in `task_index` order.
+pub(crate) fn load_tasks(root: &Path) -> Result<Vec<String>, DatasetError> {
+    let path = tasks_path(root);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut pairs = Vec::new();
+    for batch in read_parquet(&path)? {
+        let malformed = |m: &str| DatasetError::Malformed {
+            path: path.clone(),
+            message: m.into(),
+        };
+        let idx = batch
+            .column_by_name("task_index")
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
+        let task = batch
+            .column_by_name("task")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let (Some(idx), Some(task)) = (idx, task) else {
+            return Err(malformed(
+                "expected columns task_index (int64) and task (string)",
+            ));
+        };
+        for i in 0..batch.num_rows() {
+            pairs.push((idx.value(i), task.value(i).to_string()));
+        }
+    }
+    pairs.sort();
+    for (i, (idx, _)) in pairs.iter().enumerate() {
+        if *idx != i as i64 {
+            let message = format!(
+                "task_index values are not 0..{}: found {idx} at position {i}",
+                pairs.len()
+            );
+            return Err(DatasetError::Malformed { path, message });
+        }
+    }
+    Ok(pairs.into_iter().map(|(_, t)| t).collect())
+}
+
+/// One row of the episodes table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeMeta {
+    pub episode_index: i64,
+    pub tasks: Vec<String>,
+    pub length: i64,
+    pub data_chunk_index: i64,
+    pub data_file_index: i64,
+    pub dataset_from_index: i64,
+    pub dataset_to_index: i64,
+    /// Rebuilt from staging after a crash.
+    pub recovered: bool,
+    pub stats: Stats,
+}

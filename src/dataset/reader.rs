@@ -1,0 +1,204 @@
+//! [`DatasetReader`]: opens a dataset (recovering a crash first) and streams its frames, one
+//! record batch of one data file at a time (never the whole dataset in memory), all of them or
+//! one episode's, located through the episodes table's global frame ranges.
+
+use std::path::{Path, PathBuf};
+
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowSelection, RowSelector};
+
+use super::DatasetError;
+use super::columns::{Columns, RecordedFrame};
+use super::commit::Committed;
+use super::fsio::{open_parquet, pq_err};
+use super::meta::{EpisodeMeta, Info, data_path};
+use super::recover::{RecoveryReport, recover};
+
+/// Rows decoded per record batch while streaming.
+const BATCH_ROWS: usize = 1024;
+
+/// A dataset opened for reading.
+pub struct DatasetReader {
+    root: PathBuf,
+    state: Committed,
+    recovery: RecoveryReport,
+}
+
+impl DatasetReader {
+    /// Opens `root`, recovering first what a crash left (see [`super::recover`]).
+    pub fn open(root: &Path) -> Result<Self, DatasetError> {
+        let recovery = recover(root)?;
+        let state = Committed::load(root)?;
+        state.check_data_files(root, true)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            state,
+            recovery,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn info(&self) -> &Info {
+        &self.state.info
+    }
+
+    pub fn episodes(&self) -> &[EpisodeMeta] {
+        &self.state.episodes
+    }
+
+    /// Task strings by `task_index`.
+    pub fn tasks(&self) -> &[String] {
+        &self.state.tasks
+    }
+
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Every frame in `index` order.
+    pub fn frames(&self) -> FrameIter {
+        let mut segments: Vec<Segment> = Vec::new();
+        for ep in &self.state.episodes {
+            let key = (ep.data_chunk_index, ep.data_file_index);
+            match segments.last_mut() {
+                Some(seg) if seg.key == key => seg.take += ep.length as usize,
+                _ => segments.push(Segment {
+                    key,
+                    skip: 0,
+                    take: ep.length as usize,
+                }),
+            }
+        }
+        self.iter(segments)
+    }
+
+    /// The frames of episode `episode_index`, or an error if there is no such episode.
+    pub fn episode_frames(&self, episode_index: i64) -> Result<FrameIter, DatasetError> {
+        let ep = self
+            .state
+            .episodes
+            .iter()
+            .find(|e| e.episode_index == episode_index)
+            .ok_or(DatasetError::State("episode_frames: no such episode"))?;
+        let key = (ep.data_chunk_index, ep.data_file_index);
+        let file_start = self
+            .state
+            .episodes
+            .iter()
+            .filter(|e| (e.data_chunk_index, e.data_file_index) == key)
+            .map(|e| e.dataset_from_index)
+            .min()
+            .unwrap_or(ep.dataset_from_index);
+        let skip = (ep.dataset_from_index - file_start) as usize;
+        Ok(self.iter(vec![Segment {
+            key,
+            skip,
+            take: ep.length as usize,
+        }]))
+    }
+
+    fn iter(&self, mut segments: Vec<Segment>) -> FrameIter {
+        segments.reverse();
+        let (s, a) = self.state.info.dims();
+        FrameIter {
+            root: self.root.clone(),
+            dims: (s, a),
+            segments,
+            reader: None,
+            path: PathBuf::new(),
+            batch: Columns::with_capacity(s, a, 0),
+            pos: 0,
+            failed: false,
+        }
+    }
+}
+
+struct Segment {
+    key: (i64, i64),
+    skip: usize,
+    take: usize,
+}
+
+/// Streams frames; yields an error (naming the file) and then stops if a file is bad.
+pub struct FrameIter {
+    root: PathBuf,
+    dims: (usize, usize),
+    /// Remaining segments, last first.
+    segments: Vec<Segment>,
+    reader: Option<ParquetRecordBatchReader>,
+    path: PathBuf,
+    batch: Columns,
+    pos: usize,
+    failed: bool,
+}
+
+impl FrameIter {
+    fn open_next(&mut self) -> Result<bool, DatasetError> {
+        let Some(seg) = self.segments.pop() else {
+            return Ok(false);
+        };
+        self.path = data_path(&self.root, seg.key.0, seg.key.1);
+        let selection = RowSelection::from(vec![
+            RowSelector::skip(seg.skip),
+            RowSelector::select(seg.take),
+        ]);
+        let reader = open_parquet(&self.path)?
+            .with_batch_size(BATCH_ROWS)
+            .with_row_selection(selection)
+            .build()
+            .map_err(pq_err("read", &self.path))?;
+        self.reader = Some(reader);
+        Ok(true)
+    }
+
+    fn next_batch(&mut self) -> Result<bool, DatasetError> {
+        loop {
+            if let Some(reader) = self.reader.as_mut() {
+                match reader.next() {
+                    Some(Ok(batch)) => {
+                        self.batch =
+                            Columns::from_batch(&batch, self.dims.0, self.dims.1, &self.path)?;
+                        self.pos = 0;
+                        return Ok(true);
+                    }
+                    Some(Err(e)) => {
+                        let path = self.path.clone();
+                        return Err(DatasetError::Parquet {
+                            action: "decoded",
+                            path,
+                            source: e.into(),
+                        });
+                    }
+                    None => self.reader = None,
+                }
+            }
+            if !self.open_next()? {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+impl Iterator for FrameIter {
+    type Item = Result<RecordedFrame, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        while self.pos >= self.batch.len() {
+            match self.next_batch() {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.pos += 1;
+        Some(Ok(self.batch.frame(self.pos - 1)))
+    }
+}

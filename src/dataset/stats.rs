@@ -1,0 +1,154 @@
+//! Feature statistics as lerobot computes them: per episode `min`, `max`, `mean`, `std`
+//! (population, numpy's default) and `count` over the frame axis, one value per vector
+//! component; the dataset's are aggregated from the episodes' (lerobot's `aggregate_stats`:
+//! count-weighted mean, pooled variance including the spread of the means).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::columns::{Columns, FEATURE_NAMES};
+
+/// Statistics of one feature; vectors of the feature's width (1 for scalars).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeatureStats {
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    /// Number of frames, as lerobot's one-element list.
+    pub count: Vec<i64>,
+}
+
+/// Statistics of every feature, by name.
+pub type Stats = BTreeMap<String, FeatureStats>;
+
+/// `values` is rows × `width`, row-major.
+fn feature_stats(values: &[f64], width: usize) -> FeatureStats {
+    let rows = values.len().checked_div(width).unwrap_or(0);
+    let mut out = FeatureStats {
+        min: vec![f64::INFINITY; width],
+        max: vec![f64::NEG_INFINITY; width],
+        mean: vec![0.0; width],
+        std: vec![0.0; width],
+        count: vec![rows as i64],
+    };
+    if rows == 0 {
+        return out;
+    }
+    for row in values.chunks_exact(width) {
+        for (j, &v) in row.iter().enumerate() {
+            out.min[j] = out.min[j].min(v);
+            out.max[j] = out.max[j].max(v);
+            out.mean[j] += v;
+        }
+    }
+    out.mean.iter_mut().for_each(|m| *m /= rows as f64);
+    for row in values.chunks_exact(width) {
+        for (j, &v) in row.iter().enumerate() {
+            out.std[j] += (v - out.mean[j]).powi(2);
+        }
+    }
+    out.std
+        .iter_mut()
+        .for_each(|s| *s = (*s / rows as f64).sqrt());
+    out
+}
+
+/// Statistics of one episode's frames, for every feature of [`FEATURE_NAMES`].
+pub(crate) fn episode_stats(c: &Columns) -> Stats {
+    let f32s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let i64s = |v: &[i64]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let bools = |v: &[bool]| {
+        v.iter()
+            .map(|&x| f64::from(u8::from(x)))
+            .collect::<Vec<_>>()
+    };
+    let columns: [(Vec<f64>, usize); 12] = [
+        (f32s(&c.state), c.state_len),
+        (f32s(&c.action), c.action_len),
+        (f32s(&c.reward), 1),
+        (bools(&c.done), 1),
+        (i64s(&c.host_time_us), 1),
+        (i64s(&c.firmware_time_us), 1),
+        (bools(&c.is_expert), 1),
+        (f32s(&c.timestamp), 1),
+        (i64s(&c.frame_index), 1),
+        (i64s(&c.episode_index), 1),
+        (i64s(&c.index), 1),
+        (i64s(&c.task_index), 1),
+    ];
+    FEATURE_NAMES
+        .iter()
+        .zip(columns)
+        .map(|(name, (values, width))| (name.to_string(), feature_stats(&values, width)))
+        .collect()
+}
+
+/// Aggregates per-episode statistics into the dataset's.
+pub(crate) fn aggregate<'a>(episodes: impl IntoIterator<Item = &'a Stats>) -> Stats {
+    let episodes: Vec<&Stats> = episodes.into_iter().collect();
+    let mut out = Stats::new();
+    let Some(first) = episodes.first() else {
+        return out;
+    };
+    for name in first.keys() {
+        let parts: Vec<&FeatureStats> = episodes.iter().filter_map(|e| e.get(name)).collect();
+        let width = parts[0].mean.len();
+        let total: i64 = parts
+            .iter()
+            .map(|p| p.count.first().copied().unwrap_or(0))
+            .sum();
+        let mut agg = FeatureStats {
+            min: vec![f64::INFINITY; width],
+            max: vec![f64::NEG_INFINITY; width],
+            mean: vec![0.0; width],
+            std: vec![0.0; width],
+            count: vec![total],
+        };
+        if total == 0 {
+            out.insert(name.clone(), agg);
+            continue;
+        }
+        for p in parts.iter().filter(|p| p.mean.len() == width) {
+            let w = p.count.first().copied().unwrap_or(0) as f64 / total as f64;
+            for j in 0..width {
+                agg.min[j] = agg.min[j].min(p.min[j]);
+                agg.max[j] = agg.max[j].max(p.max[j]);
+                agg.mean[j] += w * p.mean[j];
+            }
+        }
+        for p in parts.iter().filter(|p| p.mean.len() == width) {
+            let w = p.count.first().copied().unwrap_or(0) as f64 / total as f64;
+            for j in 0..width {
+                agg.std[j] += w * (p.std[j].powi(2) + (p.mean[j] - agg.mean[j]).powi(2));
+            }
+        }
+        agg.std.iter_mut().for_each(|s| *s = s.sqrt());
+        out.insert(name.clone(), agg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregate_equals_stats_of_concatenation() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [10.0, -2.0];
+        let all: Vec<f64> = a.iter().chain(b.iter()).copied().collect();
+        let mut ea = Stats::new();
+        ea.insert("x".into(), feature_stats(&a, 1));
+        let mut eb = Stats::new();
+        eb.insert("x".into(), feature_stats(&b, 1));
+        let agg = &aggregate([&ea, &eb])["x"];
+        let direct = feature_stats(&all, 1);
+        assert_eq!(agg.min, direct.min);
+        assert_eq!(agg.max, direct.max);
+        assert_eq!(agg.count, vec![6]);
+        assert!((agg.mean[0] - direct.mean[0]).abs() < 1e-12);
+        assert!((agg.std[0] - direct.std[0]).abs() < 1e-12);
+    }
+}
