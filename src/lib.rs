@@ -12,6 +12,7 @@ pub mod link;
 pub mod model;
 pub mod mpc;
 pub mod plant;
+pub mod record;
 pub mod run;
 pub mod sim;
 pub mod task;

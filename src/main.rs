@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use handful::calib::Calibration;
 use handful::mpc::PlannerConfig;
-use handful::run::{self, ControllerKind, RunConfig};
+use handful::record::{self, RecordConfig, TeleopKind};
+use handful::run::{self, ControllerKind, RobotOptions, RunConfig};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +30,12 @@ enum Command {
     Run(RunArgs),
     /// Run a simulated robot behind a pseudo-terminal (firmware logic + physics).
     Sim(handful::sim::SimArgs),
+    /// Drive the robot by teleop (or the scripted expert) and record every tick into a
+    /// LeRobot v3 dataset (created, or appended to).
+    Record(RecordArgs),
+    /// Inspect, validate or merge datasets.
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Check a calibration file and print what it says.
     Calib {
         /// The calibration TOML file.
@@ -75,6 +82,56 @@ struct RunArgs {
     planner: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct RecordArgs {
+    /// Calibration file of the robot.
+    #[arg(long, default_value = "calib/cartpole-sim.toml")]
+    calib: PathBuf,
+    /// Serial device of a real robot (overrides the calibration's port).
+    #[arg(long)]
+    port: Option<PathBuf>,
+    /// Who drives.
+    #[arg(long, value_enum, default_value_t = TeleopKind::Keyboard)]
+    teleop: TeleopKind,
+    /// The dataset directory.
+    #[arg(long, default_value = "datasets/demos")]
+    dataset: PathBuf,
+    /// The task description stored with each episode.
+    #[arg(long, default_value = "swing up and balance")]
+    task: String,
+    /// Expert only: episodes to record.
+    #[arg(long, default_value_t = 5)]
+    episodes: u32,
+    /// Steps per episode (expert; default the task's).
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Simulator only, expert only: faster than real time.
+    #[arg(long)]
+    lockstep: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Extra simulator arguments (repeatable).
+    #[arg(long = "sim-arg", allow_hyphen_values = true)]
+    sim_args: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Episodes, frames, features and provenance.
+    Info { path: PathBuf },
+    /// Check every file; explain what is wrong and where.
+    Validate { path: PathBuf },
+    /// Merge datasets into a new one (re-indexed; provenance of each kept).
+    Merge {
+        /// The new dataset.
+        #[arg(long)]
+        out: PathBuf,
+        /// The datasets to merge, in order.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,9 +153,86 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_command(args),
         Command::Sim(args) => handful::sim::run_cli(args),
+        Command::Record(args) => record_command(args),
+        Command::Dataset(command) => dataset_command(command),
         Command::Calib { path } => {
             let calib = Calibration::load(&path)?;
             println!("{}", serde_json::to_string_pretty(&calib)?);
+            Ok(())
+        }
+    }
+}
+
+fn record_command(args: RecordArgs) -> anyhow::Result<()> {
+    let calib = Calibration::load(&args.calib)?;
+    let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
+    let config = RecordConfig {
+        robot: RobotOptions {
+            port,
+            lockstep: args.lockstep,
+            seed: args.seed,
+            sim_args: args.sim_args,
+            dir: std::env::temp_dir().join(format!("handful-record-{}", std::process::id())),
+        },
+        teleop: args.teleop,
+        dataset: args.dataset,
+        task: args.task,
+        episodes: args.episodes,
+        steps: args.steps,
+    };
+    let exe = std::env::current_exe().context("locating this program to start the simulator")?;
+    let summary = record::record(&config, &calib, &exe)?;
+    println!(
+        "recorded into {}: {} episodes kept ({} frames), {} discarded, {} tick records dropped",
+        config.dataset.display(),
+        summary.episodes_kept,
+        summary.frames,
+        summary.episodes_discarded,
+        summary.records_dropped
+    );
+    Ok(())
+}
+
+fn dataset_command(command: DatasetCommand) -> anyhow::Result<()> {
+    use handful::dataset;
+    match command {
+        DatasetCommand::Info { path } => {
+            let reader = dataset::DatasetReader::open(&path)?;
+            let info = reader.info();
+            println!("{}", serde_json::to_string_pretty(info)?);
+            for episode in reader.episodes() {
+                println!(
+                    "episode {:>4}: {:>5} frames, rows {}..{}",
+                    episode.episode_index,
+                    episode.length,
+                    episode.dataset_from_index,
+                    episode.dataset_to_index
+                );
+            }
+            Ok(())
+        }
+        DatasetCommand::Validate { path } => {
+            let report = dataset::validate(&path)?;
+            if report.is_valid() {
+                println!("{}: valid", path.display());
+                Ok(())
+            } else {
+                for problem in &report.problems {
+                    println!("{problem}");
+                }
+                anyhow::bail!("{}: {} problems", path.display(), report.problems.len())
+            }
+        }
+        DatasetCommand::Merge { out, inputs } => {
+            let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+            let info = dataset::merge(&inputs, &out)?;
+            println!(
+                "merged {} datasets into {}: {} episodes, {} frames",
+                inputs.len(),
+                out.display(),
+                info.total_episodes,
+                info.total_frames
+            );
             Ok(())
         }
     }

@@ -15,3 +15,5 @@ mod sim; // the simulated robot behind a pty, driven through serialport
 mod cli;
 // LeRobot v3 datasets: round trip, kill -9 recovery, corruption, merge, validation, pyarrow.
 mod dataset;
+// Recording demonstrations over the pty into datasets; kill -9 while recording.
+mod record;

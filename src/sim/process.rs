@@ -34,6 +34,13 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<()> {
     // Blocked before the simulator thread starts, so it inherits the mask and the
     // signals wait in the signalfd.
     signals.thread_block().map_err(SimError::Signal)?;
+    // A simulator started by `handful run` must not outlive it, even if it is killed:
+    // the kernel sends SIGTERM (caught below) when the parent dies.
+    let parent = nix::unistd::getppid();
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(SimError::Signal)?;
+    if nix::unistd::getppid() != parent {
+        anyhow::bail!("the process that started the simulator is gone");
+    }
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(SimError::Signal)?;
     let handle = spawn(options, args.plant.build()).context("starting the simulator")?;
