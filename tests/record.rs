@@ -80,7 +80,7 @@ fn expert_episodes_recorded_over_the_pty_read_back_consistently() {
 }
 
 #[test]
-fn kill_9_while_recording_loses_at_most_a_second_and_damages_nothing() {
+fn kill_9_while_recording_keeps_every_completed_episode_intact() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     let dataset = dir.path().join("demos");

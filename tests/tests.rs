@@ -17,3 +17,5 @@ mod cli;
 mod dataset;
 // Recording demonstrations over the pty into datasets; kill -9 while recording.
 mod record;
+// Teleoperation: dead-man, rate limit, keyboard, buttons, the firmware-forwarded path.
+mod teleop;

@@ -5,7 +5,7 @@
 //! channels, limits that are not finite or `min > max`) is an error, never a panic.
 
 use handful_firmware::{ChannelSpec, FirmwareConfig};
-use handful_protocol::{CAP_LOCKSTEP, CAP_RESET, Name, Unit};
+use handful_protocol::{CAP_LOCKSTEP, CAP_RESET, CAP_TELEOP, Name, Unit};
 
 use super::{SimError, SimOptions};
 use crate::plant::PlantSpec;
@@ -37,7 +37,13 @@ pub fn firmware_config(spec: &PlantSpec, options: &SimOptions) -> Result<Firmwar
         watchdog_timeout_us: options.watchdog_timeout_us,
         heartbeat_interval_us: options.heartbeat_interval_us,
         host_timeout_us: options.host_timeout_us,
-        capabilities: CAP_RESET | lockstep,
+        capabilities: CAP_RESET
+            | lockstep
+            | if options.operator.is_some() {
+                CAP_TELEOP
+            } else {
+                0
+            },
     };
     for state in spec.states {
         let channel = ChannelSpec {

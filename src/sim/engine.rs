@@ -175,6 +175,12 @@ impl Sim {
             .tick(now_us, reading, faults, &mut self.outbox)
     }
 
+    /// Forwards an operator's input to the host (a Teleop frame in the outbox).
+    pub fn forward_teleop(&mut self, now_us: u64, input: handful_protocol::Teleop) {
+        self.firmware
+            .forward_teleop(now_us, input, &mut self.outbox);
+    }
+
     /// Advances the plant one control period applying `action`.
     pub fn step(&mut self, action: &ActionVector) {
         for (slot, &value) in self.action.iter_mut().zip(action.as_slice()) {

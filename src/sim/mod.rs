@@ -20,6 +20,7 @@ mod config;
 mod engine;
 mod fault;
 mod lockstep;
+mod operator;
 mod options;
 mod process;
 mod pty;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use config::{firmware_config, firmware_version};
+pub use operator::OperatorScript;
 pub use options::{SimArgs, SimOptions, Window};
 pub use process::{SimProcess, run_cli, spawn_process};
 

@@ -63,6 +63,10 @@ pub struct SimArgs {
     /// Firmware host timeout: longest time armed without any frame from the host.
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub host_timeout_ms: u32,
+    /// A scripted operator at the robot's controls, forwarded in Teleop frames (real
+    /// time only).
+    #[arg(long, value_enum)]
+    pub operator: Option<super::OperatorScript>,
 }
 
 /// A window of sim time, `[at_us, at_us + for_us)`.
@@ -95,6 +99,7 @@ pub struct SimOptions {
     pub watchdog_timeout_us: u32,
     pub heartbeat_interval_us: u32,
     pub host_timeout_us: u32,
+    pub operator: Option<super::OperatorScript>,
 }
 
 impl SimOptions {
@@ -113,6 +118,7 @@ impl SimOptions {
             watchdog_timeout_us: 200_000,
             heartbeat_interval_us: 100_000,
             host_timeout_us: 500_000,
+            operator: None,
         }
     }
 
@@ -139,6 +145,13 @@ impl SimOptions {
             if value == 0 {
                 return Err(invalid(name, 0, "a duration > 0 ms"));
             }
+        }
+        if self.operator.is_some() && self.lockstep {
+            return Err(invalid(
+                "operator",
+                "with --lockstep",
+                "real time only (a person's inputs are timed)",
+            ));
         }
         if self.link.as_os_str().is_empty() {
             return Err(invalid("link", "", "a file path"));
@@ -193,6 +206,7 @@ impl SimArgs {
             watchdog_timeout_us: ms_to_us_u32("watchdog_ms", self.watchdog_ms)?,
             heartbeat_interval_us: ms_to_us_u32("heartbeat_ms", self.heartbeat_ms)?,
             host_timeout_us: ms_to_us_u32("host_timeout_ms", self.host_timeout_ms)?,
+            operator: self.operator,
         };
         options.validate()?;
         Ok(options)
@@ -231,6 +245,12 @@ impl SimArgs {
         push("watchdog-ms", self.watchdog_ms.to_string());
         push("heartbeat-ms", self.heartbeat_ms.to_string());
         push("host-timeout-ms", self.host_timeout_ms.to_string());
+        if let Some(script) = self.operator {
+            use clap::ValueEnum;
+            if let Some(name) = script.to_possible_value() {
+                push("operator", name.get_name().to_owned());
+            }
+        }
         if self.lockstep {
             argv.push("--lockstep".into());
         }

@@ -22,6 +22,7 @@ impl Sim {
         let clock = Clock::real();
         let period_us = self.period_us;
         let mut next_us = clock.now_us();
+        let started_us = next_us;
         while !stop.load(Ordering::Relaxed) {
             let now_us = clock.now_us();
             self.update_connection(now_us)?;
@@ -30,6 +31,10 @@ impl Sim {
                 if stalled {
                     self.step_held();
                 } else {
+                    if let Some(script) = self.options.operator {
+                        let input = script.input(now_us.saturating_sub(started_us));
+                        self.forward_teleop(now_us, input);
+                    }
                     let action = self.tick(now_us);
                     self.step(&action);
                     self.publish()?;
