@@ -28,6 +28,8 @@ enum Command {
     Run(RunArgs),
     /// Run a simulated robot behind a pseudo-terminal (firmware logic + physics).
     Sim(handful::sim::SimArgs),
+    /// Benchmarks that are not timed tests (`bench plan`: planner performance).
+    Bench(handful::bench::BenchArgs),
     /// Check a calibration file and print what it says.
     Calib {
         /// The calibration TOML file.
@@ -88,6 +90,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run_command(args),
         Command::Sim(args) => handful::sim::run_cli(args),
+        Command::Bench(args) => handful::bench::run_cli(args),
         Command::Calib { path } => {
             let calib = Calibration::load(&path)?;
             println!("{}", serde_json::to_string_pretty(&calib)?);

@@ -26,7 +26,7 @@ mod alloc_test;
 
 pub use analytic::{AnalyticDynamics, Transition};
 pub use cem::Planner;
-pub use config::{ConfigError, Optimizer, PlannerConfig, Propagation};
+pub use config::{ConfigError, EnsembleShape, Optimizer, PlannerConfig, Propagation};
 pub use controller::MpcController;
 pub use cost::{Cost, TaskCost};
 pub use dynamics::{Dynamics, DynamicsError};
