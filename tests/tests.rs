@@ -11,3 +11,5 @@ mod control;
 // Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
 mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
+// Planner benchmark configuration: the real-time settings still swing up (not timed).
+mod bench;

@@ -44,7 +44,9 @@ fn repo_root() -> anyhow::Result<PathBuf> {
     ];
     candidates
         .into_iter()
-        .find(|dir| dir.join(".venv/bin/python").is_file() && dir.join("models/make_ensemble.py").is_file())
+        .find(|dir| {
+            dir.join(".venv/bin/python").is_file() && dir.join("models/make_ensemble.py").is_file()
+        })
         .context(
             "the bench needs the Python environment of models/setup.sh (.venv/bin/python and \
              models/make_ensemble.py, in the working directory or the source tree): run \
@@ -137,9 +139,15 @@ pub fn throughput(
 ) -> anyhow::Result<Vec<ThroughputRow>> {
     let clock = Clock::real();
     let mut rows = Vec::new();
-    for (label, (shape, path)) in [("PETS 5x3x500", &models.paper), ("real-time", &models.realtime)] {
+    for (label, (shape, path)) in [
+        ("PETS 5x3x500", &models.paper),
+        ("real-time", &models.realtime),
+    ] {
         let flops_per_row = shape.flops_per_row(STATE_DIM, ACTION_DIM) as f64;
-        let label = format!("{label} {}x{}x{}", shape.ensemble_size, shape.hidden_layers, shape.hidden_units);
+        let label = format!(
+            "{label} {}x{}x{}",
+            shape.ensemble_size, shape.hidden_layers, shape.hidden_units
+        );
         for threads in [1, 2] {
             let mut model = load(path, threads)?;
             for &n in batch_sizes {
@@ -147,11 +155,18 @@ pub fn throughput(
                 let states = Array3::from_shape_fn((e, n, STATE_DIM), |(i, j, k)| {
                     ((i + 3 * j + 7 * k) % 11) as f32 * 0.1 - 0.5
                 });
-                let actions = Array3::from_shape_fn((e, n, ACTION_DIM), |(_, j, _)| (j % 7) as f32 * 0.3 - 1.0);
+                let actions = Array3::from_shape_fn((e, n, ACTION_DIM), |(_, j, _)| {
+                    (j % 7) as f32 * 0.3 - 1.0
+                });
                 let mut mean = Array3::zeros((e, n, STATE_DIM));
                 let mut logvar = Array3::zeros((e, n, STATE_DIM));
                 let mut call = || {
-                    model.predict(states.view(), actions.view(), mean.view_mut(), logvar.view_mut())
+                    model.predict(
+                        states.view(),
+                        actions.view(),
+                        mean.view_mut(),
+                        logvar.view_mut(),
+                    )
                 };
                 call().context("warm-up predict")?;
                 // About 0.3 s of calls per point, at least 3 and at most 200.
@@ -209,7 +224,13 @@ fn time_plans(
     let clock = Clock::real();
     let mut model = load(path, intra_threads)?;
     let bounds = [(-3.0f32, 3.0f32)];
-    let mut planner = Planner::new(config.clone(), STATE_DIM, ACTION_DIM, &bounds, shape.ensemble_size)?;
+    let mut planner = Planner::new(
+        config.clone(),
+        STATE_DIM,
+        ACTION_DIM,
+        &bounds,
+        shape.ensemble_size,
+    )?;
     let cost = TaskCost(Task::CartpoleSwingup);
     let (mut samples, mut iterations, mut candidates) = (Vec::new(), 0u64, 0u64);
     for i in 0..warmup + plans {
@@ -228,7 +249,9 @@ fn time_plans(
     let n = plans.max(1) as f64;
     let per_candidate = match config.propagation {
         Propagation::Expectation => 1.0,
-        Propagation::TsInf | Propagation::Ts1 => config.particles as f64 / shape.ensemble_size as f64,
+        Propagation::TsInf | Propagation::Ts1 => {
+            config.particles as f64 / shape.ensemble_size as f64
+        }
     };
     let flops = shape.flops_per_row(STATE_DIM, ACTION_DIM) as f64;
     Ok(PlanLatency {
@@ -252,11 +275,17 @@ pub fn plan_latency(
 ) -> anyhow::Result<Vec<PlanLatency>> {
     let task = Task::CartpoleSwingup;
     let realtime = PlannerConfig::for_task(task);
-    let unbounded = PlannerConfig { budget_us: None, ..realtime.clone() };
+    let unbounded = PlannerConfig {
+        budget_us: None,
+        ..realtime.clone()
+    };
     let mut out = Vec::new();
     for threads in [1, 2] {
         out.push(time_plans(
-            &format!("real-time, budget {:?} µs, {threads} thr", realtime.budget_us),
+            &format!(
+                "real-time, budget {:?} µs, {threads} thr",
+                realtime.budget_us
+            ),
             &models.realtime,
             realtime.clone(),
             threads,

@@ -52,7 +52,11 @@ pub struct PlanArgs {
     #[arg(long, default_value_t = 5)]
     pub seeds: u64,
     /// Rows per member for the throughput table.
-    #[arg(long, value_delimiter = ',', default_value = "100,400,1000,2000,4000,8000")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,400,1000,2000,4000,8000"
+    )]
     pub batch_sizes: Vec<usize>,
     /// Skip the ONNX parts (no .venv needed).
     #[arg(long)]
@@ -98,7 +102,11 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn overhead_rows(plans: usize) -> anyhow::Result<Vec<overhead::OverheadReport>> {
-    let paper = overhead::measure("PETS P400x20 H25 5it", overhead::pets_overhead_config(), plans)?;
+    let paper = overhead::measure(
+        "PETS P400x20 H25 5it",
+        overhead::pets_overhead_config(),
+        plans,
+    )?;
     let realtime = overhead::measure(
         "real-time (no budget)",
         crate::mpc::PlannerConfig {
@@ -143,8 +151,13 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<PlanReport> {
 
 fn print_overhead(row: &overhead::OverheadReport) {
     println!(
-        "  {:<24} rows/plan {:>9}  p50 {:>7} µs  p99 {:>7} µs  {:>6.1} ns/row",
-        row.label, row.rows_per_plan, row.latency.p50_us, row.latency.p99_us, row.ns_per_row
+        "  {:<24} rows/plan {:>9}  wall p50 {:>7} µs p99 {:>7} µs  cpu p50 {:>7} µs  {:>5.1} ns/row",
+        row.label,
+        row.rows_per_plan,
+        row.latency.p50_us,
+        row.latency.p99_us,
+        row.cpu.p50_us,
+        row.ns_per_row
     );
 }
 

@@ -8,9 +8,11 @@
 use ndarray::{ArrayView3, ArrayViewMut3};
 use serde::Serialize;
 
-use super::stats::{LatencySummary, time_us};
+use super::stats::{LatencySummary, thread_cpu_us, time_us};
 use crate::clock::Clock;
-use crate::mpc::{ConfigError, Dynamics, DynamicsError, Planner, PlannerConfig, Propagation, TaskCost};
+use crate::mpc::{
+    ConfigError, Dynamics, DynamicsError, Planner, PlannerConfig, Propagation, TaskCost,
+};
 use crate::plant::cartpole::STATE_DIM;
 use crate::task::Task;
 
@@ -54,8 +56,11 @@ pub struct OverheadReport {
     pub iterations: usize,
     /// Rows (particle steps) the planner pushed through the toy model per plan.
     pub rows_per_plan: u64,
+    /// Wall time per plan (inflated when other processes share the cores).
     pub latency: LatencySummary,
-    /// Nanoseconds of planner work per particle step (p50 latency / rows).
+    /// Thread CPU time per plan: the planner's own cost, robust to a loaded machine.
+    pub cpu: LatencySummary,
+    /// Nanoseconds of planner CPU time per particle step (p50 CPU time / rows).
     pub ns_per_row: f64,
 }
 
@@ -72,17 +77,22 @@ pub fn measure(
     let state = [0.0f32; STATE_DIM];
     let mut planner = Planner::new(config.clone(), STATE_DIM, 1, &bounds, 5)?;
     let mut samples = Vec::with_capacity(plans);
+    let mut cpu_samples = Vec::with_capacity(plans);
     let mut rows = 0;
     for i in 0..plans + 2 {
+        let cpu_start = thread_cpu_us();
         let (elapsed_us, stats) = time_us(&clock, || planner.plan(&state, &mut model, &cost, None));
+        let cpu_us = thread_cpu_us().saturating_sub(cpu_start);
         if let Ok(stats) = stats {
             rows = stats.samples_evaluated * config.particles as u64 * config.horizon as u64;
         }
         if i >= 2 {
             samples.push(elapsed_us);
+            cpu_samples.push(cpu_us);
         }
     }
     let latency = LatencySummary::from_samples(&samples);
+    let cpu = LatencySummary::from_samples(&cpu_samples);
     Ok(OverheadReport {
         label: label.to_owned(),
         population: config.population,
@@ -90,8 +100,9 @@ pub fn measure(
         horizon: config.horizon,
         iterations: config.iterations,
         rows_per_plan: rows,
-        ns_per_row: latency.p50_us as f64 * 1e3 / rows.max(1) as f64,
+        ns_per_row: cpu.p50_us as f64 * 1e3 / rows.max(1) as f64,
         latency,
+        cpu,
     })
 }
 

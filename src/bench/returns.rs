@@ -14,8 +14,8 @@ use super::stats::time_us;
 use crate::clock::Clock;
 use crate::expert::rollout;
 use crate::mpc::{AnalyticDynamics, MpcController, Planner, PlannerConfig, TaskCost};
-use crate::plant::cartpole::{self, Cartpole, STATE_DIM};
 use crate::plant::Plant;
+use crate::plant::cartpole::{self, Cartpole, STATE_DIM};
 use crate::task::Task;
 
 /// Returns of one planner configuration over several seeded starts.
@@ -104,7 +104,11 @@ pub fn measure(label: &str, config: &PlannerConfig, seeds: u64) -> anyhow::Resul
 pub fn compare(seeds: u64) -> anyhow::Result<Vec<ReturnReport>> {
     let task = Task::CartpoleSwingup;
     Ok(vec![
-        measure("PETS paper (P400 K40 5it H25)", &PlannerConfig::pets_paper(task), seeds)?,
+        measure(
+            "PETS paper (P400 K40 5it H25)",
+            &PlannerConfig::pets_paper(task),
+            seeds,
+        )?,
         measure("real-time (shipped)", &PlannerConfig::for_task(task), seeds)?,
     ])
 }

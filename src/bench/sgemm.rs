@@ -106,7 +106,14 @@ mod tests {
     fn sgemm_multiplies() {
         // [1 2; 3 4] · [5 6; 7 8] = [19 22; 43 50]
         let mut c = [0.0f32; 4];
-        sgemm(2, 2, 2, &[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], &mut c);
+        sgemm(
+            2,
+            2,
+            2,
+            &[1.0, 2.0, 3.0, 4.0],
+            &[5.0, 6.0, 7.0, 8.0],
+            &mut c,
+        );
         assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
         // Short buffers: nothing written, no panic.
         let mut short = [0.0f32; 3];

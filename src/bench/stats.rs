@@ -12,6 +12,7 @@ pub struct LatencySummary {
     pub p50_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+    pub min_us: u64,
     pub mean_us: f64,
 }
 
@@ -32,8 +33,26 @@ impl LatencySummary {
             p50_us: rank(0.50),
             p99_us: rank(0.99),
             max_us: sorted[sorted.len() - 1],
+            min_us: sorted[0],
             mean_us: sorted.iter().sum::<u64>() as f64 / sorted.len() as f64,
         }
+    }
+}
+
+/// CPU time consumed by the calling thread, µs (`CLOCK_THREAD_CPUTIME_ID`): unlike
+/// wall time it does not grow while other processes hold the cores, so the planner's
+/// own cost stays measurable on a loaded machine. 0 if the OS refuses.
+pub fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the call only writes it.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } == 0;
+    if ok {
+        ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
+    } else {
+        0
     }
 }
 

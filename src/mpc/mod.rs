@@ -17,6 +17,8 @@ pub mod config;
 pub mod controller;
 pub mod cost;
 pub mod dynamics;
+pub mod fastmath;
+pub mod noise;
 pub mod outcome;
 pub mod propagation;
 pub mod sampling;
