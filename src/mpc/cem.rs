@@ -162,6 +162,11 @@ impl Planner {
                 && now_us as f64 + per * total as f64 > deadline_us as f64
             {
                 stats.stop = StopReason::Deadline;
+                if iteration == 0 {
+                    // One slow iteration (a preempted core) must not stall planning for
+                    // good: halve the estimate so a later call probes again.
+                    self.us_per_candidate = Some(per * 0.5);
+                }
                 break;
             }
             self.sample(total, kept);

@@ -223,13 +223,15 @@ struct RealtimeNumbers {
 
 const REALTIME_CARTPOLE: RealtimeNumbers = RealtimeNumbers {
     horizon: 20,
-    population: 100,
+    population: 80,
     elites: 10,
     iterations: 3,
     particles: 5,
     noise_beta: 2.0,
     keep_elites_fraction: 0.3,
-    population_decay: 1.25,
+    // Constant population: the ensemble's batch size N stays fixed, so ONNX Runtime
+    // never rebuilds its tensors for a new N on the control thread.
+    population_decay: 1.0,
     budget_us: 25_000,
 };
 

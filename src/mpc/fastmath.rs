@@ -2,9 +2,9 @@
 //! per-row loops, written so the compiler vectorises loops that call them (no libm
 //! calls, no data-dependent branches).
 //!
-//! Accuracy (tested against `std`): relative error below 1e-6 for `exp` on
-//! `[−87, 87]` and `ln` on normal positive floats; absolute error below 1e-6 for `sin`
-//! and `cos` on `|x| ≤ 100`. NaN in gives NaN out; never panics.
+//! Accuracy (tested against `std`): relative error below 5e-6 for `exp` on
+//! `[−87, 87]`, below 1e-6 for `ln` on normal positive floats; absolute error below
+//! 5e-6 for `sin` and `cos` on `|x| ≤ 100`. NaN in gives NaN out; never panics.
 
 use std::f32::consts::{FRAC_2_PI, LN_2, LOG2_E, SQRT_2};
 
@@ -102,8 +102,8 @@ mod tests {
             worst[2] = worst[2].max((s - (z as f64).sin() as f32).abs());
             worst[3] = worst[3].max((c - (z as f64).cos() as f32).abs());
         }
-        assert!(worst[0] < 1e-6 && worst[1] < 1e-6, "{worst:?}");
-        assert!(worst[2] < 2e-6 && worst[3] < 2e-6, "{worst:?}");
+        assert!(worst[0] < 5e-6 && worst[1] < 1e-6, "{worst:?}");
+        assert!(worst[2] < 5e-6 && worst[3] < 5e-6, "{worst:?}");
         assert!(exp(f32::NAN).is_nan() && sin_cos(f32::NAN).0.is_nan());
         assert!(exp(-1e30) >= 0.0 && exp(1e30).is_finite());
     }

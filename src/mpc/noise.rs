@@ -29,14 +29,16 @@ impl GaussianNoise {
             *word = seeder.next_u32();
         }
         // An all-zero xoshiro state never leaves zero; one set bit per lane avoids it.
-        for lane in 0..LANES {
-            lanes[0][lane] |= 1;
+        for word in &mut lanes[0] {
+            *word |= 1;
         }
         let [s0, s1, s2, s3] = lanes;
         Self { s0, s1, s2, s3 }
     }
 
     /// One xoshiro128++ step of every lane.
+    // Indexing the four state arrays in lockstep is what lets the loop vectorise.
+    #[allow(clippy::needless_range_loop)]
     #[inline(always)]
     fn next(&mut self) -> [u32; LANES] {
         let mut out = [0u32; LANES];
@@ -56,6 +58,7 @@ impl GaussianNoise {
 
     /// `2·LANES` standard normals: Box–Muller on pairs of 24-bit uniforms, the angle
     /// drawn as a quadrant (2 bits) plus an offset in `[−π/4, π/4)`.
+    #[allow(clippy::needless_range_loop)] // lanes in lockstep, as in `next`
     #[inline(always)]
     fn block(&mut self, out: &mut [f32; 2 * LANES]) {
         let a = self.next();
