@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the threads, the data flowing between them and the
 //! invariants. The binary (`src/main.rs`) only parses arguments and wires these modules.
 
+pub mod bench;
 pub mod calib;
 pub mod clock;
 pub mod control;

@@ -36,6 +36,8 @@ enum Command {
     /// Inspect, validate or merge datasets.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Benchmarks that are not timed tests (`bench plan`: planner performance).
+    Bench(handful::bench::BenchArgs),
     /// Check a calibration file and print what it says.
     Calib {
         /// The calibration TOML file.
@@ -155,6 +157,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(args) => handful::sim::run_cli(args),
         Command::Record(args) => record_command(args),
         Command::Dataset(command) => dataset_command(command),
+        Command::Bench(args) => handful::bench::run_cli(args),
         Command::Calib { path } => {
             let calib = Calibration::load(&path)?;
             println!("{}", serde_json::to_string_pretty(&calib)?);

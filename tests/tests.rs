@@ -19,3 +19,5 @@ mod dataset;
 mod record;
 // Teleoperation: dead-man, rate limit, keyboard, buttons, the firmware-forwarded path.
 mod teleop;
+// Planner benchmark configuration: the real-time settings still swing up (not timed).
+mod bench;

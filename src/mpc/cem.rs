@@ -18,6 +18,9 @@ use super::propagation::Rollout;
 use super::sampling::{self, ColoredNoise};
 use crate::clock::Clock;
 
+/// Separates the particle-noise stream's seed from the sampling RNG's.
+const NOISE_STREAM: u64 = 0x6e6f_6973_655f_7473;
+
 mod latency;
 mod view;
 
@@ -89,6 +92,7 @@ impl Planner {
             ensemble_size,
             config.particles,
             p,
+            config.seed ^ NOISE_STREAM,
         );
         Ok(Self {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
@@ -158,6 +162,11 @@ impl Planner {
                 && now_us as f64 + per * total as f64 > deadline_us as f64
             {
                 stats.stop = StopReason::Deadline;
+                if iteration == 0 {
+                    // One slow iteration (a preempted core) must not stall planning for
+                    // good: halve the estimate so a later call probes again.
+                    self.us_per_candidate = Some(per * 0.5);
+                }
                 break;
             }
             self.sample(total, kept);

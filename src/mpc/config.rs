@@ -76,9 +76,19 @@ impl Default for PlannerConfig {
 }
 
 impl PlannerConfig {
-    /// PETS-like defaults per task (cart-pole: PETS's H = 25, P = 400, K = 40, 5
-    /// iterations, 20 particles; pendulum: shorter horizon, smaller population).
+    /// The shipped per-task defaults. Cart-pole: the REAL-TIME configuration for the
+    /// 25 Hz loop (see [`PlannerConfig::realtime_cartpole`]); pendulum: PETS-like CEM.
     pub fn for_task(task: Task) -> Self {
+        match task {
+            Task::CartpoleSwingup => Self::realtime_cartpole(),
+            Task::PendulumSwingup => Self::pets_paper(task),
+        }
+    }
+
+    /// The PETS paper's settings: CEM, TS-∞, 5 iterations, α = 0.1 (cart-pole: H = 25,
+    /// P = 400, K = 40, 20 particles; pendulum: H = 30, P = 200, K = 20). Seconds per
+    /// action with the paper's network ([`EnsembleShape::PETS`]): not real-time here.
+    pub fn pets_paper(task: Task) -> Self {
         let (horizon, population, elites, particles) = match task {
             Task::CartpoleSwingup => (25, 400, 40, 20),
             Task::PendulumSwingup => (30, 200, 20, 20),
@@ -99,6 +109,27 @@ impl PlannerConfig {
             population_decay: 1.25,
             budget_us: None,
             latency_fraction: 0.0,
+        }
+    }
+
+    /// The real-time cart-pole configuration (40 ms period, 2 cores, one intra-op
+    /// thread, a trainer on the other core), with [`EnsembleShape::for_task`]'s model:
+    /// iCEM with coloured noise, warm-started elites, a decaying population and an
+    /// anytime cut-off. `bench plan` measures its latency and its return with the true
+    /// dynamics against [`PlannerConfig::pets_paper`].
+    pub fn realtime_cartpole() -> Self {
+        Self {
+            horizon: REALTIME_CARTPOLE.horizon,
+            population: REALTIME_CARTPOLE.population,
+            elites: REALTIME_CARTPOLE.elites,
+            iterations: REALTIME_CARTPOLE.iterations,
+            particles: REALTIME_CARTPOLE.particles,
+            optimizer: Optimizer::ICem,
+            noise_beta: REALTIME_CARTPOLE.noise_beta,
+            keep_elites_fraction: REALTIME_CARTPOLE.keep_elites_fraction,
+            population_decay: REALTIME_CARTPOLE.population_decay,
+            budget_us: Some(REALTIME_CARTPOLE.budget_us),
+            ..Self::pets_paper(Task::CartpoleSwingup)
         }
     }
 
@@ -174,6 +205,81 @@ impl PlannerConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The numbers of [`PlannerConfig::realtime_cartpole`], in one place.
+struct RealtimeNumbers {
+    horizon: usize,
+    population: usize,
+    elites: usize,
+    iterations: usize,
+    particles: usize,
+    noise_beta: f32,
+    keep_elites_fraction: f32,
+    population_decay: f32,
+    budget_us: u64,
+}
+
+const REALTIME_CARTPOLE: RealtimeNumbers = RealtimeNumbers {
+    horizon: 20,
+    population: 80,
+    elites: 10,
+    iterations: 3,
+    particles: 5,
+    noise_beta: 2.0,
+    keep_elites_fraction: 0.3,
+    // Constant population: the ensemble's batch size N stays fixed, so ONNX Runtime
+    // never rebuilds its tensors for a new N on the control thread.
+    population_decay: 1.0,
+    budget_us: 25_000,
+};
+
+/// The size of a dynamics ensemble: what the planner's budget was measured with and
+/// what a trainer should build (`ensemble_size` members, each an MLP of
+/// `hidden_layers` swish layers of `hidden_units`, inputs `S + A`, outputs `2·S`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnsembleShape {
+    pub ensemble_size: usize,
+    pub hidden_layers: usize,
+    pub hidden_units: usize,
+}
+
+impl EnsembleShape {
+    /// The PETS paper's cart-pole network as this project benchmarks it: 5 members of
+    /// 3 hidden layers of 500 swish units (mbrl-lib's cart-pole config uses 4 × 200).
+    pub const PETS: Self = Self {
+        ensemble_size: 5,
+        hidden_layers: 3,
+        hidden_units: 500,
+    };
+
+    /// The shipped real-time model per task, sized so that a plan of
+    /// [`PlannerConfig::for_task`] fits the task's control period on one core.
+    pub const fn for_task(task: Task) -> Self {
+        match task {
+            Task::CartpoleSwingup | Task::PendulumSwingup => Self {
+                ensemble_size: 5,
+                hidden_layers: 3,
+                hidden_units: 64,
+            },
+        }
+    }
+
+    /// Layer widths `[S + A, H, …, H, 2·S]`.
+    pub fn layer_sizes(&self, state_dim: usize, action_dim: usize) -> Vec<usize> {
+        let mut sizes = vec![state_dim + action_dim];
+        sizes.extend(std::iter::repeat_n(self.hidden_units, self.hidden_layers));
+        sizes.push(2 * state_dim);
+        sizes
+    }
+
+    /// Multiply-add flops of the whole ensemble per row: `2·E·Σ in·out` over the MLP
+    /// layers (activations, standardisation and the log-variance clamp not counted).
+    pub fn flops_per_row(&self, state_dim: usize, action_dim: usize) -> u64 {
+        let sizes = self.layer_sizes(state_dim, action_dim);
+        let macs: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+        2 * (self.ensemble_size * macs) as u64
     }
 }
 

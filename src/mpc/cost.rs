@@ -6,7 +6,8 @@
 
 use ndarray::{ArrayView2, ArrayViewMut1};
 
-use crate::task::Task;
+use super::fastmath;
+use crate::task::{CARTPOLE_POLE_LENGTH_M, Task};
 
 /// A per-step cost, batched over rows.
 ///
@@ -40,6 +41,20 @@ impl Cost for TaskCost {
         actions: ArrayView2<'_, f32>,
         mut out: ArrayViewMut1<'_, f32>,
     ) {
+        if self.0 == Task::CartpoleSwingup
+            && let (Some(states), Some(acts), Some(slots)) = (
+                next_states.as_slice(),
+                actions.as_slice(),
+                out.as_slice_mut(),
+            )
+            && next_states.ncols() >= min_state_dim(self.0)
+            && actions.ncols() >= 1
+            && states.len() == slots.len() * next_states.ncols()
+            && acts.len() == slots.len() * actions.ncols()
+        {
+            cartpole_cost_rows(states, next_states.ncols(), acts, actions.ncols(), slots);
+            return;
+        }
         let rows = out.len().min(next_states.nrows()).min(actions.nrows());
         for (index, slot) in out.iter_mut().enumerate() {
             if index >= rows {
@@ -56,6 +71,49 @@ impl Cost for TaskCost {
                 _ => f32::NAN,
             };
         }
+    }
+}
+
+/// The cart-pole's `−reward` over contiguous rows with [`fastmath`] (no libm call per
+/// row, so the loop vectorises): `0.01·Σu² − exp(−‖tip − (0, l)‖² / l²)`, with
+/// `‖tip − (0, l)‖² = (x − l·sin θ)² + l²·(1 + cos θ)²`. Agrees with
+/// [`Task::reward`] to about 1e-6.
+///
+/// Shapes: `states` `N × S` (S ≥ 2), `actions` `N × A`, `out` `N`.
+fn cartpole_cost_rows(
+    states: &[f32],
+    s_dim: usize,
+    actions: &[f32],
+    a_dim: usize,
+    out: &mut [f32],
+) {
+    /// Rows gathered per block: independent lanes the compiler can vectorise.
+    const BLOCK: usize = 8;
+    let l = CARTPOLE_POLE_LENGTH_M;
+    let inv_l2 = 1.0 / (l * l);
+    let rows = out.len();
+    let mut start = 0;
+    while start < rows {
+        let len = BLOCK.min(rows - start);
+        let (mut x, mut theta, mut effort) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+        for i in 0..len {
+            let row = &states[(start + i) * s_dim..(start + i) * s_dim + 2];
+            x[i] = row[0];
+            theta[i] = row[1];
+            let action = &actions[(start + i) * a_dim..(start + i + 1) * a_dim];
+            effort[i] = action.iter().map(|u| u * u).sum();
+        }
+        let mut cost = [0.0f32; BLOCK];
+        for i in 0..BLOCK {
+            let (sin, cos) = fastmath::sin_cos(theta[i]);
+            let dx = x[i] - l * sin;
+            let dy = l * (1.0 + cos);
+            cost[i] = 0.01 * effort[i] - fastmath::exp(-(dx * dx + dy * dy) * inv_l2);
+        }
+        for (slot, c) in out[start..start + len].iter_mut().zip(cost) {
+            *slot += c;
+        }
+        start += len;
     }
 }
 
@@ -103,6 +161,36 @@ mod tests {
         let mut out_t = Array1::from_elem(2, 1.0f32);
         TaskCost(Task::PendulumSwingup).cost(states_t.t(), actions.view(), out_t.view_mut());
         assert_eq!(out, out_t);
+    }
+
+    #[test]
+    fn fast_cartpole_cost_matches_the_task_reward() {
+        let rows = 1000;
+        let states = Array2::from_shape_fn((rows, 4), |(n, k)| {
+            let t = n as f32 / rows as f32;
+            [4.0 * t - 2.0, 40.0 * t - 20.0, 1.0, -1.0][k] * (1.0 + 0.1 * k as f32)
+        });
+        let actions = Array2::from_shape_fn((rows, 1), |(n, _)| (n % 7) as f32 - 3.0);
+        let mut fast = Array1::from_elem(rows, 0.5f32);
+        TaskCost(Task::CartpoleSwingup).cost(states.view(), actions.view(), fast.view_mut());
+        for n in 0..rows {
+            let state = states.row(n).to_vec();
+            let exact = 0.5 - Task::CartpoleSwingup.reward(&state, &[actions[[n, 0]]]);
+            assert!(
+                (fast[n] - exact).abs() < 2e-6,
+                "row {n}: {} vs {exact}",
+                fast[n]
+            );
+        }
+        // NaN in, NaN out.
+        let nan = Array2::from_elem((1, 4), f32::NAN);
+        let mut out = Array1::zeros(1);
+        TaskCost(Task::CartpoleSwingup).cost(
+            nan.view(),
+            actions.slice(ndarray::s![..1, ..]),
+            out.view_mut(),
+        );
+        assert!(out[0].is_nan());
     }
 
     #[test]

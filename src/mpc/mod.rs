@@ -17,6 +17,8 @@ pub mod config;
 pub mod controller;
 pub mod cost;
 pub mod dynamics;
+pub mod fastmath;
+pub mod noise;
 pub mod outcome;
 pub mod propagation;
 pub mod sampling;
@@ -26,7 +28,7 @@ mod alloc_test;
 
 pub use analytic::{AnalyticDynamics, Transition};
 pub use cem::Planner;
-pub use config::{ConfigError, Optimizer, PlannerConfig, Propagation};
+pub use config::{ConfigError, EnsembleShape, Optimizer, PlannerConfig, Propagation};
 pub use controller::MpcController;
 pub use cost::{Cost, TaskCost};
 pub use dynamics::{Dynamics, DynamicsError};

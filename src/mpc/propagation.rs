@@ -13,11 +13,12 @@
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut3};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 
 use super::config::Propagation;
 use super::cost::Cost;
 use super::dynamics::{Dynamics, DynamicsError};
+use super::fastmath;
+use super::noise::GaussianNoise;
 
 /// Preallocated particle buffers for up to `max_candidates` candidates.
 #[derive(Clone, Debug)]
@@ -44,10 +45,15 @@ pub struct Rollout {
     row_cost: Vec<f32>,
     /// `P_t`, TS-1 permutation.
     perm: Vec<usize>,
+    /// Particle noise: its own fast seeded stream, and one step's draws `E × R × S`.
+    noise: GaussianNoise,
+    eps: Vec<f32>,
 }
 
 impl Rollout {
-    /// Buffers for `max_candidates` candidates of `particles` particles each.
+    /// Buffers for `max_candidates` candidates of `particles` particles each; the
+    /// particle noise is seeded with `noise_seed`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         propagation: Propagation,
         state_dim: usize,
@@ -55,6 +61,7 @@ impl Rollout {
         ensemble_size: usize,
         particles: usize,
         max_candidates: usize,
+        noise_seed: u64,
     ) -> Self {
         let particles = match propagation {
             Propagation::Expectation => 1,
@@ -77,6 +84,8 @@ impl Rollout {
             logvar: vec![0.0; rows_total * state_dim],
             row_cost: vec![0.0; rows_total],
             perm: (0..particles).collect(),
+            noise: GaussianNoise::new(noise_seed),
+            eps: vec![0.0; rows_total * state_dim],
         }
     }
 
@@ -146,14 +155,7 @@ impl Rollout {
         self.row_cost[..total].fill(0.0);
         let noisy = dynamics.is_probabilistic() && self.propagation != Propagation::Expectation;
         for t in 0..horizon {
-            for (row, slot) in self.actions[..total * a_dim]
-                .chunks_exact_mut(a_dim)
-                .enumerate()
-            {
-                let candidate = (row % rows) / per_member;
-                let start = (candidate * horizon + t) * a_dim;
-                slot.copy_from_slice(&sequences[start..start + a_dim]);
-            }
+            self.write_actions(sequences, horizon, t, count, rows, per_member);
             if self.propagation == Propagation::Ts1 && t > 0 {
                 self.permute(rng, count, rows, per_member);
             }
@@ -174,7 +176,7 @@ impl Rollout {
                 Ok(()) | Err(DynamicsError::NonFinite) => {}
                 Err(other) => return Err(other),
             }
-            self.step_states(rng, total, rows, noisy);
+            self.step_states(total, rows, noisy);
             let scored = if self.propagation == Propagation::Expectation {
                 rows
             } else {
@@ -206,8 +208,42 @@ impl Rollout {
         Ok(())
     }
 
-    /// `s ← s + μ + σ·ε` (TS), or `s ← s + mean_e μ_e` on every member (Expectation).
-    fn step_states(&mut self, rng: &mut ChaCha8Rng, total: usize, rows: usize, noisy: bool) {
+    /// Row `(e, c·M + m)` gets candidate `c`'s action at step `t`, for every member
+    /// `e` (Expectation: `M = 1`). Shapes: `sequences` `count × H × A`.
+    fn write_actions(
+        &mut self,
+        sequences: &[f32],
+        horizon: usize,
+        t: usize,
+        count: usize,
+        rows: usize,
+        per_member: usize,
+    ) {
+        let a_dim = self.action_dim;
+        let block = rows * a_dim;
+        for member in self.actions[..self.ensemble_size * block].chunks_exact_mut(block) {
+            let per_candidate = per_member * a_dim;
+            for (c, slots) in member
+                .chunks_exact_mut(per_candidate)
+                .take(count)
+                .enumerate()
+            {
+                let start = (c * horizon + t) * a_dim;
+                let action = &sequences[start..start + a_dim];
+                if a_dim == 1 {
+                    slots.fill(action[0]);
+                } else {
+                    for slot in slots.chunks_exact_mut(a_dim) {
+                        slot.copy_from_slice(action);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `s ← s + μ + σ·ε` (TS, ε from the fast noise stream; `σ = exp(lv / 2)`, NaN for
+    /// a non-finite `lv`), or `s ← s + mean_e μ_e` on every member (Expectation).
+    fn step_states(&mut self, total: usize, rows: usize, noisy: bool) {
         let s_dim = self.state_dim;
         if self.propagation == Propagation::Expectation {
             let inv_e = 1.0 / self.ensemble_size as f32;
@@ -225,16 +261,24 @@ impl Rollout {
             return;
         }
         let n = total * s_dim;
-        for ((s, mu), lv) in self.states[..n]
-            .iter_mut()
-            .zip(&self.mean[..n])
-            .zip(&self.logvar[..n])
-        {
-            *s += *mu;
-            if noisy {
-                let eps: f32 = rng.sample(StandardNormal);
-                *s += (0.5 * *lv).exp() * eps;
+        let (states, mean) = (&mut self.states[..n], &self.mean[..n]);
+        if !noisy {
+            for (s, mu) in states.iter_mut().zip(mean) {
+                *s += *mu;
             }
+            return;
+        }
+        let eps = &mut self.eps[..n];
+        self.noise.fill(eps);
+        for (((s, mu), lv), e) in states
+            .iter_mut()
+            .zip(mean)
+            .zip(&self.logvar[..n])
+            .zip(&*eps)
+        {
+            let sigma = fastmath::exp(0.5 * *lv);
+            let sigma = if lv.is_finite() { sigma } else { f32::NAN };
+            *s += *mu + sigma * *e;
         }
     }
 
