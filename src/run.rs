@@ -267,8 +267,13 @@ pub fn build_controller(
         }
     };
     let bounds: Vec<(f32, f32)> = calib.actions.iter().map(|a| (a.min, a.max)).collect();
+    let mut planner = planner.clone();
+    if !dynamics.is_probabilistic() {
+        // Particles of a deterministic model all follow the same path: one is enough.
+        planner.particles = 1;
+    }
     let planner = Planner::new(
-        planner.clone(),
+        planner,
         calib.state_dim(),
         calib.action_dim(),
         &bounds,
