@@ -15,3 +15,4 @@ pub mod run;
 pub mod sim;
 pub mod task;
 pub mod thread;
+pub mod train;
