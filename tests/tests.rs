@@ -13,3 +13,5 @@ mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
 // The handful binary end to end: run directory, outside models, errors.
 mod cli;
+// The ensemble trainer: gradients, learning the pendulum, ONNX export (needs setup.sh).
+mod train;
