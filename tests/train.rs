@@ -17,7 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 /// `rows` pendulum transitions from states and torques drawn uniformly over the
-/// reachable box (θ ∈ [−π, π], θ̇ ∈ [−8, 8], u ∈ [−2, 2]), with Gaussian noise of
+/// box θ ∈ [−π, π], θ̇ ∈ [−6, 6], u ∈ [−2, 2] (inside the ±8 rad/s speed clip, so the
+/// dynamics are smooth), with Gaussian noise of
 /// standard deviation `noise` added to the next state.
 pub fn pendulum_transitions(rows: usize, noise: f64, seed: u64) -> Transitions {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -28,7 +29,7 @@ pub fn pendulum_transitions(rows: usize, noise: f64, seed: u64) -> Transitions {
     for r in 0..rows {
         let s = [
             rng.random_range(-std::f64::consts::PI..std::f64::consts::PI),
-            rng.random_range(-8.0..8.0),
+            rng.random_range(-6.0..6.0),
         ];
         let u = [rng.random_range(-2.0..2.0)];
         let mut next = [0.0; 2];

@@ -117,7 +117,10 @@ impl Transitions {
 /// Per-column mean and standard deviation of `inputs` (`N × D`) over `rows`, computed in
 /// f64. A column with a standard deviation below 1e-6 gets 1 (PETS does the same for
 /// constant inputs), so standardising never divides by zero.
-pub(crate) fn input_statistics(inputs: ArrayView2<'_, f32>, rows: &[usize]) -> (Array1<f32>, Array1<f32>) {
+pub(crate) fn input_statistics(
+    inputs: ArrayView2<'_, f32>,
+    rows: &[usize],
+) -> (Array1<f32>, Array1<f32>) {
     let d = inputs.ncols();
     let count = rows.len().max(1) as f64;
     let mut mean = vec![0.0f64; d];

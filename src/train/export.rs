@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use super::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::Dimension,
-    tensor_shape_proto::dimension, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
+    tensor_proto::DataType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension,
+    type_proto,
 };
 use super::trainer::Trainer;
 
@@ -142,7 +142,12 @@ fn model(trainer: &Trainer, meta: &ExportMetadata) -> ModelProto {
     let created = meta
         .created_unix
         .unwrap_or_else(|| crate::clock::wall_time_unix_secs() as u64);
-    let join = |v: &[usize]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let join = |v: &[usize]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let props = [
         ("handful.contract", "1".to_string()),
         ("state_names", meta.state_names.join(",")),
@@ -215,7 +220,12 @@ impl Graph {
     /// A float32 initializer of shape `dims` (row-major `values`); returns its name.
     fn floats(&mut self, name: &str, dims: &[usize], values: impl Iterator<Item = f32>) -> String {
         let raw: Vec<u8> = values.flat_map(f32::to_le_bytes).collect();
-        self.tensor(name, dims.iter().map(|&d| d as i64).collect(), DataType::Float, raw)
+        self.tensor(
+            name,
+            dims.iter().map(|&d| d as i64).collect(),
+            DataType::Float,
+            raw,
+        )
     }
 
     /// A one-element int64 initializer `[value]`; returns its name.

@@ -45,7 +45,11 @@ impl Params {
 
     pub fn zeros_like(&self) -> Self {
         Self {
-            weights: self.weights.iter().map(|w| Array3::zeros(w.dim())).collect(),
+            weights: self
+                .weights
+                .iter()
+                .map(|w| Array3::zeros(w.dim()))
+                .collect(),
             biases: self.biases.iter().map(|b| Array2::zeros(b.dim())).collect(),
             max_logvar: Array1::zeros(self.max_logvar.len()),
             min_logvar: Array1::zeros(self.min_logvar.len()),
@@ -199,7 +203,12 @@ pub fn predict(
         *v = out[[m, n, j]];
     }
     for ((m, n, j), v) in logvar.indexed_iter_mut() {
-        *v = clamp(out[[m, n, s + j]], params.max_logvar[j], params.min_logvar[j]).0;
+        *v = clamp(
+            out[[m, n, s + j]],
+            params.max_logvar[j],
+            params.min_logvar[j],
+        )
+        .0;
     }
     (mean, logvar)
 }

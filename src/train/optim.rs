@@ -33,8 +33,8 @@ impl Adam {
     pub(crate) fn step(&mut self, params: &mut Params, grads: &Params) {
         self.steps = self.steps.saturating_add(1);
         let (b1, b2) = (self.beta1, self.beta2);
-        let step_size = self.learning_rate * (1.0 - b2.powi(self.steps)).sqrt()
-            / (1.0 - b1.powi(self.steps));
+        let step_size =
+            self.learning_rate * (1.0 - b2.powi(self.steps)).sqrt() / (1.0 - b1.powi(self.steps));
         let eps = self.epsilon;
         let tensors = params
             .tensors_mut()

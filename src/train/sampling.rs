@@ -39,10 +39,9 @@ impl BatchSource for Bootstrap {
     }
 
     fn sample(&mut self, member: usize, rng: &mut ChaCha8Rng, out_rows: &mut [usize]) {
-        let (Some(rows), Some(cursor)) = (
-            self.resamples.get_mut(member),
-            self.cursors.get_mut(member),
-        ) else {
+        let (Some(rows), Some(cursor)) =
+            (self.resamples.get_mut(member), self.cursors.get_mut(member))
+        else {
             return;
         };
         if rows.is_empty() {

@@ -225,7 +225,10 @@ impl Trainer {
                     source.sample(member, &mut self.rng, &mut batch_rows);
                     for (i, &row) in batch_rows.iter().enumerate() {
                         if !is_train.get(row).copied().unwrap_or(false) {
-                            return Err(TrainError::BadSample { row, rows: train.len() });
+                            return Err(TrainError::BadSample {
+                                row,
+                                rows: train.len(),
+                            });
                         }
                         x.slice_mut(s![member, i, ..]).assign(&inputs.row(row));
                         y.slice_mut(s![member, i, ..]).assign(&targets.row(row));
@@ -316,7 +319,11 @@ impl Trainer {
         ];
         for (what, found, expected) in expected {
             if found != expected {
-                return Err(TrainError::Columns { what, found, expected });
+                return Err(TrainError::Columns {
+                    what,
+                    found,
+                    expected,
+                });
             }
         }
         if actions.dim().0 != e || actions.dim().1 != n {
@@ -329,18 +336,29 @@ impl Trainer {
         let mut x = ndarray::concatenate(Axis(2), &[states, actions]).unwrap_or_default();
         x -= &self.input_mean;
         x /= &self.input_std;
-        Ok(network::predict(&self.params, x.view(), &mut Workspace::default()))
+        Ok(network::predict(
+            &self.params,
+            x.view(),
+            &mut Workspace::default(),
+        ))
     }
 
     /// Per-member MSE and NLL of standardised `inputs` (`N × D`) against `targets`
     /// (`N × S`) over `rows`, every member seeing every row.
-    fn score(&mut self, inputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>, rows: &[usize]) -> HoldoutScore {
+    fn score(
+        &mut self,
+        inputs: ArrayView2<'_, f32>,
+        targets: ArrayView2<'_, f32>,
+        rows: &[usize],
+    ) -> HoldoutScore {
         let e = self.config.ensemble_size;
         let (mut sq, mut nll) = (vec![0.0f64; e], vec![0.0f64; e]);
         let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         for chunk in rows.chunks(EVAL_CHUNK_ROWS) {
             let picked: Array2<f32> = inputs.select(Axis(0), chunk);
-            let x = picked.broadcast((e, chunk.len(), inputs.ncols())).map(|b| b.to_owned());
+            let x = picked
+                .broadcast((e, chunk.len(), inputs.ncols()))
+                .map(|b| b.to_owned());
             let Some(x) = x else { continue };
             let (mean, logvar) = network::predict(&self.params, x.view(), &mut self.workspace);
             for member in 0..e {
@@ -363,7 +381,11 @@ impl Trainer {
 }
 
 /// Checks a config for `S`, `A`; returns the per-layer weight decays.
-fn validate(config: &TrainerConfig, state_dim: usize, action_dim: usize) -> Result<Vec<f32>, TrainError> {
+fn validate(
+    config: &TrainerConfig,
+    state_dim: usize,
+    action_dim: usize,
+) -> Result<Vec<f32>, TrainError> {
     let bad = |key, reason| Err(TrainError::Config { key, reason });
     if state_dim == 0 || action_dim == 0 {
         return bad("state_dim/action_dim", "must be at least 1");
@@ -387,13 +409,19 @@ fn validate(config: &TrainerConfig, state_dim: usize, action_dim: usize) -> Resu
         return bad("elite_count", "must be between 1 and ensemble_size");
     }
     if !(config.max_logvar_init > config.min_logvar_init && config.min_logvar_init.is_finite()) {
-        return bad("max_logvar_init", "must be finite and above min_logvar_init");
+        return bad(
+            "max_logvar_init",
+            "must be finite and above min_logvar_init",
+        );
     }
     let layers = config.hidden_sizes.len() + 1;
     match config.weight_decays.len() {
         0 => Ok(vec![0.0; layers]),
         1 => Ok(vec![config.weight_decays[0]; layers]),
         n if n == layers => Ok(config.weight_decays.clone()),
-        _ => bad("weight_decays", "needs one value per layer (hidden layers + output) or one for all"),
+        _ => bad(
+            "weight_decays",
+            "needs one value per layer (hidden layers + output) or one for all",
+        ),
     }
 }

@@ -47,7 +47,9 @@ fn trained() -> Trainer {
         ..TrainerConfig::default()
     };
     let mut trainer = Trainer::new(config, 2, 1, 5).expect("valid config");
-    trainer.fit(&super::pendulum_transitions(300, 0.01, 9)).expect("fit");
+    trainer
+        .fit(&super::pendulum_transitions(300, 0.01, 9))
+        .expect("fit");
     trainer
 }
 
@@ -69,15 +71,25 @@ fn onnx_runtime_matches_the_trainers_forward_pass() {
             rng.random_range(-1.0f32..1.0) * if j == 0 { 3.0 } else { 8.0 }
         });
         let actions = Array3::from_shape_fn((3, rows, 1), |_| rng.random_range(-2.0f32..2.0));
-        let (want_mean, want_logvar) = trainer.predict(states.view(), actions.view()).expect("predict");
+        let (want_mean, want_logvar) = trainer
+            .predict(states.view(), actions.view())
+            .expect("predict");
         let mut mean = Array3::from_elem((3, rows, 2), f32::NAN);
         let mut logvar = mean.clone();
         model
-            .predict(states.view(), actions.view(), mean.view_mut(), logvar.view_mut())
+            .predict(
+                states.view(),
+                actions.view(),
+                mean.view_mut(),
+                logvar.view_mut(),
+            )
             .expect("onnx predict");
         for (got, want) in [(&mean, &want_mean), (&logvar, &want_logvar)] {
             for (g, w) in got.iter().zip(want.iter()) {
-                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "onnx {g} vs trainer {w}");
+                assert!(
+                    (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "onnx {g} vs trainer {w}"
+                );
             }
         }
         // The logvar bounds were learned: the clamp in the graph uses the trained ones.
@@ -88,7 +100,11 @@ fn onnx_runtime_matches_the_trainers_forward_pass() {
 #[test]
 fn the_official_onnx_checker_accepts_the_export() {
     let python = repo().join(".venv/bin/python");
-    assert!(python.exists(), "{} is missing: run bash models/setup.sh", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: run bash models/setup.sh",
+        python.display()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let path: PathBuf = dir.path().join("trained.onnx");
     trained().write_onnx(&path, &meta()).expect("write");
@@ -100,7 +116,11 @@ fn the_official_onnx_checker_accepts_the_export() {
         .arg(&path)
         .output()
         .expect("run python (run bash models/setup.sh)");
-    assert!(out.status.success(), "onnx.checker refused the export: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "onnx.checker refused the export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -110,7 +130,10 @@ fn round_trip_carries_the_metadata_and_wrong_expectations_are_refused() {
     let bytes = trainer.export_onnx(&meta()).expect("export");
     let model = Ensemble::from_bytes(&bytes, &expectation()).expect("load");
     let info = model.info();
-    assert_eq!((info.ensemble_size, info.state_dim, info.action_dim), (3, 2, 1));
+    assert_eq!(
+        (info.ensemble_size, info.state_dim, info.action_dim),
+        (3, 2, 1)
+    );
     assert_eq!(info.producer, PRODUCER);
     let elites: Vec<String> = trainer.elites().iter().map(ToString::to_string).collect();
     assert_eq!(trainer.elites().len(), 2);
@@ -122,12 +145,18 @@ fn round_trip_carries_the_metadata_and_wrong_expectations_are_refused() {
 
     let mut wrong_names = expectation();
     wrong_names.state_names.reverse();
-    assert!(matches!(Ensemble::from_bytes(&bytes, &wrong_names), Err(ModelError::Names { .. })));
+    assert!(matches!(
+        Ensemble::from_bytes(&bytes, &wrong_names),
+        Err(ModelError::Names { .. })
+    ));
     let mut wrong_period = expectation();
     wrong_period.control_period_us = 40_000;
     assert!(matches!(
         Ensemble::from_bytes(&bytes, &wrong_period),
-        Err(ModelError::Period { model_us: 50_000, expected_us: 40_000 })
+        Err(ModelError::Period {
+            model_us: 50_000,
+            expected_us: 40_000
+        })
     ));
 }
 
@@ -136,8 +165,18 @@ fn export_refuses_names_that_do_not_fit() {
     let trainer = Trainer::new(TrainerConfig::default(), 2, 1, 0).expect("valid config");
     let mut short = meta();
     short.state_names.pop();
-    assert!(matches!(trainer.export_onnx(&short), Err(ExportError::NameCount { kind: "state", found: 1, expected: 2 })));
+    assert!(matches!(
+        trainer.export_onnx(&short),
+        Err(ExportError::NameCount {
+            kind: "state",
+            found: 1,
+            expected: 2
+        })
+    ));
     let mut comma = meta();
     comma.action_names = vec!["tor,que".into()];
-    assert!(matches!(trainer.export_onnx(&comma), Err(ExportError::BadName { kind: "action", .. })));
+    assert!(matches!(
+        trainer.export_onnx(&comma),
+        Err(ExportError::BadName { kind: "action", .. })
+    ));
 }

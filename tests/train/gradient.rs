@@ -3,7 +3,9 @@
 //! weights and biases, `max_logvar`, `min_logvar`) on a tiny ensemble whose log-variance
 //! clamp is active on both sides.
 
-use handful::train::{Params, Regularisation, Trainer, TrainerConfig, Workspace, loss_and_gradient};
+use handful::train::{
+    Params, Regularisation, Trainer, TrainerConfig, Workspace, loss_and_gradient,
+};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +16,13 @@ fn softplus(x: f64) -> f64 {
 
 /// The PETS loss in f64, written from the formula, parameters as flat f64 tensors in
 /// `Params::tensors` order.
-fn reference_loss(shape: &Params, flat: &[Vec<f64>], x: &Array3<f32>, y: &Array3<f32>, reg: &Regularisation) -> f64 {
+fn reference_loss(
+    shape: &Params,
+    flat: &[Vec<f64>],
+    x: &Array3<f32>,
+    y: &Array3<f32>,
+    reg: &Regularisation,
+) -> f64 {
     let layers = shape.weights.len();
     let (w, rest) = flat.split_at(layers);
     let (b, bounds) = rest.split_at(layers);
@@ -31,9 +39,15 @@ fn reference_loss(shape: &Params, flat: &[Vec<f64>], x: &Array3<f32>, y: &Array3
                 let mut z = vec![0.0; fan_out];
                 for (o, z) in z.iter_mut().enumerate() {
                     *z = b[l][e * fan_out + o]
-                        + (0..fan_in).map(|i| h[i] * w[l][(e * fan_in + i) * fan_out + o]).sum::<f64>();
+                        + (0..fan_in)
+                            .map(|i| h[i] * w[l][(e * fan_in + i) * fan_out + o])
+                            .sum::<f64>();
                 }
-                h = if l + 1 < layers { z.iter().map(|z| z / (1.0 + (-z).exp())).collect() } else { z };
+                h = if l + 1 < layers {
+                    z.iter().map(|z| z / (1.0 + (-z).exp())).collect()
+                } else {
+                    z
+                };
             }
             for j in 0..s {
                 let lv = max[j] - softplus(max[j] - h[s + j]);
@@ -47,7 +61,8 @@ fn reference_loss(shape: &Params, flat: &[Vec<f64>], x: &Array3<f32>, y: &Array3
     for (l, decay) in reg.weight_decays.iter().enumerate() {
         total += 0.5 * f64::from(*decay) * w[l].iter().map(|v| v * v).sum::<f64>();
     }
-    total + f64::from(reg.logvar_bound_penalty) * (max.iter().sum::<f64>() - min.iter().sum::<f64>())
+    total
+        + f64::from(reg.logvar_bound_penalty) * (max.iter().sum::<f64>() - min.iter().sum::<f64>())
 }
 
 #[test]
@@ -80,12 +95,35 @@ fn analytic_gradients_match_central_differences_for_every_tensor() {
     };
 
     let mut grads = params.zeros_like();
-    let (loss, _) = loss_and_gradient(&params, x.view(), y.view(), &reg, &mut grads, &mut Workspace::default());
-    let mut flat: Vec<Vec<f64>> = params.tensors().iter().map(|t| t.iter().map(|&v| f64::from(v)).collect()).collect();
+    let (loss, _) = loss_and_gradient(
+        &params,
+        x.view(),
+        y.view(),
+        &reg,
+        &mut grads,
+        &mut Workspace::default(),
+    );
+    let mut flat: Vec<Vec<f64>> = params
+        .tensors()
+        .iter()
+        .map(|t| t.iter().map(|&v| f64::from(v)).collect())
+        .collect();
     let reference = reference_loss(&params, &flat, &x, &y, &reg);
-    assert!((loss - reference).abs() < 1e-5 * reference.abs().max(1.0), "loss {loss} vs f64 reference {reference}");
+    assert!(
+        (loss - reference).abs() < 1e-5 * reference.abs().max(1.0),
+        "loss {loss} vs f64 reference {reference}"
+    );
 
-    let names = ["W0", "W1", "W2", "b0", "b1", "b2", "max_logvar", "min_logvar"];
+    let names = [
+        "W0",
+        "W1",
+        "W2",
+        "b0",
+        "b1",
+        "b2",
+        "max_logvar",
+        "min_logvar",
+    ];
     let analytic: Vec<Vec<f32>> = grads.tensors().iter().map(|t| t.to_vec()).collect();
     assert_eq!(analytic.len(), names.len());
     let step = 1e-6;
@@ -106,6 +144,9 @@ fn analytic_gradients_match_central_differences_for_every_tensor() {
                 "{name}[{i}]: analytic {got} vs numeric {numeric}"
             );
         }
-        assert!(largest > 1e-3, "{name}: every gradient is ~0, the check would be vacuous");
+        assert!(
+            largest > 1e-3,
+            "{name}: every gradient is ~0, the check would be vacuous"
+        );
     }
 }
