@@ -29,11 +29,11 @@ use crate::control::{
     self, Controller, EpisodeEnd, EpisodeSummary, LoopConfig, LoopReport, Mode, Request,
 };
 use crate::expert;
-use crate::link::{Link, LinkStats};
 use crate::model::{Ensemble, ModelExpectation};
 use crate::mpc::{
     AnalyticDynamics, Dynamics, MpcController, Planner, PlannerConfig, TaskCost, Transition,
 };
+use crate::link::{Link, LinkStats};
 use crate::plant::PlantKind;
 use crate::sim;
 
@@ -299,10 +299,7 @@ pub fn build_controller(
 
 /// Planner settings from TOML: the task's real-time defaults with the file's keys
 /// over them. Unknown keys are refused with their name.
-pub fn planner_config_from_toml(
-    text: &str,
-    task: crate::task::Task,
-) -> anyhow::Result<PlannerConfig> {
+pub fn planner_config_from_toml(text: &str, task: crate::task::Task) -> anyhow::Result<PlannerConfig> {
     let overrides: toml::Table = toml::from_str(text).context("not valid TOML")?;
     let mut merged = toml::Table::try_from(PlannerConfig::for_task(task))
         .context("serialising the default planner settings")?;

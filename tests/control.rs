@@ -84,10 +84,7 @@ fn mpc_with_the_true_dynamics_swings_up_the_cartpole_over_the_pty() {
         build_controller(ControllerKind::MpcTrue, &calib, None, &planner, &clock).unwrap();
     let rig = Rig::start(&calib, PlantKind::Cartpole, true, |_| {}, controller);
     let summary = rig.episode(200, 21);
-    eprintln!(
-        "MPC (true dynamics) return over the pty: {:.1}",
-        summary.episode_return
-    );
+    eprintln!("MPC (true dynamics) return over the pty: {:.1}", summary.episode_return);
     assert_eq!(summary.end, EpisodeEnd::Completed, "{summary:?}");
     assert!(summary.episode_return > 170.0, "{summary:?}");
 }
