@@ -19,3 +19,4 @@ pub mod sim;
 pub mod task;
 pub mod teleop;
 pub mod thread;
+pub mod train;

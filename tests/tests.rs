@@ -21,3 +21,5 @@ mod record;
 mod teleop;
 // Planner benchmark configuration: the real-time settings still swing up (not timed).
 mod bench;
+// The ensemble trainer: gradients, learning the pendulum, ONNX export (needs setup.sh).
+mod train;

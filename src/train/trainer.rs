@@ -1,0 +1,427 @@
+//! [`Trainer`]: builds an ensemble from a [`TrainerConfig`], fits it to [`Transitions`]
+//! (holdout split, input statistics, minibatch Adam, early stopping, elites) and runs
+//! its pure forward pass.
+//!
+//! Deterministic for a seed: initialisation, the holdout split and every minibatch draw
+//! come from one `ChaCha8Rng`. Runs on the calling thread only; meant for a background
+//! (lower-priority) thread, never the control thread.
+
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, Axis, s};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use super::data::{Transitions, input_statistics};
+use super::network::{self, Params, Regularisation, Workspace};
+use super::optim::Adam;
+use super::sampling::{BatchSource, Bootstrap};
+use super::{HoldoutMetric, TrainError, TrainerConfig};
+use crate::clock::Clock;
+
+/// Per-member scores on the holdout rows (the training rows when there is no holdout).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HoldoutScore {
+    /// Mean squared error of the mean prediction of `s' − s`, per member `[E]`.
+    pub mse: Vec<f32>,
+    /// Gaussian NLL per dimension, `½(d²·e^−lv + lv + ln 2π)` averaged, per member `[E]`.
+    pub nll: Vec<f32>,
+}
+
+impl HoldoutScore {
+    fn metric(&self, metric: HoldoutMetric) -> &[f32] {
+        match metric {
+            HoldoutMetric::Mse => &self.mse,
+            HoldoutMetric::Nll => &self.nll,
+        }
+    }
+}
+
+/// One epoch of a fit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochReport {
+    /// Mean over the epoch's steps of the total loss (summed over members).
+    pub train_loss: f64,
+    pub holdout: HoldoutScore,
+}
+
+/// What a fit did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainReport {
+    pub epochs: Vec<EpochReport>,
+    pub epochs_run: usize,
+    pub steps: usize,
+    /// Whether patience ran out before `max_epochs`.
+    pub stopped_early: bool,
+    /// Scores before the first step of this fit.
+    pub initial: HoldoutScore,
+    /// Scores of the kept model (each member at its best epoch).
+    pub final_score: HoldoutScore,
+    /// Whether scores are on held-out rows (`false`: on the training rows).
+    pub scored_on_holdout: bool,
+    /// Elite members, ascending indices.
+    pub elites: Vec<usize>,
+    pub train_rows: usize,
+    pub holdout_rows: usize,
+    pub training_data_sha256: String,
+    pub wall_time_us: u64,
+}
+
+/// A probabilistic ensemble and everything needed to keep training it.
+pub struct Trainer {
+    config: TrainerConfig,
+    state_dim: usize,
+    action_dim: usize,
+    params: Params,
+    input_mean: Array1<f32>,
+    input_std: Array1<f32>,
+    regularisation: Regularisation,
+    adam: Adam,
+    rng: ChaCha8Rng,
+    elites: Vec<usize>,
+    training_data_sha256: Option<String>,
+    workspace: Workspace,
+}
+
+/// Rows per forward pass when scoring.
+const EVAL_CHUNK_ROWS: usize = 1024;
+
+impl Trainer {
+    /// A fresh ensemble (PETS initialisation: truncated normal weights with standard
+    /// deviation `1/(2√fan_in)`, zero biases, bounds at their configured initial values).
+    pub fn new(
+        config: TrainerConfig,
+        state_dim: usize,
+        action_dim: usize,
+        seed: u64,
+    ) -> Result<Self, TrainError> {
+        let weight_decays = validate(&config, state_dim, action_dim)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut sizes = vec![state_dim + action_dim];
+        sizes.extend(&config.hidden_sizes);
+        sizes.push(2 * state_dim);
+        let mut params = Params::zeros(config.ensemble_size, &sizes);
+        for w in &mut params.weights {
+            let std = 0.5 / (w.dim().1 as f32).sqrt();
+            let normal = Normal::new(0.0f32, std).map_err(|_| TrainError::Config {
+                key: "hidden_sizes",
+                reason: "gives a non-finite initial weight scale",
+            })?;
+            for v in w.iter_mut() {
+                *v = loop {
+                    let draw = normal.sample(&mut rng);
+                    if draw.abs() <= 2.0 * std {
+                        break draw;
+                    }
+                };
+            }
+        }
+        params.max_logvar.fill(config.max_logvar_init);
+        params.min_logvar.fill(config.min_logvar_init);
+        let adam = Adam::new(&params, config.learning_rate);
+        let d = state_dim + action_dim;
+        Ok(Self {
+            regularisation: Regularisation {
+                weight_decays,
+                logvar_bound_penalty: config.logvar_bound_penalty,
+            },
+            elites: (0..config.ensemble_size).collect(),
+            config,
+            state_dim,
+            action_dim,
+            params,
+            input_mean: Array1::zeros(d),
+            input_std: Array1::ones(d),
+            adam,
+            rng,
+            training_data_sha256: None,
+            workspace: Workspace::default(),
+        })
+    }
+
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+    pub fn state_dim(&self) -> usize {
+        self.state_dim
+    }
+    pub fn action_dim(&self) -> usize {
+        self.action_dim
+    }
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+    /// Input standardisation `(mean, std)`, `[S + A]` each, from the last fit's training rows.
+    pub fn input_statistics(&self) -> (&Array1<f32>, &Array1<f32>) {
+        (&self.input_mean, &self.input_std)
+    }
+    /// Elite members (ascending); all members before the first fit.
+    pub fn elites(&self) -> &[usize] {
+        &self.elites
+    }
+    /// SHA-256 of the last fit's data, if any.
+    pub fn training_data_sha256(&self) -> Option<&str> {
+        self.training_data_sha256.as_deref()
+    }
+
+    /// Fits on `data` with PETS' per-member bootstrap.
+    pub fn fit(&mut self, data: &Transitions) -> Result<TrainReport, TrainError> {
+        self.fit_with(data, &mut Bootstrap::default())
+    }
+
+    /// Fits on `data`, `source` choosing each member's minibatch rows among the
+    /// training rows (the holdout is split off first and never given to `source`).
+    /// Continues from the current weights and optimiser state.
+    pub fn fit_with(
+        &mut self,
+        data: &Transitions,
+        source: &mut dyn BatchSource,
+    ) -> Result<TrainReport, TrainError> {
+        data.validate(self.state_dim, self.action_dim)?;
+        let clock = Clock::real();
+        let start_us = clock.now_us();
+        let rows = data.len();
+        let mut order: Vec<usize> = (0..rows).collect();
+        order.shuffle(&mut self.rng);
+        let holdout_count = (rows as f64 * f64::from(self.config.holdout_fraction)) as usize;
+        let (holdout, train) = order.split_at_mut(holdout_count.min(rows));
+        if train.is_empty() {
+            return Err(TrainError::TooFewRows {
+                rows,
+                train_rows: 0,
+            });
+        }
+        holdout.sort_unstable();
+        train.sort_unstable();
+        let (holdout, train) = (holdout.to_vec(), train.to_vec());
+        let mut is_train = vec![false; rows];
+        train.iter().for_each(|&r| is_train[r] = true);
+
+        let inputs = data.inputs();
+        let (mean, std) = input_statistics(inputs.view(), &train);
+        let inputs = (inputs - &mean) / &std;
+        (self.input_mean, self.input_std) = (mean, std);
+        let targets = data.targets();
+        source.prepare(&train, self.config.ensemble_size, &mut self.rng);
+
+        let scored_rows = if holdout.is_empty() { &train } else { &holdout };
+        let metric = self.config.holdout_metric;
+        let initial = self.score(inputs.view(), targets.view(), scored_rows);
+        let mut best_score = initial.metric(metric).to_vec();
+        let mut best = self.params.clone();
+        let (e, d, s) = (self.config.ensemble_size, inputs.ncols(), self.state_dim);
+        let batch = self.config.batch_size.min(train.len());
+        let steps_per_epoch = train.len().div_ceil(batch);
+        let mut x = Array3::zeros((e, batch, d));
+        let mut y = Array3::zeros((e, batch, s));
+        let mut batch_rows = vec![usize::MAX; batch];
+        let mut grads = self.params.zeros_like();
+        let (mut epochs, mut stale, mut steps) = (Vec::new(), 0, 0);
+        for epoch in 0..self.config.max_epochs {
+            let mut loss_sum = 0.0;
+            for _ in 0..steps_per_epoch {
+                for member in 0..e {
+                    batch_rows.fill(usize::MAX);
+                    source.sample(member, &mut self.rng, &mut batch_rows);
+                    for (i, &row) in batch_rows.iter().enumerate() {
+                        if !is_train.get(row).copied().unwrap_or(false) {
+                            return Err(TrainError::BadSample {
+                                row,
+                                rows: train.len(),
+                            });
+                        }
+                        x.slice_mut(s![member, i, ..]).assign(&inputs.row(row));
+                        y.slice_mut(s![member, i, ..]).assign(&targets.row(row));
+                    }
+                }
+                let (loss, _) = network::loss_and_gradient(
+                    &self.params,
+                    x.view(),
+                    y.view(),
+                    &self.regularisation,
+                    &mut grads,
+                    &mut self.workspace,
+                );
+                if !loss.is_finite() {
+                    return Err(TrainError::Diverged { epoch });
+                }
+                self.adam.step(&mut self.params, &grads);
+                loss_sum += loss;
+                steps += 1;
+            }
+            let holdout_score = self.score(inputs.view(), targets.view(), scored_rows);
+            let mut improved = false;
+            for (member, (&now, best_member)) in holdout_score
+                .metric(metric)
+                .iter()
+                .zip(&mut best_score)
+                .enumerate()
+            {
+                let gain = (*best_member - now) / best_member.abs().max(f32::MIN_POSITIVE);
+                if now.is_finite() && gain > self.config.min_relative_improvement {
+                    *best_member = now;
+                    best.copy_member_from(&self.params, member);
+                    improved = true;
+                }
+            }
+            if improved {
+                best.max_logvar.assign(&self.params.max_logvar);
+                best.min_logvar.assign(&self.params.min_logvar);
+            }
+            stale = if improved { 0 } else { stale + 1 };
+            epochs.push(EpochReport {
+                train_loss: loss_sum / steps_per_epoch as f64,
+                holdout: holdout_score,
+            });
+            if stale >= self.config.patience_epochs {
+                break;
+            }
+        }
+        self.params = best;
+        let final_score = self.score(inputs.view(), targets.view(), scored_rows);
+        let mut ranked: Vec<usize> = (0..e).collect();
+        let scores = final_score.metric(metric);
+        ranked.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        ranked.truncate(self.config.elite_count);
+        ranked.sort_unstable();
+        self.elites = ranked;
+        let sha = data.sha256();
+        self.training_data_sha256 = Some(sha.clone());
+        Ok(TrainReport {
+            epochs_run: epochs.len(),
+            stopped_early: epochs.len() < self.config.max_epochs,
+            epochs,
+            steps,
+            initial,
+            final_score,
+            scored_on_holdout: !holdout.is_empty(),
+            elites: self.elites.clone(),
+            train_rows: train.len(),
+            holdout_rows: holdout.len(),
+            training_data_sha256: sha,
+            wall_time_us: clock.now_us().saturating_sub(start_us),
+        })
+    }
+
+    /// The ensemble's prediction of `s' − s`: `states` `E × N × S`, `actions`
+    /// `E × N × A` (raw units, standardised here as in the exported graph) → `(mean,
+    /// logvar)`, each `E × N × S`. Errors on mismatching shapes.
+    pub fn predict(
+        &self,
+        states: ArrayView3<'_, f32>,
+        actions: ArrayView3<'_, f32>,
+    ) -> Result<(Array3<f32>, Array3<f32>), TrainError> {
+        let (e, n, s) = states.dim();
+        let expected = [
+            ("states (ensemble axis)", e, self.config.ensemble_size),
+            ("states", s, self.state_dim),
+            ("actions", actions.dim().2, self.action_dim),
+        ];
+        for (what, found, expected) in expected {
+            if found != expected {
+                return Err(TrainError::Columns {
+                    what,
+                    found,
+                    expected,
+                });
+            }
+        }
+        if actions.dim().0 != e || actions.dim().1 != n {
+            return Err(TrainError::Rows {
+                what: "actions",
+                found: actions.dim().1,
+                expected: n,
+            });
+        }
+        let mut x = ndarray::concatenate(Axis(2), &[states, actions]).unwrap_or_default();
+        x -= &self.input_mean;
+        x /= &self.input_std;
+        Ok(network::predict(
+            &self.params,
+            x.view(),
+            &mut Workspace::default(),
+        ))
+    }
+
+    /// Per-member MSE and NLL of standardised `inputs` (`N × D`) against `targets`
+    /// (`N × S`) over `rows`, every member seeing every row.
+    fn score(
+        &mut self,
+        inputs: ArrayView2<'_, f32>,
+        targets: ArrayView2<'_, f32>,
+        rows: &[usize],
+    ) -> HoldoutScore {
+        let e = self.config.ensemble_size;
+        let (mut sq, mut nll) = (vec![0.0f64; e], vec![0.0f64; e]);
+        let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        for chunk in rows.chunks(EVAL_CHUNK_ROWS) {
+            let picked: Array2<f32> = inputs.select(Axis(0), chunk);
+            let x = picked
+                .broadcast((e, chunk.len(), inputs.ncols()))
+                .map(|b| b.to_owned());
+            let Some(x) = x else { continue };
+            let (mean, logvar) = network::predict(&self.params, x.view(), &mut self.workspace);
+            for member in 0..e {
+                for (i, &row) in chunk.iter().enumerate() {
+                    for j in 0..self.state_dim {
+                        let d = f64::from(mean[[member, i, j]] - targets[[row, j]]);
+                        let lv = f64::from(logvar[[member, i, j]]);
+                        sq[member] += d * d;
+                        nll[member] += 0.5 * d * d * (-lv).exp() + 0.5 * lv + half_ln_2pi;
+                    }
+                }
+            }
+        }
+        let count = (rows.len() * self.state_dim).max(1) as f64;
+        HoldoutScore {
+            mse: sq.iter().map(|v| (v / count) as f32).collect(),
+            nll: nll.iter().map(|v| (v / count) as f32).collect(),
+        }
+    }
+}
+
+/// Checks a config for `S`, `A`; returns the per-layer weight decays.
+fn validate(
+    config: &TrainerConfig,
+    state_dim: usize,
+    action_dim: usize,
+) -> Result<Vec<f32>, TrainError> {
+    let bad = |key, reason| Err(TrainError::Config { key, reason });
+    if state_dim == 0 || action_dim == 0 {
+        return bad("state_dim/action_dim", "must be at least 1");
+    }
+    if config.ensemble_size == 0 {
+        return bad("ensemble_size", "must be at least 1");
+    }
+    if config.hidden_sizes.contains(&0) {
+        return bad("hidden_sizes", "every hidden layer needs at least 1 unit");
+    }
+    if config.batch_size == 0 {
+        return bad("batch_size", "must be at least 1");
+    }
+    if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
+        return bad("learning_rate", "must be finite and positive");
+    }
+    if !(0.0..1.0).contains(&config.holdout_fraction) {
+        return bad("holdout_fraction", "must be in [0, 1)");
+    }
+    if config.elite_count == 0 || config.elite_count > config.ensemble_size {
+        return bad("elite_count", "must be between 1 and ensemble_size");
+    }
+    if !(config.max_logvar_init > config.min_logvar_init && config.min_logvar_init.is_finite()) {
+        return bad(
+            "max_logvar_init",
+            "must be finite and above min_logvar_init",
+        );
+    }
+    let layers = config.hidden_sizes.len() + 1;
+    match config.weight_decays.len() {
+        0 => Ok(vec![0.0; layers]),
+        1 => Ok(vec![config.weight_decays[0]; layers]),
+        n if n == layers => Ok(config.weight_decays.clone()),
+        _ => bad(
+            "weight_decays",
+            "needs one value per layer (hidden layers + output) or one for all",
+        ),
+    }
+}
