@@ -4,7 +4,7 @@
 //!
 //! Never panics on bad data: shapes and non-finite values are [`TrainError`]s.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, concatenate};
+use ndarray::{Array1, Array2, ArrayView2};
 use sha2::{Digest, Sha256};
 
 use super::TrainError;
@@ -103,9 +103,9 @@ impl Transitions {
     }
 
     /// Network inputs `[s, a]`, `N × (S + A)`.
-    pub(crate) fn inputs(&self) -> Array2<f32> {
-        concatenate(Axis(1), &[self.states.view(), self.actions.view()])
-            .unwrap_or_else(|_| Array2::zeros((self.len(), self.state_dim() + self.action_dim())))
+    /// The network's inputs, `N × D` (see [`features`]).
+    pub(crate) fn inputs(&self, angles: &[usize]) -> Array2<f32> {
+        features(self.states.view(), self.actions.view(), angles)
     }
 
     /// Targets `s' − s`, `N × S`.
@@ -143,4 +143,47 @@ pub(crate) fn input_statistics(
         })
         .collect();
     (mean.iter().map(|m| *m as f32).collect(), std)
+}
+
+/// The network's input features of `states` (`N × S`) and `actions` (`N × A`):
+/// `[sin s_i for i in angles] ++ [cos s_i for i in angles] ++ [s_j for j not in angles]
+/// ++ actions`, so `D = S + |angles| + A`. The exported graph computes the same.
+pub(crate) fn features(
+    states: ArrayView2<'_, f32>,
+    actions: ArrayView2<'_, f32>,
+    angles: &[usize],
+) -> Array2<f32> {
+    let (n, s) = states.dim();
+    let rest: Vec<usize> = (0..s).filter(|j| !angles.contains(j)).collect();
+    let d = 2 * angles.len() + rest.len() + actions.ncols();
+    let mut out = Array2::zeros((n, d));
+    for (mut row, (state, action)) in out
+        .rows_mut()
+        .into_iter()
+        .zip(states.rows().into_iter().zip(actions.rows()))
+    {
+        let mut k = 0;
+        for &i in angles {
+            row[k] = state[i].sin();
+            k += 1;
+        }
+        for &i in angles {
+            row[k] = state[i].cos();
+            k += 1;
+        }
+        for &j in &rest {
+            row[k] = state[j];
+            k += 1;
+        }
+        for &u in action {
+            row[k] = u;
+            k += 1;
+        }
+    }
+    out
+}
+
+/// The input width for `state_dim`, `action_dim` and `angles`.
+pub(crate) fn feature_dim(state_dim: usize, action_dim: usize, angles: &[usize]) -> usize {
+    state_dim + angles.len() + action_dim
 }

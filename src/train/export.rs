@@ -102,10 +102,44 @@ fn model(trainer: &Trainer, meta: &ExportMetadata) -> ModelProto {
     );
     let (input_mean, input_std) = trainer.input_statistics();
     let mut g = Graph::default();
-    g.node("Concat", &["state", "action"], "x", Some(("axis", 2)));
-    let mean_init = g.floats("input_mean", &[s + a], input_mean.iter().copied());
+    let angles = &trainer.config().angle_state_indices;
+    if angles.is_empty() {
+        g.node("Concat", &["state", "action"], "x", Some(("axis", 2)));
+    } else {
+        // The trainer's features (train::data::features): sin and cos of the angle
+        // channels, then the other channels, then the action.
+        let rest: Vec<i64> = (0..s)
+            .filter(|j| !angles.contains(j))
+            .map(|j| j as i64)
+            .collect();
+        let angle_idx: Vec<i64> = angles.iter().map(|&i| i as i64).collect();
+        let angle_name = g.int64s("angle_indices", &angle_idx);
+        g.node(
+            "Gather",
+            &["state", &angle_name],
+            "angles",
+            Some(("axis", 2)),
+        );
+        g.node("Sin", &["angles"], "angles_sin", None);
+        g.node("Cos", &["angles"], "angles_cos", None);
+        let mut parts = vec!["angles_sin", "angles_cos"];
+        if !rest.is_empty() {
+            let rest_name = g.int64s("other_state_indices", &rest);
+            g.node(
+                "Gather",
+                &["state", &rest_name],
+                "other_states",
+                Some(("axis", 2)),
+            );
+            parts.push("other_states");
+        }
+        parts.push("action");
+        g.node("Concat", &parts, "x", Some(("axis", 2)));
+    }
+    let d = input_mean.len();
+    let mean_init = g.floats("input_mean", &[d], input_mean.iter().copied());
     g.node("Sub", &["x", &mean_init], "x_centered", None);
-    let std_init = g.floats("input_std", &[s + a], input_std.iter().copied());
+    let std_init = g.floats("input_std", &[d], input_std.iter().copied());
     g.node("Div", &["x_centered", &std_init], "h_in", None);
     let layers = params.weights.len();
     let mut h = "h_in".to_string();
@@ -163,6 +197,10 @@ fn model(trainer: &Trainer, meta: &ExportMetadata) -> ModelProto {
             trainer.training_data_sha256().unwrap_or("none").to_string(),
         ),
         ("elites", join(trainer.elites())),
+        (
+            "angle_state_indices",
+            join(&trainer.config().angle_state_indices),
+        ),
     ];
     ModelProto {
         ir_version: Some(IR_VERSION),
@@ -226,6 +264,12 @@ impl Graph {
             DataType::Float,
             raw,
         )
+    }
+
+    /// An int64 vector initializer; returns its name.
+    fn int64s(&mut self, name: &str, values: &[i64]) -> String {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor(name, vec![values.len() as i64], DataType::Int64, raw)
     }
 
     /// A one-element int64 initializer `[value]`; returns its name.

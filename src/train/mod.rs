@@ -62,6 +62,10 @@ pub struct TrainerConfig {
     pub min_logvar_init: f32,
     /// PETS' penalty weight on `Σ max_logvar − Σ min_logvar`.
     pub logvar_bound_penalty: f32,
+    /// State channels that are angles: the network sees `sin` and `cos` of them instead
+    /// of the raw (unwrapped) angle, as PETS does for the cart-pole's pole angle. The
+    /// exported graph computes the same features, so the model's inputs stay raw states.
+    pub angle_state_indices: Vec<usize>,
 }
 
 impl Default for TrainerConfig {
@@ -81,6 +85,7 @@ impl Default for TrainerConfig {
             max_logvar_init: 0.5,
             min_logvar_init: -10.0,
             logvar_bound_penalty: 0.01,
+            angle_state_indices: Vec::new(),
         }
     }
 }

@@ -12,7 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::data::{Transitions, input_statistics};
+use super::data::{Transitions, feature_dim, features, input_statistics};
 use super::network::{self, Params, Regularisation, Workspace};
 use super::optim::Adam;
 use super::sampling::{BatchSource, Bootstrap};
@@ -97,7 +97,8 @@ impl Trainer {
     ) -> Result<Self, TrainError> {
         let weight_decays = validate(&config, state_dim, action_dim)?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut sizes = vec![state_dim + action_dim];
+        let d = feature_dim(state_dim, action_dim, &config.angle_state_indices);
+        let mut sizes = vec![d];
         sizes.extend(&config.hidden_sizes);
         sizes.push(2 * state_dim);
         let mut params = Params::zeros(config.ensemble_size, &sizes);
@@ -119,7 +120,6 @@ impl Trainer {
         params.max_logvar.fill(config.max_logvar_init);
         params.min_logvar.fill(config.min_logvar_init);
         let adam = Adam::new(&params, config.learning_rate);
-        let d = state_dim + action_dim;
         Ok(Self {
             regularisation: Regularisation {
                 weight_decays,
@@ -197,7 +197,7 @@ impl Trainer {
         let mut is_train = vec![false; rows];
         train.iter().for_each(|&r| is_train[r] = true);
 
-        let inputs = data.inputs();
+        let inputs = data.inputs(&self.config.angle_state_indices);
         let (mean, std) = input_statistics(inputs.view(), &train);
         let inputs = (inputs - &mean) / &std;
         (self.input_mean, self.input_std) = (mean, std);
@@ -333,7 +333,28 @@ impl Trainer {
                 expected: n,
             });
         }
-        let mut x = ndarray::concatenate(Axis(2), &[states, actions]).unwrap_or_default();
+        let flat_states = states.to_shape((e * n, s)).map_err(|_| TrainError::Rows {
+            what: "states",
+            found: n,
+            expected: n,
+        })?;
+        let flat_actions =
+            actions
+                .to_shape((e * n, self.action_dim))
+                .map_err(|_| TrainError::Rows {
+                    what: "actions",
+                    found: n,
+                    expected: n,
+                })?;
+        let features = features(
+            flat_states.view(),
+            flat_actions.view(),
+            &self.config.angle_state_indices,
+        );
+        let d = features.ncols();
+        let mut x = features
+            .into_shape_with_order((e, n, d))
+            .unwrap_or_default();
         x -= &self.input_mean;
         x /= &self.input_std;
         Ok(network::predict(
@@ -392,6 +413,18 @@ fn validate(
     }
     if config.ensemble_size == 0 {
         return bad("ensemble_size", "must be at least 1");
+    }
+    if config.angle_state_indices.iter().any(|&i| i >= state_dim) {
+        return bad(
+            "angle_state_indices",
+            "every index must name a state channel",
+        );
+    }
+    let mut seen = config.angle_state_indices.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != config.angle_state_indices.len() {
+        return bad("angle_state_indices", "indices must not repeat");
     }
     if config.hidden_sizes.contains(&0) {
         return bad("hidden_sizes", "every hidden layer needs at least 1 unit");

@@ -37,7 +37,13 @@ fn expectation() -> ModelExpectation {
 /// A small ensemble trained for a few epochs, so its input statistics, weights and
 /// logvar bounds are all away from their initial values.
 fn trained() -> Trainer {
+    trained_with(&[])
+}
+
+/// The same, with `angles` fed to the network as sin and cos (in the graph too).
+fn trained_with(angles: &[usize]) -> Trainer {
     let config = TrainerConfig {
+        angle_state_indices: angles.to_vec(),
         ensemble_size: 3,
         hidden_sizes: vec![16, 16],
         weight_decays: vec![1e-4],
@@ -62,7 +68,12 @@ fn runtime() {
 #[test]
 fn onnx_runtime_matches_the_trainers_forward_pass() {
     runtime();
-    let trainer = trained();
+    for angles in [&[][..], &[0]] {
+        check_runtime_matches(&trained_with(angles));
+    }
+}
+
+fn check_runtime_matches(trainer: &Trainer) {
     let bytes = trainer.export_onnx(&meta()).expect("export");
     let mut model = Ensemble::from_bytes(&bytes, &expectation()).expect("load");
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -106,9 +117,12 @@ fn the_official_onnx_checker_accepts_the_export() {
         python.display()
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let path: PathBuf = dir.path().join("trained.onnx");
-    trained().write_onnx(&path, &meta()).expect("write");
-    let out = Command::new(&python)
+    for angles in [&[][..], &[0]] {
+        let path: PathBuf = dir.path().join("trained.onnx");
+        trained_with(angles)
+            .write_onnx(&path, &meta())
+            .expect("write");
+        let out = Command::new(&python)
         .args([
             "-c",
             "import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)",
@@ -116,17 +130,18 @@ fn the_official_onnx_checker_accepts_the_export() {
         .arg(&path)
         .output()
         .expect("run python (run bash models/setup.sh)");
-    assert!(
-        out.status.success(),
-        "onnx.checker refused the export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        assert!(
+            out.status.success(),
+            "onnx.checker refused the export ({angles:?}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
 fn round_trip_carries_the_metadata_and_wrong_expectations_are_refused() {
     runtime();
-    let trainer = trained();
+    let trainer = trained_with(&[0]);
     let bytes = trainer.export_onnx(&meta()).expect("export");
     let model = Ensemble::from_bytes(&bytes, &expectation()).expect("load");
     let info = model.info();
@@ -138,6 +153,7 @@ fn round_trip_carries_the_metadata_and_wrong_expectations_are_refused() {
     let elites: Vec<String> = trainer.elites().iter().map(ToString::to_string).collect();
     assert_eq!(trainer.elites().len(), 2);
     assert_eq!(info.metadata["elites"], elites.join(","));
+    assert_eq!(info.metadata["angle_state_indices"], "0");
     assert_eq!(info.metadata["created_unix"], "1700000000");
     let sha = trainer.training_data_sha256().expect("fitted");
     assert_eq!(info.metadata["training_data_sha256"], sha);
