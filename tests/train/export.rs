@@ -35,12 +35,8 @@ fn expectation() -> ModelExpectation {
 }
 
 /// A small ensemble trained for a few epochs, so its input statistics, weights and
-/// logvar bounds are all away from their initial values.
-fn trained() -> Trainer {
-    trained_with(&[])
-}
-
-/// The same, with `angles` fed to the network as sin and cos (in the graph too).
+/// logvar bounds are all away from their initial values; `angles` are fed to the network
+/// as sin and cos (in the graph too).
 fn trained_with(angles: &[usize]) -> Trainer {
     let config = TrainerConfig {
         angle_state_indices: angles.to_vec(),
