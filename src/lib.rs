@@ -16,6 +16,7 @@ pub mod plant;
 pub mod record;
 pub mod run;
 pub mod sim;
+pub mod sysid;
 pub mod task;
 pub mod teleop;
 pub mod thread;

@@ -56,11 +56,35 @@ struct RunArgs {
     /// Simulator only: advance the plant one step per command, faster than real time.
     #[arg(long)]
     lockstep: bool,
-    #[arg(long, value_enum, default_value_t = ControllerKind::Expert)]
+    /// What drives: `learn` (the main job) learns the dynamics and plans with them.
+    #[arg(long, value_enum, default_value_t = ControllerKind::Learn)]
     controller: ControllerKind,
-    /// Number of episodes (trials).
+    /// Episodes of a fixed controller (expert, mpc-true, mpc).
     #[arg(long, default_value_t = 3)]
     episodes: u32,
+    /// Learning: MPC trials after the first model.
+    #[arg(long, default_value_t = 10)]
+    trials: u32,
+    /// Learning: demonstrations (a LeRobot v3 dataset, e.g. from `handful record`).
+    #[arg(long)]
+    expert: Option<PathBuf>,
+    /// Learning without --expert: episodes of the scripted expert recorded first
+    /// (0: pure PETS, one random trial first).
+    #[arg(long, default_value_t = 3)]
+    expert_episodes: u32,
+    /// Learning: seed the experience with a previous run's expert and learner data.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Learning: trainer settings as TOML over the task's defaults.
+    #[arg(long)]
+    trainer: Option<PathBuf>,
+    /// Learning: share of each training batch drawn from expert data.
+    #[arg(long, default_value_t = 0.5)]
+    expert_fraction: f64,
+    /// Learning: run trials back to back, swapping models in when ready, instead of
+    /// waiting for each retrain.
+    #[arg(long)]
+    overlap: bool,
     /// Control steps per episode (default: the task's, 200).
     #[arg(long)]
     steps: Option<u32>,
@@ -241,6 +265,68 @@ fn dataset_command(command: DatasetCommand) -> anyhow::Result<()> {
     }
 }
 
+struct LearnArgs {
+    trials: u32,
+    expert: Option<PathBuf>,
+    expert_episodes: u32,
+    resume: Option<PathBuf>,
+    trainer: Option<PathBuf>,
+    expert_fraction: f64,
+    overlap: bool,
+}
+
+fn learn_command(
+    config: RunConfig,
+    calib: &Calibration,
+    exe: &std::path::Path,
+    args: LearnArgs,
+) -> anyhow::Result<()> {
+    use handful::sysid::{self, RetrainerConfig, session};
+    let mut trainer = sysid::trainer_config_for(calib.task);
+    if let Some(path) = &args.trainer {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading trainer settings {}", path.display()))?;
+        trainer = run::overlay_toml(&trainer, &text)
+            .with_context(|| format!("trainer settings {}", path.display()))?;
+    }
+    let learn = session::LearnConfig {
+        name: config.name.clone(),
+        out_dir: config.out_dir.clone(),
+        robot: RobotOptions {
+            port: config.port.clone(),
+            lockstep: config.lockstep,
+            seed: config.seed,
+            sim_args: config.sim_args.clone(),
+            dir: config.out_dir.clone(),
+        },
+        trials: args.trials,
+        steps: config.steps_per_episode,
+        expert_dataset: args.expert,
+        expert_episodes: args.expert_episodes,
+        resume: args.resume,
+        retrainer: RetrainerConfig {
+            trainer,
+            experience: sysid::ExperienceConfig::default(),
+            expert_fraction: args.expert_fraction,
+            planner: config.planner.clone(),
+            seed: config.seed,
+            models_dir: config.out_dir.join("models"),
+        },
+        wait_for_model: !args.overlap,
+    };
+    let summary = session::learn(&learn, calib, exe)?;
+    println!("run {} ({})", summary.name, config.out_dir.display());
+    match (summary.best_model, summary.best_return) {
+        (Some(v), Some(r)) => println!("  best policy: model v{v}, return {r:.2} (best.onnx)"),
+        _ => println!("  no MPC trial ran"),
+    }
+    match summary.first_trial_at_170 {
+        Some(t) => println!("  first trial at 170 or above: {t}"),
+        None => println!("  no trial reached 170"),
+    }
+    Ok(())
+}
+
 fn planner_config(
     path: Option<&std::path::Path>,
     task: handful::task::Task,
@@ -270,6 +356,15 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let out_dir = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let learn = LearnArgs {
+        trials: args.trials,
+        expert: args.expert,
+        expert_episodes: args.expert_episodes,
+        resume: args.resume,
+        trainer: args.trainer,
+        expert_fraction: args.expert_fraction,
+        overlap: args.overlap,
+    };
     let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
     let config = RunConfig {
         name,
@@ -288,6 +383,9 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         software_version: env!("CARGO_PKG_VERSION"),
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;
+    if config.controller == ControllerKind::Learn {
+        return learn_command(config, &calib, &exe, learn);
+    }
     let summary = run::run(&config, &calib, &exe)?;
     println!("run {} ({})", summary.name, config.out_dir.display());
     for episode in &summary.episodes {

@@ -25,6 +25,8 @@ pub struct EpisodeRecorder {
     last: Option<Frame>,
     active: bool,
     frames: u64,
+    /// Every frame of the current (or last ended) episode, for the learner's buffers.
+    episode: Vec<Frame>,
 }
 
 impl EpisodeRecorder {
@@ -37,6 +39,7 @@ impl EpisodeRecorder {
             last: None,
             active: false,
             frames: 0,
+            episode: Vec::new(),
         }
     }
 
@@ -53,6 +56,12 @@ impl EpisodeRecorder {
         self.active
     }
 
+    /// The frames of the current episode, or of the last one ended (also when it was
+    /// discarded from the dataset).
+    pub fn episode_frames(&self) -> &[Frame] {
+        &self.episode
+    }
+
     /// Starts an episode in the dataset.
     pub fn begin(&mut self) -> Result<(), DatasetError> {
         self.writer.begin_episode(&self.task)?;
@@ -60,6 +69,7 @@ impl EpisodeRecorder {
         self.last = None;
         self.active = true;
         self.frames = 0;
+        self.episode.clear();
         Ok(())
     }
 
@@ -81,6 +91,7 @@ impl EpisodeRecorder {
             if let Some(done) = self.last.replace(frame) {
                 self.writer.push(&done)?;
                 self.frames += 1;
+                self.episode.push(done);
             }
         }
         self.pending = Some(*record);
@@ -97,6 +108,7 @@ impl EpisodeRecorder {
             last.done = true;
             self.writer.push(&last)?;
             self.frames += 1;
+            self.episode.push(last);
         }
         self.pending = None;
         self.writer.end_episode(keep)

@@ -48,6 +48,8 @@ pub enum ControllerKind {
     MpcTrue,
     /// PETS MPC planning with a learned ensemble from an ONNX file (`--model`).
     Mpc,
+    /// Learn: demonstrations, then MPC trials with DAgger-style background retraining.
+    Learn,
 }
 
 /// Everything a run needs, resolved.
@@ -245,7 +247,8 @@ pub fn build_controller(
     clock: &Clock,
 ) -> anyhow::Result<Box<dyn Controller>> {
     let dynamics: Box<dyn Dynamics> = match kind {
-        ControllerKind::Expert => return Ok(expert::expert_for(calib.task)),
+        // A learning run starts with the expert; models replace it as they are trained.
+        ControllerKind::Expert | ControllerKind::Learn => return Ok(expert::expert_for(calib.task)),
         ControllerKind::MpcTrue => {
             let plant = plant_for(calib)?;
             let transition: Transition = match plant {
@@ -296,14 +299,21 @@ pub fn planner_config_from_toml(
     text: &str,
     task: crate::task::Task,
 ) -> anyhow::Result<PlannerConfig> {
+    overlay_toml(&PlannerConfig::for_task(task), text)
+}
+
+/// `defaults` with the keys of the TOML `text` over them (settings files name only what
+/// they change). Unknown keys are refused with their name.
+pub fn overlay_toml<T>(defaults: &T, text: &str) -> anyhow::Result<T>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
     let overrides: toml::Table = toml::from_str(text).context("not valid TOML")?;
-    let mut merged = toml::Table::try_from(PlannerConfig::for_task(task))
-        .context("serialising the default planner settings")?;
+    let mut merged = toml::Table::try_from(defaults).context("serialising the defaults")?;
     for (key, value) in overrides {
         merged.insert(key, value);
     }
-    let config: PlannerConfig = merged.try_into().context("planner settings")?;
-    Ok(config)
+    Ok(merged.try_into()?)
 }
 
 /// Where the robot is and how to reach it.

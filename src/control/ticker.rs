@@ -26,6 +26,9 @@ use crate::link::{self, Link, StateSample};
 use crate::task::Task;
 use crate::thread::{JoinOnDrop, spawn_named};
 
+/// Lockstep, idle: how long the loop waits for a request between two idle ticks.
+const LOCKSTEP_IDLE_WAIT: Duration = Duration::from_millis(5);
+
 /// Whether telemetry may be dropped when its consumer lags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordPolicy {
@@ -255,6 +258,9 @@ impl Ticker {
             self.publish(record);
             deadline = next;
             self.tick += 1;
+            if let Flow::Exit = self.idle_in_lockstep() {
+                break;
+            }
         }
         self.end_episode(EpisodeEnd::Interrupted);
         let _ = self.link.send(link::Request::Disarm);
@@ -270,6 +276,27 @@ impl Ticker {
 
     fn take_requests(&mut self) -> Flow {
         while let Ok(request) = self.requests.try_recv() {
+            if let Flow::Exit = self.obey(request) {
+                return Flow::Exit;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Lockstep and not driving: nothing needs the plant to move, so wait (a few ms at
+    /// most) for a request instead of spinning the simulator through idle steps.
+    fn idle_in_lockstep(&mut self) -> Flow {
+        if !self.config.lockstep || self.mode.is_driving() {
+            return Flow::Continue;
+        }
+        match self.requests.recv_timeout(LOCKSTEP_IDLE_WAIT) {
+            Ok(request) => self.obey(request),
+            Err(_) => Flow::Continue,
+        }
+    }
+
+    fn obey(&mut self, request: Request) -> Flow {
+        {
             match request {
                 Request::StartEpisode {
                     mode,

@@ -20,7 +20,7 @@ use super::{HoldoutMetric, TrainError, TrainerConfig};
 use crate::clock::Clock;
 
 /// Per-member scores on the holdout rows (the training rows when there is no holdout).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct HoldoutScore {
     /// Mean squared error of the mean prediction of `s' − s`, per member `[E]`.
     pub mse: Vec<f32>,
@@ -38,7 +38,7 @@ impl HoldoutScore {
 }
 
 /// One epoch of a fit.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct EpochReport {
     /// Mean over the epoch's steps of the total loss (summed over members).
     pub train_loss: f64,
@@ -46,7 +46,7 @@ pub struct EpochReport {
 }
 
 /// What a fit did.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrainReport {
     pub epochs: Vec<EpochReport>,
     pub epochs_run: usize,

@@ -1,0 +1,35 @@
+//! System identification with the planner in the loop, DAgger-style (lecture notes 003
+//! and 002): the model is trained on the states and actions visited by *both* the expert
+//! and the learner — half of every batch from each — and retrained in the background as
+//! the controller's own experience grows; the best policy seen is kept.
+//!
+//! [`experience`] holds the two aggregated datasets in memory, [`retrainer`] is the
+//! background thread that trains, validates and publishes models to the control loop,
+//! [`session`] is the learning main job (`handful run`), and [`RandomController`] is
+//! PETS's first trial when there are no demonstrations.
+
+pub mod experience;
+mod random;
+pub mod retrainer;
+pub mod session;
+
+pub use experience::{Experience, ExperienceConfig, ExperienceCounts, Kind, Transition, transitions_from_frames};
+pub use random::RandomController;
+pub use retrainer::{ModelVersion, Retrainer, RetrainerConfig, SysidEvent, SysidRequest};
+
+/// The trainer settings that go with a task's real-time planner: the shipped model shape
+/// ([`crate::mpc::EnsembleShape::for_task`]) and PETS's angle features.
+pub fn trainer_config_for(task: crate::task::Task) -> crate::train::TrainerConfig {
+    use crate::task::Task;
+    let shape = crate::mpc::config::EnsembleShape::for_task(task);
+    crate::train::TrainerConfig {
+        ensemble_size: shape.ensemble_size,
+        hidden_sizes: vec![shape.hidden_units; shape.hidden_layers],
+        elite_count: shape.ensemble_size,
+        angle_state_indices: match task {
+            Task::CartpoleSwingup => vec![1],
+            Task::PendulumSwingup => vec![0],
+        },
+        ..crate::train::TrainerConfig::default()
+    }
+}

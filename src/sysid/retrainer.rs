@@ -1,0 +1,330 @@
+//! The background retrainer (`handful-sysid`): aggregates experience, trains the
+//! ensemble on both kinds in equal measure, validates it on held-out transitions of both
+//! kinds, and publishes it to the control loop only if it is at least as good as the
+//! model in use.
+//!
+//! Publishing: the model is exported to `models/v<N>.onnx` (with `v<N>.json`, its
+//! metrics), loaded back through onnxruntime (the same checks as any model file), its
+//! predictions checked finite, wrapped in a fresh MPC controller that is warmed up *on
+//! this thread* (so its first buffers are allocated here, not on the control thread),
+//! and handed to the loop with `Request::SetController`, which swaps it in between two
+//! ticks. The loop hands the old controller back to be dropped off the control thread.
+//!
+//! The thread runs at a lower priority (nice 10) with one compute thread, so the control
+//! loop keeps its deadlines while it trains.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use crossbeam::channel::{Receiver, Sender, bounded};
+use ndarray::{Array3, ArrayView2, Axis};
+use serde::Serialize;
+
+use super::experience::{Experience, ExperienceConfig, ExperienceCounts, Kind, Transition};
+use crate::calib::Calibration;
+use crate::clock::{self, Clock};
+use crate::control::{self, Controller, Observation};
+use crate::model::{Ensemble, ModelExpectation, ModelOptions};
+use crate::mpc::{Dynamics, MpcController, Planner, PlannerConfig, TaskCost};
+use crate::thread::{JoinOnDrop, spawn_named};
+use crate::train::{ExportMetadata, Mixture, Trainer, TrainerConfig, Transitions};
+
+/// What the retrainer is told.
+pub enum SysidRequest {
+    /// New transitions of one kind (an episode's).
+    Add { kind: Kind, transitions: Vec<Transition> },
+    /// Train now, validate, publish if at least as good.
+    Retrain,
+}
+
+/// A published model.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelVersion {
+    pub version: u32,
+    pub path: PathBuf,
+    pub sha256: String,
+    /// Mean Gaussian NLL per state dimension on the validation transitions (both kinds).
+    pub validation_nll: f64,
+    pub validation_mse: f64,
+    pub counts: ExperienceCounts,
+    pub epochs: usize,
+    pub train_ms: u64,
+}
+
+/// What came of a retrain.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SysidEvent {
+    Published(ModelVersion),
+    /// The candidate was worse on validation than the model in use.
+    Rejected {
+        candidate_nll: f64,
+        current_nll: f64,
+        counts: ExperienceCounts,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+/// Everything the retrainer needs, resolved.
+#[derive(Clone, Debug)]
+pub struct RetrainerConfig {
+    pub trainer: TrainerConfig,
+    pub experience: ExperienceConfig,
+    /// Fraction of each training batch drawn from expert transitions (DAgger: 0.5).
+    pub expert_fraction: f64,
+    pub planner: PlannerConfig,
+    pub seed: u64,
+    /// Where model versions are written.
+    pub models_dir: PathBuf,
+}
+
+/// The running retrainer: its channels and thread (joined on drop).
+pub struct Retrainer {
+    pub requests: Sender<SysidRequest>,
+    pub events: Receiver<SysidEvent>,
+    _thread: JoinOnDrop<()>,
+}
+
+impl Retrainer {
+    /// Starts `handful-sysid`. `loop_requests` is the control loop's request channel;
+    /// `clock` the loop's clock (the planner's deadlines).
+    pub fn spawn(
+        config: RetrainerConfig,
+        calib: &Calibration,
+        loop_requests: Sender<control::Request>,
+        clock: Clock,
+    ) -> anyhow::Result<Retrainer> {
+        let trainer = Trainer::new(
+            config.trainer.clone(),
+            calib.state_dim(),
+            calib.action_dim(),
+            config.seed,
+        )
+        .context("trainer configuration")?;
+        std::fs::create_dir_all(&config.models_dir)
+            .with_context(|| format!("creating {}", config.models_dir.display()))?;
+        let (request_tx, request_rx) = bounded(64);
+        let (event_tx, event_rx) = bounded(64);
+        let mut worker = Worker {
+            experience: Experience::new(config.experience.clone(), config.seed ^ 0x5eed),
+            config,
+            calib: calib.clone(),
+            trainer,
+            current: None,
+            version: 0,
+            loop_requests,
+            clock,
+        };
+        let thread = spawn_named("handful-sysid", move || {
+            lower_priority();
+            while let Ok(request) = request_rx.recv() {
+                match request {
+                    SysidRequest::Add { kind, transitions } => {
+                        worker.experience.add(kind, transitions)
+                    }
+                    SysidRequest::Retrain => {
+                        let event = worker.retrain().unwrap_or_else(|e| SysidEvent::Failed {
+                            reason: format!("{e:#}"),
+                        });
+                        if event_tx.send(event).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        })?;
+        Ok(Retrainer {
+            requests: request_tx,
+            events: event_rx,
+            _thread: thread,
+        })
+    }
+}
+
+/// Nice 10 for the calling thread: the control loop wins every contest for a core.
+fn lower_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}
+
+struct Worker {
+    config: RetrainerConfig,
+    calib: Calibration,
+    experience: Experience,
+    trainer: Trainer,
+    /// The model in use, kept here to score it on the (growing) validation set.
+    current: Option<Ensemble>,
+    version: u32,
+    loop_requests: Sender<control::Request>,
+    clock: Clock,
+}
+
+impl Worker {
+    fn retrain(&mut self) -> anyhow::Result<SysidEvent> {
+        let (data, expert_rows) = self.experience.training_set()?;
+        let validation = self.experience.validation_set()?;
+        let counts = self.experience.counts();
+        let mut mixture = Mixture::new(expert_rows, self.config.expert_fraction);
+        let report = self.trainer.fit_with(&data, &mut mixture)?;
+        let e = self.config.trainer.ensemble_size;
+        let (candidate_nll, candidate_mse) = score(&validation, e, |s, a| {
+            self.trainer.predict(s, a).map_err(anyhow::Error::from)
+        })?;
+        if let Some(current) = self.current.as_mut() {
+            let members = current.ensemble_size();
+            let (current_nll, _) =
+                score(&validation, members, |s, a| predict_with(current, s, a))?;
+            if candidate_nll > current_nll {
+                return Ok(SysidEvent::Rejected {
+                    candidate_nll,
+                    current_nll,
+                    counts,
+                });
+            }
+        }
+        let version = self.version + 1;
+        let path = self.config.models_dir.join(format!("v{version}.onnx"));
+        let meta = ExportMetadata {
+            state_names: self.calib.states.iter().map(|s| s.name.clone()).collect(),
+            action_names: self.calib.actions.iter().map(|a| a.name.clone()).collect(),
+            control_period_us: self.calib.control_period_us,
+            created_unix: Some(clock::wall_time_unix_secs() as u64),
+        };
+        self.trainer.write_onnx(&path, &meta)?;
+        let expect = ModelExpectation::from_calibration(&self.calib);
+        let mut evaluator = Ensemble::load_with(&path, &expect, ModelOptions::default())?;
+        let (loaded_nll, _) = score(&validation, e, |s, a| predict_with(&mut evaluator, s, a))?;
+        if !loaded_nll.is_finite() {
+            anyhow::bail!("model {} predicts non-finite values", path.display());
+        }
+        let controller = self.warmed_controller(Ensemble::load(&path, &expect)?, &validation)?;
+        self.loop_requests
+            .send(control::Request::SetController(controller))
+            .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
+        self.current = Some(evaluator);
+        self.version = version;
+        let published = ModelVersion {
+            version,
+            sha256: crate::calib::hex_sha256(&std::fs::read(&path)?),
+            path: path.clone(),
+            validation_nll: candidate_nll,
+            validation_mse: candidate_mse,
+            counts,
+            epochs: report.epochs_run,
+            train_ms: report.wall_time_us / 1000,
+        };
+        crate::run::write_json(&path.with_extension("json"), &serde_json::json!({
+            "model": published,
+            "train_report": report,
+        }))?;
+        Ok(SysidEvent::Published(published))
+    }
+
+    /// A controller around `ensemble`, run twice here so every lazily built buffer
+    /// exists before it reaches the control thread.
+    fn warmed_controller(
+        &self,
+        ensemble: Ensemble,
+        validation: &Transitions,
+    ) -> anyhow::Result<Box<dyn Controller>> {
+        let bounds: Vec<(f32, f32)> = self.calib.actions.iter().map(|a| (a.min, a.max)).collect();
+        let planner = Planner::new(
+            self.config.planner.clone(),
+            self.calib.state_dim(),
+            self.calib.action_dim(),
+            &bounds,
+            ensemble.ensemble_size(),
+        )?;
+        let mut controller = MpcController::new(
+            planner,
+            Box::new(ensemble),
+            Box::new(TaskCost(self.calib.task)),
+            self.clock.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
+        let state: Vec<f32> = if validation.len() > 0 {
+            validation.states.row(0).to_vec()
+        } else {
+            vec![0.0; self.calib.state_dim()]
+        };
+        let mut action = vec![0.0; self.calib.action_dim()];
+        for tick in 0..2 {
+            let obs = Observation {
+                state: &state,
+                now_us: self.clock.now_us(),
+                state_age_us: 0,
+                tick,
+            };
+            controller
+                .act(&obs, &mut action)
+                .map_err(|e| anyhow::anyhow!("the new controller failed its warm-up: {e}"))?;
+        }
+        controller.reset();
+        Ok(Box::new(controller))
+    }
+}
+
+fn predict_with(
+    model: &mut Ensemble,
+    states: ndarray::ArrayView3<'_, f32>,
+    actions: ndarray::ArrayView3<'_, f32>,
+) -> anyhow::Result<(Array3<f32>, Array3<f32>)> {
+    let (e, n, s) = states.dim();
+    let mut mean = Array3::zeros((e, n, s));
+    let mut logvar = Array3::zeros((e, n, s));
+    model.predict(states, actions, mean.view_mut(), logvar.view_mut())?;
+    Ok((mean, logvar))
+}
+
+/// Mean Gaussian NLL and MSE per state dimension of the change of state, over every
+/// member of an `ensemble_size` ensemble and every validation row. Rows go in chunks so
+/// memory stays bounded.
+fn score(
+    data: &Transitions,
+    ensemble_size: usize,
+    mut predict: impl FnMut(
+        ndarray::ArrayView3<'_, f32>,
+        ndarray::ArrayView3<'_, f32>,
+    ) -> anyhow::Result<(Array3<f32>, Array3<f32>)>,
+) -> anyhow::Result<(f64, f64)> {
+    const CHUNK: usize = 1024;
+    if data.len() == 0 {
+        return Ok((f64::INFINITY, f64::INFINITY));
+    }
+    // Every member predicts for every row: [N, ·] becomes [E, N, ·].
+    let members = |view: ArrayView2<'_, f32>| {
+        let (n, d) = view.dim();
+        view.insert_axis(Axis(0))
+            .broadcast((ensemble_size, n, d))
+            .map(|b| b.to_owned())
+            .ok_or_else(|| anyhow::anyhow!("cannot broadcast the validation rows"))
+    };
+    let half_ln_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+    let (mut nll, mut sq, mut count) = (0.0f64, 0.0f64, 0usize);
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + CHUNK).min(data.len());
+        let rows = ndarray::s![start..end, ..];
+        let (mean, logvar) = predict(
+            members(data.states.slice(rows))?.view(),
+            members(data.actions.slice(rows))?.view(),
+        )?;
+        let targets = &data.next_states.slice(rows) - &data.states.slice(rows);
+        for (m, lv) in mean.outer_iter().zip(logvar.outer_iter()) {
+            for ((m, lv), y) in m.iter().zip(lv.iter()).zip(targets.iter()) {
+                let (m, lv, y) = (f64::from(*m), f64::from(*lv), f64::from(*y));
+                let err = (m - y) * (m - y);
+                nll += 0.5 * (lv + err * (-lv).exp()) + half_ln_2pi;
+                sq += err;
+                count += 1;
+            }
+        }
+        start = end;
+    }
+    Ok((nll / count as f64, sq / count as f64))
+}
