@@ -248,7 +248,9 @@ pub fn build_controller(
 ) -> anyhow::Result<Box<dyn Controller>> {
     let dynamics: Box<dyn Dynamics> = match kind {
         // A learning run starts with the expert; models replace it as they are trained.
-        ControllerKind::Expert | ControllerKind::Learn => return Ok(expert::expert_for(calib.task)),
+        ControllerKind::Expert | ControllerKind::Learn => {
+            return Ok(expert::expert_for(calib.task));
+        }
         ControllerKind::MpcTrue => {
             let plant = plant_for(calib)?;
             let transition: Transition = match plant {

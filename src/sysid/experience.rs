@@ -42,7 +42,11 @@ pub fn transitions_from_frames(frames: &[Frame]) -> Vec<Transition> {
             next_state: pair[1].state.clone(),
         })
         .filter(|t| {
-            t.state.iter().chain(&t.action).chain(&t.next_state).all(|v| v.is_finite())
+            t.state
+                .iter()
+                .chain(&t.action)
+                .chain(&t.next_state)
+                .all(|v| v.is_finite())
         })
         .collect()
 }
@@ -113,7 +117,10 @@ impl Experience {
             Kind::Learner => &mut self.learner,
         };
         for t in transitions {
-            if self.rng.random_bool(self.config.validation_fraction.clamp(0.0, 1.0)) {
+            if self
+                .rng
+                .random_bool(self.config.validation_fraction.clamp(0.0, 1.0))
+            {
                 pool.validation.push(t);
                 continue;
             }
@@ -142,14 +149,23 @@ impl Experience {
 
     /// The training rows, expert first: `(data, number of expert rows)`.
     pub fn training_set(&self) -> Result<(Transitions, usize), TrainError> {
-        let rows: Vec<&Transition> = self.expert.train.iter().chain(&self.learner.train).collect();
+        let rows: Vec<&Transition> = self
+            .expert
+            .train
+            .iter()
+            .chain(&self.learner.train)
+            .collect();
         Ok((stack(&rows)?, self.expert.train.len()))
     }
 
     /// The validation rows of both kinds.
     pub fn validation_set(&self) -> Result<Transitions, TrainError> {
-        let rows: Vec<&Transition> =
-            self.expert.validation.iter().chain(&self.learner.validation).collect();
+        let rows: Vec<&Transition> = self
+            .expert
+            .validation
+            .iter()
+            .chain(&self.learner.validation)
+            .collect();
         stack(&rows)
     }
 }
@@ -160,8 +176,11 @@ fn stack(rows: &[&Transition]) -> Result<Transitions, TrainError> {
         .map_or((0, 0), |t| (t.state.len(), t.action.len()));
     let matrix = |pick: &dyn Fn(&Transition) -> &[f32], width: usize| {
         let flat: Vec<f32> = rows.iter().flat_map(|t| pick(t).iter().copied()).collect();
-        Array2::from_shape_vec((rows.len(), width), flat)
-            .map_err(|_| TrainError::Columns { what: "transitions", found: 0, expected: width })
+        Array2::from_shape_vec((rows.len(), width), flat).map_err(|_| TrainError::Columns {
+            what: "transitions",
+            found: 0,
+            expected: width,
+        })
     };
     Transitions::new(
         matrix(&|t| &t.state, s)?,

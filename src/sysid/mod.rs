@@ -13,7 +13,9 @@ mod random;
 pub mod retrainer;
 pub mod session;
 
-pub use experience::{Experience, ExperienceConfig, ExperienceCounts, Kind, Transition, transitions_from_frames};
+pub use experience::{
+    Experience, ExperienceConfig, ExperienceCounts, Kind, Transition, transitions_from_frames,
+};
 pub use random::RandomController;
 pub use retrainer::{ModelVersion, Retrainer, RetrainerConfig, SysidEvent, SysidRequest};
 

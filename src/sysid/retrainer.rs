@@ -32,7 +32,10 @@ use crate::train::{ExportMetadata, Mixture, Trainer, TrainerConfig, Transitions}
 /// What the retrainer is told.
 pub enum SysidRequest {
     /// New transitions of one kind (an episode's).
-    Add { kind: Kind, transitions: Vec<Transition> },
+    Add {
+        kind: Kind,
+        transitions: Vec<Transition>,
+    },
     /// Train now, validate, publish if at least as good.
     Retrain,
 }
@@ -177,8 +180,7 @@ impl Worker {
         })?;
         if let Some(current) = self.current.as_mut() {
             let members = current.ensemble_size();
-            let (current_nll, _) =
-                score(&validation, members, |s, a| predict_with(current, s, a))?;
+            let (current_nll, _) = score(&validation, members, |s, a| predict_with(current, s, a))?;
             if candidate_nll > current_nll {
                 return Ok(SysidEvent::Rejected {
                     candidate_nll,
@@ -218,10 +220,13 @@ impl Worker {
             epochs: report.epochs_run,
             train_ms: report.wall_time_us / 1000,
         };
-        crate::run::write_json(&path.with_extension("json"), &serde_json::json!({
-            "model": published,
-            "train_report": report,
-        }))?;
+        crate::run::write_json(
+            &path.with_extension("json"),
+            &serde_json::json!({
+                "model": published,
+                "train_report": report,
+            }),
+        )?;
         Ok(SysidEvent::Published(published))
     }
 
@@ -247,7 +252,7 @@ impl Worker {
             self.clock.clone(),
         )
         .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
-        let state: Vec<f32> = if validation.len() > 0 {
+        let state: Vec<f32> = if !validation.is_empty() {
             validation.states.row(0).to_vec()
         } else {
             vec![0.0; self.calib.state_dim()]
@@ -293,7 +298,7 @@ fn score(
     ) -> anyhow::Result<(Array3<f32>, Array3<f32>)>,
 ) -> anyhow::Result<(f64, f64)> {
     const CHUNK: usize = 1024;
-    if data.len() == 0 {
+    if data.is_empty() {
         return Ok((f64::INFINITY, f64::INFINITY));
     }
     // Every member predicts for every row: [N, ·] becomes [E, N, ·].

@@ -17,7 +17,10 @@ use serde::Serialize;
 use super::{Kind, Retrainer, RetrainerConfig, SysidEvent, SysidRequest, transitions_from_frames};
 use crate::calib::Calibration;
 use crate::clock::{self, Clock};
-use crate::control::{self, EpisodeEnd, EpisodeSummary, HostFault, LoopConfig, LoopHandle, Mode, RecordPolicy, Request};
+use crate::control::{
+    self, EpisodeEnd, EpisodeSummary, HostFault, LoopConfig, LoopHandle, Mode, RecordPolicy,
+    Request,
+};
 use crate::dataset::{DatasetReader, DatasetSpec, Frame};
 use crate::record::{EpisodeRecorder, open_or_create};
 use crate::run::{Robot, RobotOptions, write_json};
@@ -94,34 +97,64 @@ struct Session<'a> {
 }
 
 /// Runs a learning session to the end.
-pub fn learn(config: &LearnConfig, calib: &Calibration, exe: &Path) -> anyhow::Result<LearnSummary> {
+pub fn learn(
+    config: &LearnConfig,
+    calib: &Calibration,
+    exe: &Path,
+) -> anyhow::Result<LearnSummary> {
     let started_unix = clock::wall_time_unix_secs();
     std::fs::create_dir_all(&config.out_dir)
         .with_context(|| format!("creating run directory {}", config.out_dir.display()))?;
-    write_json(&config.out_dir.join("config.json"), &serde_json::json!({
-        "learn": config,
-        "trainer": config.retrainer.trainer,
-        "planner": config.retrainer.planner,
-        "experience": config.retrainer.experience,
-        "expert_fraction": config.retrainer.expert_fraction,
-        "seed": config.retrainer.seed,
-        "calibration_sha256": calib.hash,
-        "software_version": env!("CARGO_PKG_VERSION"),
-    }))?;
+    write_json(
+        &config.out_dir.join("config.json"),
+        &serde_json::json!({
+            "learn": config,
+            "trainer": config.retrainer.trainer,
+            "planner": config.retrainer.planner,
+            "experience": config.retrainer.experience,
+            "expert_fraction": config.retrainer.expert_fraction,
+            "seed": config.retrainer.seed,
+            "calibration_sha256": calib.hash,
+            "software_version": env!("CARGO_PKG_VERSION"),
+        }),
+    )?;
     std::fs::write(config.out_dir.join("calibration.toml"), &calib.text)?;
 
     let robot = Robot::connect(calib, &config.robot, exe)?;
     write_json(&config.out_dir.join("robot.json"), robot.link.robot())?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.robot.lockstep);
-    loop_config.record_policy = if config.robot.lockstep { RecordPolicy::Lossless } else { RecordPolicy::Lossy };
+    loop_config.record_policy = if config.robot.lockstep {
+        RecordPolicy::Lossless
+    } else {
+        RecordPolicy::Lossy
+    };
     // The first controller: the scripted expert (it records demonstrations); MPC
     // controllers replace it as models are published.
-    let handle = control::spawn(loop_config, Arc::clone(&robot.link), crate::expert::expert_for(calib.task), robot.clock.clone())?;
-    let retrainer = Retrainer::spawn(config.retrainer.clone(), calib, handle.requests.clone(), robot.clock.clone())?;
-    let spec = |kind: &str| DatasetSpec::from_calibration(calib, serde_json::json!({ "run": config.name, "data": kind }), None);
+    let handle = control::spawn(
+        loop_config,
+        Arc::clone(&robot.link),
+        crate::expert::expert_for(calib.task),
+        robot.clock.clone(),
+    )?;
+    let retrainer = Retrainer::spawn(
+        config.retrainer.clone(),
+        calib,
+        handle.requests.clone(),
+        robot.clock.clone(),
+    )?;
+    let spec = |kind: &str| {
+        DatasetSpec::from_calibration(
+            calib,
+            serde_json::json!({ "run": config.name, "data": kind }),
+            None,
+        )
+    };
     let learner_writer = open_or_create(&config.out_dir.join("learner"), spec("learner"))?;
     let mut csv = std::fs::File::create(config.out_dir.join("learning_curve.csv"))?;
-    writeln!(csv, "trial,policy,model_version,return,steps,end,validation_nll_after,plan_p50_us,plan_p99_us,deadline_misses")?;
+    writeln!(
+        csv,
+        "trial,policy,model_version,return,steps,end,validation_nll_after,plan_p50_us,plan_p99_us,deadline_misses"
+    )?;
     let mut session = Session {
         config,
         calib,
@@ -148,13 +181,29 @@ pub fn learn(config: &LearnConfig, calib: &Calibration, exe: &Path) -> anyhow::R
         .iter()
         .filter(|r| r.policy == "mpc" && r.model_version.is_some())
         .max_by(|a, b| a.episode_return.total_cmp(&b.episode_return));
-    let (best_model, best_return) = (best.and_then(|r| r.model_version), best.map(|r| r.episode_return));
+    let (best_model, best_return) = (
+        best.and_then(|r| r.model_version),
+        best.map(|r| r.episode_return),
+    );
     if let Some(version) = best_model {
-        let from = config.out_dir.join("models").join(format!("v{version}.onnx"));
+        let from = config
+            .out_dir
+            .join("models")
+            .join(format!("v{version}.onnx"));
         std::fs::copy(&from, config.out_dir.join("best.onnx")).context("keeping the best model")?;
     }
-    let first_trial_at_170 = session.rows.iter().find(|r| r.policy == "mpc" && r.episode_return >= 170.0).map(|r| r.trial);
-    let Session { handle, learner, rows, models, .. } = session;
+    let first_trial_at_170 = session
+        .rows
+        .iter()
+        .find(|r| r.policy == "mpc" && r.episode_return >= 170.0)
+        .map(|r| r.trial);
+    let Session {
+        handle,
+        learner,
+        rows,
+        models,
+        ..
+    } = session;
     let loop_report = handle.stop();
     learner.close()?;
     let summary = LearnSummary {
@@ -191,7 +240,8 @@ impl Session<'_> {
             if !path.join("meta/info.json").exists() {
                 bail!("no dataset at {}", path.display());
             }
-            let reader = DatasetReader::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let reader = DatasetReader::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
             for episode in reader.episodes() {
                 let frames: Vec<Frame> = reader
                     .episode_frames(episode.episode_index)?
@@ -206,16 +256,30 @@ impl Session<'_> {
             tracing::info!(dataset = %path.display(), episodes = reader.episodes().len(), ?kind, "experience loaded");
         }
         if expert_rows == 0 && self.config.expert_episodes > 0 {
-            let spec = DatasetSpec::from_calibration(self.calib, serde_json::json!({ "run": self.config.name, "data": "expert" }), None);
+            let spec = DatasetSpec::from_calibration(
+                self.calib,
+                serde_json::json!({ "run": self.config.name, "data": "expert" }),
+                None,
+            );
             let writer = open_or_create(&self.config.out_dir.join("expert"), spec)?;
             let mut recorder = EpisodeRecorder::new(writer, self.calib.task.name(), true);
             for _ in 0..self.config.expert_episodes {
                 let seed = self.next_seed(robot);
-                let (summary, frames, _) = run_episode(&self.handle, self.calib, self.config.steps, seed, Mode::Teleop, &mut recorder)?;
-                let row = TrialRow { policy: "expert", ..row_from(0, &summary) };
+                let outcome = run_episode(
+                    &self.handle,
+                    self.calib,
+                    self.config.steps,
+                    seed,
+                    Mode::Teleop,
+                    &mut recorder,
+                )?;
+                let row = TrialRow {
+                    policy: "expert",
+                    ..row_from(0, &outcome.summary)
+                };
                 self.log_row(row)?;
-                self.add(Kind::Expert, transitions_from_frames(&frames))?;
-                expert_rows += frames.len();
+                self.add(Kind::Expert, transitions_from_frames(&outcome.frames))?;
+                expert_rows += outcome.frames.len();
             }
             recorder.close()?;
         }
@@ -223,7 +287,10 @@ impl Session<'_> {
             // Pure PETS: one trial of random actions.
             let limits = self.calib.actions.iter().map(|a| (a.min, a.max)).collect();
             let random = super::RandomController::new(limits, self.config.retrainer.seed ^ 0xa11);
-            self.handle.requests.send(Request::SetController(Box::new(random))).map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
+            self.handle
+                .requests
+                .send(Request::SetController(Box::new(random)))
+                .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
             self.trial(0, "random", None, robot)?;
         } else {
             self.retrain_and_wait()?;
@@ -243,12 +310,31 @@ impl Session<'_> {
 
     /// One trial of the loop's current controller, recorded as learner experience, then
     /// a retrain.
-    fn trial(&mut self, trial: u32, policy: &'static str, version: Option<u32>, robot: &Robot) -> anyhow::Result<TrialRow> {
+    fn trial(
+        &mut self,
+        trial: u32,
+        policy: &'static str,
+        version: Option<u32>,
+        robot: &Robot,
+    ) -> anyhow::Result<TrialRow> {
         let seed = self.next_seed(robot);
-        let (summary, frames, compute) = run_episode(&self.handle, self.calib, self.config.steps, seed, Mode::Autonomous, &mut self.learner)?;
-        self.add(Kind::Learner, transitions_from_frames(&frames))?;
-        let mut row = TrialRow { policy, model_version: version, ..row_from(trial, &summary) };
-        (row.plan_p50_us, row.plan_p99_us, row.deadline_misses) = compute;
+        let outcome = run_episode(
+            &self.handle,
+            self.calib,
+            self.config.steps,
+            seed,
+            Mode::Autonomous,
+            &mut self.learner,
+        )?;
+        self.add(Kind::Learner, transitions_from_frames(&outcome.frames))?;
+        let mut row = TrialRow {
+            policy,
+            model_version: version,
+            plan_p50_us: outcome.plan_p50_us,
+            plan_p99_us: outcome.plan_p99_us,
+            deadline_misses: outcome.deadline_misses,
+            ..row_from(trial, &outcome.summary)
+        };
         if self.config.wait_for_model || policy == "random" {
             row.validation_nll_after = self.retrain_and_wait()?;
         } else {
@@ -260,21 +346,35 @@ impl Session<'_> {
 
     /// The reset seed of the next episode (none for a robot that cannot reset).
     fn next_seed(&mut self, robot: &Robot) -> Option<u64> {
-        let seed = self.config.retrainer.seed.wrapping_mul(1_000_003).wrapping_add(u64::from(self.episode_index));
+        let seed = self
+            .config
+            .retrainer
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(u64::from(self.episode_index));
         self.episode_index += 1;
         robot.link.robot().has_reset().then_some(seed)
     }
 
     /// Asks for a retrain and waits for its outcome (draining telemetry meanwhile).
     fn retrain_and_wait(&mut self) -> anyhow::Result<Option<f64>> {
-        self.retrainer.requests.send(SysidRequest::Retrain).map_err(|_| anyhow::anyhow!("the retrainer stopped"))?;
+        self.retrainer
+            .requests
+            .send(SysidRequest::Retrain)
+            .map_err(|_| anyhow::anyhow!("the retrainer stopped"))?;
         loop {
             while self.handle.records.try_recv().is_ok() {}
             while self.handle.retired.try_recv().is_ok() {}
-            match self.retrainer.events.recv_timeout(Duration::from_millis(20)) {
+            match self
+                .retrainer
+                .events
+                .recv_timeout(Duration::from_millis(20))
+            {
                 Ok(event) => return Ok(self.note(event)),
                 Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam::channel::RecvTimeoutError::Disconnected) => bail!("the retrainer stopped"),
+                Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
+                    bail!("the retrainer stopped")
+                }
             }
         }
     }
@@ -294,8 +394,16 @@ impl Session<'_> {
                 self.models.push(model);
                 Some(nll)
             }
-            SysidEvent::Rejected { candidate_nll, current_nll, .. } => {
-                tracing::info!(candidate_nll, current_nll, "model not published: worse on validation");
+            SysidEvent::Rejected {
+                candidate_nll,
+                current_nll,
+                ..
+            } => {
+                tracing::info!(
+                    candidate_nll,
+                    current_nll,
+                    "model not published: worse on validation"
+                );
                 None
             }
             SysidEvent::Failed { reason } => {
@@ -352,8 +460,7 @@ fn row_from(trial: u32, summary: &EpisodeSummary) -> TrialRow {
     }
 }
 
-/// Runs one episode of the loop's current controller in `mode`, recording it. Returns
-/// the summary, the recorded frames, and (plan p50 µs, p99 µs, deadline misses).
+/// Runs one episode of the loop's current controller in `mode`, recording it.
 fn run_episode(
     handle: &LoopHandle,
     calib: &Calibration,
@@ -361,11 +468,15 @@ fn run_episode(
     reset_seed: Option<u64>,
     mode: Mode,
     recorder: &mut EpisodeRecorder,
-) -> anyhow::Result<(EpisodeSummary, Vec<Frame>, (u64, u64, u32))> {
+) -> anyhow::Result<EpisodeOutcome> {
     recorder.begin()?;
     handle
         .requests
-        .send(Request::StartEpisode { mode, steps: Some(steps), reset_seed })
+        .send(Request::StartEpisode {
+            mode,
+            steps: Some(steps),
+            reset_seed,
+        })
         .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
     let mut compute = Vec::with_capacity(steps as usize);
     let mut misses = 0;
@@ -376,7 +487,10 @@ fn run_episode(
             if record.mode.is_driving() && record.command_seq.is_some() {
                 compute.push(record.compute_us);
             }
-            if matches!(record.fault, Some(HostFault::Overrun | HostFault::RepeatedOverrun)) {
+            if matches!(
+                record.fault,
+                Some(HostFault::Overrun | HostFault::RepeatedOverrun)
+            ) {
                 misses += 1;
             }
             recorder.on_tick(&record)?;
@@ -392,6 +506,26 @@ fn run_episode(
     };
     recorder.finish_episode(&handle.records, &summary, true)?;
     compute.sort_unstable();
-    let pick = |q: f64| compute.get(((compute.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
-    Ok((summary, recorder.episode_frames().to_vec(), (pick(0.5), pick(0.99), misses)))
+    let pick = |q: f64| {
+        compute
+            .get(((compute.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    Ok(EpisodeOutcome {
+        summary,
+        frames: recorder.episode_frames().to_vec(),
+        plan_p50_us: pick(0.5),
+        plan_p99_us: pick(0.99),
+        deadline_misses: misses,
+    })
+}
+
+/// One recorded episode and its timing.
+struct EpisodeOutcome {
+    summary: EpisodeSummary,
+    frames: Vec<Frame>,
+    plan_p50_us: u64,
+    plan_p99_us: u64,
+    deadline_misses: u32,
 }
