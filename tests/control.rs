@@ -2,7 +2,7 @@
 //! plant, and back. Closed-loop returns, faults and the safe command.
 
 mod faults;
-mod rig;
+pub(crate) mod rig;
 
 use self::rig::{Rig, calibration};
 use handful::control::EpisodeEnd;

@@ -23,3 +23,5 @@ mod teleop;
 mod bench;
 // The ensemble trainer: gradients, learning the pendulum, ONNX export (needs setup.sh).
 mod train;
+// DAgger system identification: experience, background retraining and hot swap, learning end to end.
+mod sysid;

@@ -1,0 +1,217 @@
+//! DAgger system identification: the two kinds of experience, the background retrainer
+//! publishing models that the running loop swaps in between ticks, and a short learning
+//! run end to end.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use handful::control::{EpisodeEnd, Mode, Request};
+use handful::expert;
+use handful::plant::{PlantKind, cartpole};
+use handful::sysid::{
+    Experience, ExperienceConfig, Kind, Retrainer, RetrainerConfig, SysidEvent, SysidRequest,
+    Transition, trainer_config_for,
+};
+use handful::task::Task;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use crate::control::rig::{Rig, calibration};
+
+/// Cart-pole transitions under random actions from random states (the true physics).
+fn cartpole_transitions(n: usize, seed: u64) -> Vec<Transition> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let state: Vec<f64> = [1.0, 3.5, 2.0, 6.0]
+                .iter()
+                .map(|s| rng.random_range(-s..*s))
+                .collect();
+            let action = [rng.random_range(-3.0..3.0)];
+            let mut next = [0.0; 4];
+            cartpole::transition(&state, &action, &mut next);
+            let f = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+            Transition {
+                state: f(&state),
+                action: f(&action),
+                next_state: f(&next),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn experience_keeps_both_kinds_apart_and_validates_on_both() {
+    let mut experience = Experience::new(ExperienceConfig::default(), 1);
+    experience.add(Kind::Expert, cartpole_transitions(400, 2));
+    experience.add(Kind::Learner, cartpole_transitions(600, 3));
+    let counts = experience.counts();
+    assert_eq!(counts.expert_train + counts.expert_validation, 400);
+    assert_eq!(counts.learner_train + counts.learner_validation, 600);
+    // About a tenth of each kind is held out.
+    assert!((20..=60).contains(&counts.expert_validation), "{counts:?}");
+    assert!((30..=90).contains(&counts.learner_validation), "{counts:?}");
+    let (train, expert_rows) = experience.training_set().unwrap();
+    assert_eq!(expert_rows, counts.expert_train);
+    assert_eq!(train.len(), counts.expert_train + counts.learner_train);
+    let validation = experience.validation_set().unwrap();
+    assert_eq!(
+        validation.len(),
+        counts.expert_validation + counts.learner_validation
+    );
+}
+
+#[test]
+fn a_bounded_experience_evicts_the_oldest_only_when_asked() {
+    let config = |evict_oldest| ExperienceConfig {
+        validation_fraction: 0.0,
+        max_rows_per_kind: Some(100),
+        evict_oldest,
+    };
+    let first = cartpole_transitions(100, 4);
+    let later = cartpole_transitions(50, 5);
+    for evict in [false, true] {
+        let mut experience = Experience::new(config(evict), 1);
+        experience.add(Kind::Learner, first.clone());
+        experience.add(Kind::Learner, later.clone());
+        assert_eq!(experience.counts().learner_train, 100);
+        assert_eq!(experience.counts().dropped, 50);
+        let (train, _) = experience.training_set().unwrap();
+        let newest = train.states.row(99).to_vec();
+        let expected = if evict { &later[49] } else { &first[99] };
+        assert_eq!(newest, expected.state, "evict_oldest = {evict}");
+    }
+}
+
+#[test]
+fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks() {
+    let calib = calibration("cartpole-sim.toml");
+    let rig = Rig::start(
+        &calib,
+        PlantKind::Cartpole,
+        true,
+        |_| {},
+        expert::expert_for(Task::CartpoleSwingup),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut trainer = trainer_config_for(Task::CartpoleSwingup);
+    trainer.max_epochs = 2; // the first model is deliberately undertrained
+    let mut planner = handful::mpc::PlannerConfig::for_task(Task::CartpoleSwingup);
+    planner.population = 40;
+    planner.elites = 5;
+    let config = RetrainerConfig {
+        trainer,
+        experience: ExperienceConfig::default(),
+        expert_fraction: 0.5,
+        planner,
+        seed: 3,
+        models_dir: dir.path().join("models"),
+    };
+    let retrainer = Retrainer::spawn(
+        config,
+        &calib,
+        rig.handle.requests.clone(),
+        handful::clock::Clock::simulated(),
+    )
+    .unwrap();
+    let wait = |retrainer: &Retrainer| {
+        retrainer
+            .events
+            .recv_timeout(Duration::from_secs(120))
+            .expect("retrainer answers")
+    };
+
+    // An episode is running (the expert drives) when the first model is published.
+    rig.handle
+        .requests
+        .send(Request::StartEpisode {
+            mode: Mode::Autonomous,
+            steps: Some(150),
+            reset_seed: Some(1),
+        })
+        .map_err(|_| "loop stopped")
+        .unwrap();
+    let send = |r| retrainer.requests.send(r).map_err(|_| "stopped").unwrap();
+    send(SysidRequest::Add {
+        kind: Kind::Expert,
+        transitions: cartpole_transitions(1500, 6),
+    });
+    send(SysidRequest::Retrain);
+    let SysidEvent::Published(v1) = wait(&retrainer) else {
+        panic!("the first model must be published")
+    };
+    assert_eq!(v1.version, 1);
+    assert!(dir.path().join("models/v1.onnx").is_file());
+    assert!(dir.path().join("models/v1.json").is_file());
+    // The loop swapped the MPC controller in and handed the expert back, off its thread.
+    let retired = rig
+        .handle
+        .retired
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the old controller comes back");
+    assert_eq!(retired.name(), "cartpole_expert");
+    let summary = rig.wait_episode(Duration::from_secs(120));
+    assert_eq!(summary.end, EpisodeEnd::Completed, "{summary:?}");
+
+    // More data and more epochs: a better model, published as v2.
+    send(SysidRequest::Add {
+        kind: Kind::Learner,
+        transitions: cartpole_transitions(1500, 7),
+    });
+    send(SysidRequest::Retrain);
+    match wait(&retrainer) {
+        SysidEvent::Published(v2) => {
+            assert_eq!(v2.version, 2);
+            // It trained on both kinds, and beat v1 on the validation rows of both.
+            assert!(v2.counts.learner_train > 0 && v2.counts.expert_train > 0);
+            assert!(v2.validation_nll.is_finite());
+        }
+        other => panic!("expected a second model: {other:?}"),
+    }
+    let report = rig.handle.stop().expect("loop report");
+    assert_eq!(report.timing.overruns, 0);
+    assert_eq!(report.faults.total(), 0, "{:?}", report.faults);
+}
+
+#[test]
+fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_handful"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "run",
+            "--lockstep",
+            "--trials",
+            "5",
+            "--expert-episodes",
+            "3",
+            "--out",
+        ])
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let best = summary["best_return"].as_f64().unwrap();
+    eprintln!(
+        "learning curve:\n{}",
+        std::fs::read_to_string(out.join("learning_curve.csv")).unwrap()
+    );
+    assert!(best > 150.0, "best return {best} after 5 trials");
+    assert!(Path::new(&out.join("best.onnx")).is_file());
+    // Every trial's experience is on disk, in the dataset format.
+    let learner = handful::dataset::DatasetReader::open(&out.join("learner")).unwrap();
+    assert_eq!(learner.episodes().len(), 5);
+    let expert = handful::dataset::DatasetReader::open(&out.join("expert")).unwrap();
+    assert_eq!(expert.episodes().len(), 3);
+    assert_eq!(summary["loop_report"]["timing"]["overruns"], 0);
+}
