@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Installs what the model module needs at run time and in tests, without touching the system:
+# All of handful's set-up on a machine of this kind (Debian, Rust, Python 3 with pip):
+#   - the one system package the build needs: libudev-dev (the gamepad crate, gilrs, links
+#     libudev), installed with apt-get when missing (as root; otherwise it says how);
 #   - a Python venv at <repo>/.venv with pinned onnxruntime, onnx and numpy (the scripts in
 #     models/ write and check ONNX ensembles with them);
 #   - the ONNX Runtime shared library taken from the onnxruntime wheel, copied to
 #     models/runtime/libonnxruntime.so, where the binary and the tests look for it.
 # Idempotent: a second run only checks. Both .venv and models/runtime are gitignored.
 set -euo pipefail
+
+if ! pkg-config --exists libudev 2>/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: installing libudev-dev (for the gamepad)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libudev-dev pkg-config >/dev/null
+    else
+        echo "setup: libudev-dev is missing: run 'sudo apt-get install libudev-dev pkg-config'" >&2
+        exit 1
+    fi
+fi
 
 ORT_VERSION="1.31.1"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
