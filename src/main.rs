@@ -330,13 +330,14 @@ fn learn_command(
 fn planner_config(
     path: Option<&std::path::Path>,
     task: handful::task::Task,
+    lockstep: bool,
 ) -> anyhow::Result<PlannerConfig> {
     let Some(path) = path else {
-        return Ok(PlannerConfig::for_task(task));
+        return Ok(run::default_planner(task, lockstep));
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading planner settings {}", path.display()))?;
-    run::planner_config_from_toml(&text, task)
+    run::planner_config_from_toml(&text, task, lockstep)
         .with_context(|| format!("planner settings {}", path.display()))
 }
 
@@ -379,7 +380,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         seed: args.seed,
         sim_args: args.sim_args,
         model: args.model,
-        planner: planner_config(args.planner.as_deref(), calib.task)?,
+        planner: planner_config(args.planner.as_deref(), calib.task, args.lockstep)?,
         software_version: env!("CARGO_PKG_VERSION"),
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;

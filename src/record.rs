@@ -245,7 +245,7 @@ pub fn record(
         }
     };
     let controller: Box<dyn control::Controller> = match &source {
-        None => crate::expert::expert_for(calib.task),
+        None => crate::run::expert_controller(calib, config.robot.lockstep)?,
         Some(source) => Box::new(TeleopController::new(
             Arc::clone(source),
             TeleopMapping {

@@ -249,7 +249,7 @@ pub fn build_controller(
     let dynamics: Box<dyn Dynamics> = match kind {
         // A learning run starts with the expert; models replace it as they are trained.
         ControllerKind::Expert | ControllerKind::Learn => {
-            return Ok(expert::expert_for(calib.task));
+            return expert_controller(calib, clock.is_simulated());
         }
         ControllerKind::MpcTrue => {
             let plant = plant_for(calib)?;
@@ -300,8 +300,9 @@ pub fn build_controller(
 pub fn planner_config_from_toml(
     text: &str,
     task: crate::task::Task,
+    lockstep: bool,
 ) -> anyhow::Result<PlannerConfig> {
-    overlay_toml(&PlannerConfig::for_task(task), text)
+    overlay_toml(&default_planner(task, lockstep), text)
 }
 
 /// `defaults` with the keys of the TOML `text` over them (settings files name only what
@@ -316,6 +317,28 @@ where
         merged.insert(key, value);
     }
     Ok(merged.try_into()?)
+}
+
+/// The task's scripted expert; in real time (not `lockstep`) it acts on the state
+/// predicted one period ahead, since its command lands a period after the state it saw.
+pub fn expert_controller(calib: &Calibration, lockstep: bool) -> anyhow::Result<Box<dyn Controller>> {
+    let expert = expert::expert_for(calib.task);
+    if lockstep {
+        return Ok(expert);
+    }
+    let transition: Transition = match plant_for(calib)? {
+        PlantKind::Cartpole => crate::plant::cartpole::transition,
+        PlantKind::Pendulum => crate::plant::pendulum::transition,
+    };
+    Ok(Box::new(control::LatencyCompensated::new(expert, transition)))
+}
+
+/// The task's real-time planner settings; in real time the planner plans from the state
+/// predicted at the moment its command takes effect (one period ahead).
+pub fn default_planner(task: crate::task::Task, lockstep: bool) -> PlannerConfig {
+    let mut planner = PlannerConfig::for_task(task);
+    planner.latency_fraction = if lockstep { 0.0 } else { 1.0 };
+    planner
 }
 
 /// Where the robot is and how to reach it.

@@ -5,11 +5,13 @@
 //! ([`Request`] in; [`TickRecord`], [`EpisodeSummary`] and retired controllers out).
 
 mod fault_count;
+mod latency;
 mod mode;
 pub mod ticker;
 pub mod timing;
 
 pub use fault_count::FaultCounts;
+pub use latency::LatencyCompensated;
 pub use mode::{EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Mode, Request, TickRecord};
 pub use ticker::{LoopConfig, LoopHandle, LoopReport, RecordPolicy, spawn};
 /// What a controller sees each tick. Values are SI, in the calibration's channel order.

@@ -133,7 +133,7 @@ pub fn learn(
     let handle = control::spawn(
         loop_config,
         Arc::clone(&robot.link),
-        crate::expert::expert_for(calib.task),
+        crate::run::expert_controller(calib, config.robot.lockstep)?,
         robot.clock.clone(),
     )?;
     let retrainer = Retrainer::spawn(
