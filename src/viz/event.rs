@@ -278,4 +278,48 @@ impl PlanSnapshot {
         let k = k.min(MAX_PLAN_ELITES - 1);
         &self.elite_states[k][step.min(self.horizon())][..self.state_dim()]
     }
+    /// How the plan compares with what happened: `actual[k]` is the state observed `k`
+    /// ticks after the plan's tick (`None`: not observed), for `k` in `0..=H`.
+    pub fn outcome(&self, actual: &[Option<&[f32]>]) -> PlanOutcome {
+        let (h, s) = (self.horizon(), self.state_dim());
+        let mut outcome = PlanOutcome::default();
+        let error = |k: usize| -> Option<[f32; MAX_PLAN_STATE_DIM]> {
+            let state = actual.get(k).copied().flatten().filter(|a| a.len() >= s)?;
+            let mut e = [0.0; MAX_PLAN_STATE_DIM];
+            for (d, slot) in e.iter_mut().enumerate().take(s) {
+                *slot = state[d] - self.mean_state(k)[d];
+            }
+            Some(e)
+        };
+        outcome.one_step_error = error(1);
+        outcome.horizon_error = error(h);
+        for k in 1..=h {
+            let Some(e) = error(k) else { continue };
+            for (d, err) in e.iter().enumerate().take(s) {
+                outcome.compared += 1;
+                outcome.inside_two_sigma += u32::from(err.abs() <= 2.0 * self.std_state(k)[d]);
+            }
+        }
+        outcome
+    }
+}
+
+/// A plan against the states that followed it ([`PlanSnapshot::outcome`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlanOutcome {
+    /// Actual − predicted one step ahead, per state (`None`: that state not observed).
+    pub one_step_error: Option<[f32; MAX_PLAN_STATE_DIM]>,
+    /// Actual − predicted at the horizon.
+    pub horizon_error: Option<[f32; MAX_PLAN_STATE_DIM]>,
+    /// (step, state) pairs compared over steps `1..=H`, and how many of them fell within
+    /// the predicted ±2σ.
+    pub compared: u32,
+    pub inside_two_sigma: u32,
+}
+
+impl PlanOutcome {
+    /// Share of compared values inside ±2σ (`None` if nothing was compared).
+    pub fn coverage(&self) -> Option<f64> {
+        (self.compared > 0).then(|| f64::from(self.inside_two_sigma) / f64::from(self.compared))
+    }
 }

@@ -56,7 +56,8 @@ use std::sync::atomic::Ordering;
 
 pub use event::{
     INLINE_TEXT_BYTES, InlineText, MAX_PLAN_ACTION_DIM, MAX_PLAN_ELITES, MAX_PLAN_HORIZON,
-    MAX_PLAN_STATE_DIM, PlanShapeError, PlanSnapshot, TextLevel, TrainingPoint, VizEvent,
+    MAX_PLAN_STATE_DIM, PlanOutcome, PlanShapeError, PlanSnapshot, TextLevel, TrainingPoint,
+    VizEvent,
 };
 pub use options::{DEFAULT_CONNECT_URL, VizArgs, VizOptions, VizSink};
 #[cfg(feature = "viz")]

@@ -151,7 +151,7 @@ impl PlanTracker {
         }
         self.set_time(rec, plan.tick);
         let dt = layout.period_s as f32;
-        let (mut inside, mut total) = (0u32, 0u32);
+        let outcome = plan.outcome(&actual);
         for (d, name) in layout.state_names.iter().enumerate().take(plan.state_dim()) {
             let strip: Strip = actual
                 .iter()
@@ -162,29 +162,19 @@ impl PlanTracker {
                 format!("plan/state/{name}/actual"),
                 &LineStrips2D::new([strip]).with_colors([ACTUAL_COLOR]),
             )?;
-            for (k, state) in actual.iter().enumerate().skip(1) {
-                let Some(state) = state else { continue };
-                let (mean, std) = (plan.mean_state(k)[d], plan.std_state(k)[d]);
-                total += 1;
-                inside += u32::from((state[d] - mean).abs() <= 2.0 * std);
-                if k == 1 {
-                    log_scalar(
-                        rec,
-                        &format!("plan/error/{name}/one_step"),
-                        f64::from(state[d] - mean),
-                    )?;
-                }
-                if k == h {
-                    log_scalar(
-                        rec,
-                        &format!("plan/error/{name}/horizon"),
-                        f64::from(state[d] - mean),
-                    )?;
+            let errors = [
+                ("one_step", outcome.one_step_error),
+                ("horizon", outcome.horizon_error),
+            ];
+            for (which, error) in errors {
+                if let Some(e) = error {
+                    let path = format!("plan/error/{name}/{which}");
+                    log_scalar(rec, &path, f64::from(e[d]))?;
                 }
             }
         }
-        if total > 0 {
-            log_scalar(rec, "plan/coverage", f64::from(inside) / f64::from(total))?;
+        if let Some(coverage) = outcome.coverage() {
+            log_scalar(rec, "plan/coverage", coverage)?;
         }
         let path = layout.tip_path(actual.iter().flatten().copied());
         if !path.is_empty() {

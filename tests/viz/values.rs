@@ -101,3 +101,25 @@ fn inline_text_cuts_on_a_char_boundary() {
     assert!(long.starts_with(cut.as_str()));
     assert_eq!(InlineText::new("ok").as_str(), "ok");
 }
+
+#[test]
+fn a_plan_is_scored_against_what_followed() {
+    // Horizon 2 over 2 states; std 0.1 everywhere, predicted mean 0 everywhere.
+    let mut p = PlanSnapshot::new(10, 2, 2, 1).expect("shape");
+    for k in 0..=2 {
+        p.set_state(k, &[0.0, 0.0], &[0.1, 0.1]).expect("state");
+    }
+    let step1 = [0.15, -0.3]; // inside, outside
+    let step2 = [0.5, 0.0]; // outside, inside
+    let outcome = p.outcome(&[Some(&[0.0, 0.0]), Some(&step1), Some(&step2)]);
+    assert_eq!(outcome.one_step_error.map(|e| [e[0], e[1]]), Some(step1));
+    assert_eq!(outcome.horizon_error.map(|e| [e[0], e[1]]), Some(step2));
+    assert_eq!((outcome.compared, outcome.inside_two_sigma), (4, 2));
+    assert_eq!(outcome.coverage(), Some(0.5));
+    // Unobserved steps are skipped, not counted; a short state is not compared.
+    let partial = p.outcome(&[None, None, Some(&[0.0])]);
+    assert_eq!((partial.compared, partial.coverage()), (0, None));
+    assert_eq!(partial.one_step_error, None);
+    let partial = p.outcome(&[None, None, Some(&[0.0, 0.05])]);
+    assert_eq!((partial.compared, partial.coverage()), (2, Some(1.0)));
+}
