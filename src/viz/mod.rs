@@ -88,6 +88,12 @@ pub enum VizError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("could not deliver the recording to {sink:?}")]
+    Flush {
+        sink: VizSink,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("nothing to show: the sink is off (choose --spawn, --connect, --save or --stdout)")]
     SinkOff,
 }

@@ -76,8 +76,8 @@ pub fn view_dataset(root: &Path, options: &VizOptions) -> Result<ReplayReport, V
         )?;
         report.episodes += 1;
     }
-    rec.flush_blocking().map_err(|e| VizError::Log {
-        entity: "(flush)".to_owned(),
+    rec.flush_blocking().map_err(|e| VizError::Flush {
+        sink: options.sink.clone(),
         source: Box::new(e),
     })?;
     Ok(report)
