@@ -31,7 +31,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-want="onnxruntime==$ORT_VERSION onnx==1.23.2 numpy==2.4.6 pyarrow==22.0.0 pandas==2.3.3"
+# rerun-sdk: its `rerun` CLI reads back the .rrd files the viz tests write.
+want="onnxruntime==$ORT_VERSION onnx==1.23.2 numpy==2.4.6 pyarrow==22.0.0 pandas==2.3.3 rerun-sdk==0.36.3"
 if ! "$VENV/bin/python" - <<PY 2>/dev/null
 import importlib.metadata as m, sys
 want = dict(p.split("==") for p in "$want".split())

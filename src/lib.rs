@@ -21,3 +21,4 @@ pub mod task;
 pub mod teleop;
 pub mod thread;
 pub mod train;
+pub mod viz;

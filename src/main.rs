@@ -38,6 +38,14 @@ enum Command {
     Dataset(DatasetCommand),
     /// Benchmarks that are not timed tests (`bench plan`: planner performance).
     Bench(handful::bench::BenchArgs),
+    /// Replay a recorded dataset into the rerun viewer (spawned unless --connect, --save or
+    /// --stdout says otherwise): states, actions, rewards and the robot, per episode.
+    View {
+        /// The LeRobot v3 dataset directory.
+        path: PathBuf,
+        #[command(flatten)]
+        viz: handful::viz::VizArgs,
+    },
     /// Check a calibration file and print what it says.
     Calib {
         /// The calibration TOML file.
@@ -182,6 +190,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Command::Record(args) => record_command(args),
         Command::Dataset(command) => dataset_command(command),
         Command::Bench(args) => handful::bench::run_cli(args),
+        Command::View { path, viz } => {
+            let report = handful::viz::view(&path, &viz)
+                .with_context(|| format!("viewing {}", path.display()))?;
+            tracing::info!(
+                episodes = report.episodes,
+                frames = report.frames,
+                "replayed"
+            );
+            Ok(())
+        }
         Command::Calib { path } => {
             let calib = Calibration::load(&path)?;
             println!("{}", serde_json::to_string_pretty(&calib)?);

@@ -25,3 +25,6 @@ mod bench;
 mod train;
 // DAgger system identification: experience, background retraining and hot swap, learning end to end.
 mod sysid;
+// Rerun visualisation: a session and a dataset replay saved to .rrd, read back by the rerun CLI.
+#[cfg(feature = "viz")]
+mod viz;

@@ -1,0 +1,344 @@
+//! The `handful-viz` thread: drains the viz queues into a rerun recording. It may allocate
+//! and block on the sink freely (it is nobody's deadline); it never talks back to the
+//! producers. Mode changes and faults are derived here from consecutive ticks, so the
+//! control loop only sends its [`TickRecord`]s.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crossbeam::channel::{Receiver, select};
+use rerun::{RecordingStream, RecordingStreamBuilder, RecordingStreamError, TextLogLevel};
+
+use super::draw::{Layout, log_scalar, log_scalars, log_text};
+use super::event::{TextLevel, TrainingPoint};
+use super::layout::blueprint;
+use super::plan::PlanTracker;
+use super::sender::{Counters, Queued, Receivers};
+use super::{VizError, VizOptions, VizReport, VizSink};
+use crate::calib::Calibration;
+use crate::control::{EpisodeEnd, EpisodeSummary, HostFault, Mode, TickRecord};
+use crate::link::{Health, LinkStats};
+use crate::thread::{JoinOnDrop, spawn_named};
+
+/// Opens the sink of `options` as a recording stream, with the blueprint for `layout`.
+pub fn open_recording(options: &VizOptions, layout: &Layout) -> Result<RecordingStream, VizError> {
+    let mut builder = RecordingStreamBuilder::new(rerun::ApplicationId::new_or_unknown(
+        options.application_id.clone(),
+    ));
+    builder = builder.with_blueprint(blueprint(layout));
+    if let Some(name) = &options.recording_name {
+        builder = builder.recording_name(name.clone());
+    }
+    let result = match &options.sink {
+        VizSink::Off => return Err(VizError::SinkOff),
+        VizSink::Spawn => {
+            let mut spawn = rerun::SpawnOptions::default();
+            let venv = std::path::Path::new(".venv/bin/rerun");
+            spawn.executable_path = match &options.viewer {
+                Some(path) => Some(path.display().to_string()),
+                None if !on_path("rerun") && venv.exists() => Some(venv.display().to_string()),
+                None => None,
+            };
+            builder.spawn_opts(&spawn)
+        }
+        VizSink::Connect(url) => builder.connect_grpc_opts(url.clone()),
+        VizSink::Save(path) => builder.save(path),
+        VizSink::Stdout => builder.stdout(),
+    };
+    result.map_err(|e| VizError::Sink {
+        sink: options.sink.clone(),
+        source: Box::new(e),
+    })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Opens the sink and starts the thread.
+pub fn spawn(
+    options: &VizOptions,
+    calibration: &Calibration,
+    receivers: Receivers,
+    stop: Receiver<()>,
+    counters: Arc<Counters>,
+) -> Result<JoinOnDrop<VizReport>, VizError> {
+    let layout = Layout::from_calibration(calibration);
+    let rec = open_recording(options, &layout)?;
+    let plans_kept = options.plans_kept;
+    spawn_named("handful-viz", move || {
+        let mut logger = Logger::new(rec, layout, plans_kept, counters);
+        logger.run(&receivers, &stop)
+    })
+    .map_err(VizError::Thread)
+}
+
+/// The thread's state: the recording and what it remembers between events.
+struct Logger {
+    rec: RecordingStream,
+    layout: Layout,
+    plans: PlanTracker,
+    counters: Arc<Counters>,
+    report: VizReport,
+    last_tick: Option<u64>,
+    last_firmware_us: Option<u64>,
+    last_mode: Option<Mode>,
+    last_fault: Option<HostFault>,
+    faults: u64,
+    overruns: u64,
+    missed_commands: u64,
+    /// Whether a refused log call was already traced (one warning, then counts).
+    warned: bool,
+}
+
+impl Logger {
+    fn new(
+        rec: RecordingStream,
+        layout: Layout,
+        plans_kept: usize,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            rec,
+            layout,
+            plans: PlanTracker::new(plans_kept),
+            counters,
+            report: VizReport::default(),
+            last_tick: None,
+            last_firmware_us: None,
+            last_mode: None,
+            last_fault: None,
+            faults: 0,
+            overruns: 0,
+            missed_commands: 0,
+            warned: false,
+        }
+    }
+
+    fn run(&mut self, receivers: &Receivers, stop: &Receiver<()>) -> VizReport {
+        let result = self.layout.log_static(&self.rec);
+        self.check(result);
+        loop {
+            select! {
+                recv(stop) -> _ => break,
+                recv(receivers.events) -> event => match event {
+                    Ok(event) => self.event(event),
+                    Err(_) => break,
+                },
+                recv(receivers.plans) -> plan => match plan {
+                    Ok(plan) => {
+                        let result = self.plans.add(&self.rec, &self.layout, &plan);
+                        self.logged(result);
+                    }
+                    Err(_) => break,
+                },
+            }
+        }
+        // Drain what was queued before the stop, plans first (ticks resolve them).
+        while let Ok(plan) = receivers.plans.try_recv() {
+            let result = self.plans.add(&self.rec, &self.layout, &plan);
+            self.logged(result);
+        }
+        while let Ok(event) = receivers.events.try_recv() {
+            self.event(event);
+        }
+        let result = self.plans.flush(&self.rec, &self.layout);
+        self.check(result);
+        if let Err(e) = self.rec.flush_blocking() {
+            tracing::warn!(error = %e, "flushing the rerun sink failed");
+        }
+        self.report
+    }
+
+    fn logged(&mut self, result: Result<(), RecordingStreamError>) {
+        self.report.logged += 1;
+        self.check(result);
+    }
+
+    fn check(&mut self, result: Result<(), RecordingStreamError>) {
+        if let Err(e) = result {
+            self.report.log_errors += 1;
+            if !self.warned {
+                self.warned = true;
+                tracing::warn!(error = %e, "rerun refused a log call (further ones counted only)");
+            }
+        }
+    }
+
+    /// Stamps the current tick and robot time (if known). The wall clock is rerun's own
+    /// `log_time` timeline, stamped on every log call.
+    fn set_time(&self, tick: Option<u64>, firmware_us: Option<u64>) {
+        self.rec.reset_time();
+        if let Some(tick) = tick {
+            self.rec.set_time_sequence("tick", tick as i64);
+        }
+        if let Some(us) = firmware_us {
+            self.rec.set_duration_secs("robot_time", us as f64 * 1e-6);
+        }
+    }
+
+    fn event(&mut self, event: Queued) {
+        let result = match event {
+            Queued::Tick(record) => self.tick(&record),
+            Queued::Episode(summary) => self.episode(&summary),
+            Queued::Link { stats, health } => self.link(&stats, &health),
+            Queued::Training(point) => self.training(&point),
+            Queued::Model { version, label } => {
+                self.set_time(self.last_tick, self.last_firmware_us);
+                log_scalar(&self.rec, "model/version", f64::from(version)).and_then(|()| {
+                    let text = format!("model v{version} deployed ({})", label.as_str());
+                    log_text(&self.rec, "log", TextLogLevel::INFO, text)
+                })
+            }
+            Queued::Text { level, text } => {
+                self.set_time(self.last_tick, self.last_firmware_us);
+                log_text(&self.rec, "log", level_name(level), text.as_str())
+            }
+        };
+        self.logged(result);
+    }
+
+    fn tick(&mut self, r: &TickRecord) -> Result<(), RecordingStreamError> {
+        let firmware_us = (r.state_count > 0).then_some(r.firmware_us);
+        self.set_time(Some(r.tick), firmware_us);
+        self.last_tick = Some(r.tick);
+        self.last_firmware_us = firmware_us.or(self.last_firmware_us);
+        let rec = &self.rec;
+        if r.state_count > 0 {
+            log_scalars(rec, "state", &self.layout.state_names, r.state())?;
+            self.layout.log_robot(rec, r.state())?;
+        }
+        log_scalars(rec, "action", &self.layout.action_names, r.action())?;
+        log_scalar(rec, "timing/compute_us", r.compute_us as f64)?;
+        log_scalar(
+            rec,
+            "timing/jitter_us",
+            r.wake_us as f64 - r.deadline_us as f64,
+        )?;
+        log_scalar(rec, "timing/state_age_us", r.state_age_us as f64)?;
+        if matches!(
+            r.fault,
+            Some(HostFault::Overrun | HostFault::RepeatedOverrun)
+        ) {
+            self.overruns += 1;
+        }
+        if r.mode.is_driving() && r.command_seq.is_none() {
+            self.missed_commands += 1;
+        }
+        log_scalar(rec, "timing/overruns", self.overruns as f64)?;
+        log_scalar(rec, "timing/missed_commands", self.missed_commands as f64)?;
+        if self.last_mode != Some(r.mode) {
+            let level = if matches!(r.mode, Mode::Fault | Mode::EStop) {
+                TextLogLevel::WARN
+            } else {
+                TextLogLevel::INFO
+            };
+            log_text(rec, "mode", level, format!("{:?}", r.mode))?;
+            log_scalar(
+                rec,
+                "mode/driving",
+                f64::from(u8::from(r.mode.is_driving())),
+            )?;
+            self.last_mode = Some(r.mode);
+        }
+        if r.fault.is_some() {
+            self.faults += 1;
+        }
+        if r.fault != self.last_fault {
+            if let Some(fault) = r.fault {
+                let level = if fault.latches() {
+                    TextLogLevel::ERROR
+                } else {
+                    TextLogLevel::WARN
+                };
+                log_text(rec, "faults", level, format!("{fault:?}"))?;
+            }
+            self.last_fault = r.fault;
+        }
+        log_scalar(rec, "faults/count", self.faults as f64)?;
+        if let Some(step) = r.episode {
+            log_scalar(rec, "episode/reward", f64::from(step.reward))?;
+        }
+        if r.tick.is_multiple_of(25) {
+            log_scalar(
+                rec,
+                "viz/dropped",
+                self.counters.dropped.load(Ordering::Relaxed) as f64,
+            )?;
+        }
+        if r.state_count > 0 {
+            self.plans
+                .observe(rec, &self.layout, r.tick, r.firmware_us, r.state())?;
+        }
+        Ok(())
+    }
+
+    fn episode(&mut self, s: &EpisodeSummary) -> Result<(), RecordingStreamError> {
+        self.set_time(Some(s.last_tick), None);
+        self.rec.set_time_sequence("episode", i64::from(s.episode));
+        log_scalar(&self.rec, "episode/return", s.episode_return)?;
+        let (level, end) = match s.end {
+            EpisodeEnd::Completed => (TextLogLevel::INFO, "completed".to_owned()),
+            EpisodeEnd::Interrupted => (TextLogLevel::WARN, "interrupted".to_owned()),
+            EpisodeEnd::Faulted(f) => (TextLogLevel::ERROR, format!("fault {f:?}")),
+        };
+        let text = format!(
+            "episode {}: return {:.2} over {} steps, {end}",
+            s.episode, s.episode_return, s.steps
+        );
+        log_text(&self.rec, "log", level, text)
+    }
+
+    fn link(&mut self, s: &LinkStats, h: &Health) -> Result<(), RecordingStreamError> {
+        self.set_time(self.last_tick, self.last_firmware_us);
+        let counts = [
+            ("crc_errors", s.crc_errors),
+            ("decode_errors", s.decode_errors.total()),
+            ("dropped_frames", s.dropped_frames),
+            ("out_of_order_frames", s.out_of_order_frames),
+            ("reconnects", s.reconnects),
+            ("tx_full_drops", s.tx_full_drops),
+            ("tx_timeouts", s.tx_timeouts),
+            ("faults_received", s.faults_received),
+        ];
+        for (name, value) in counts {
+            log_scalar(&self.rec, &format!("link/{name}"), value as f64)?;
+        }
+        let ages = [
+            ("heartbeat_age_ms", h.heartbeat_age_us),
+            ("state_age_ms", h.state_age_us),
+            ("frame_age_ms", h.frame_age_us),
+        ];
+        for (name, age) in ages {
+            if let Some(us) = age {
+                log_scalar(&self.rec, &format!("link/{name}"), us as f64 * 1e-3)?;
+            }
+        }
+        log_scalar(&self.rec, "link/usable", f64::from(u8::from(h.is_usable())))
+    }
+
+    fn training(&mut self, p: &TrainingPoint) -> Result<(), RecordingStreamError> {
+        self.set_time(None, None);
+        self.rec.set_time_sequence("epoch", i64::from(p.epoch));
+        let base = format!("train/v{}", p.model_version);
+        log_scalar(
+            &self.rec,
+            &format!("{base}/train_nll"),
+            f64::from(p.train_nll),
+        )?;
+        if let Some(v) = p.validation_nll {
+            log_scalar(&self.rec, &format!("{base}/validation_nll"), f64::from(v))?;
+        }
+        Ok(())
+    }
+}
+
+fn level_name(level: TextLevel) -> &'static str {
+    match level {
+        TextLevel::Debug => TextLogLevel::DEBUG,
+        TextLevel::Info => TextLogLevel::INFO,
+        TextLevel::Warn => TextLogLevel::WARN,
+        TextLevel::Error => TextLogLevel::ERROR,
+    }
+}

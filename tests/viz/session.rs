@@ -1,0 +1,244 @@
+//! A synthetic session logged live: saved to an .rrd, streamed to a running receiver,
+//! and a pendulum's drawing.
+
+use super::*;
+
+#[test]
+fn a_session_saved_to_rrd_holds_every_entity() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("session.rrd");
+    let viz = Viz::start(
+        &VizOptions::with_sink(VizSink::Save(rrd.clone())),
+        &calibration(),
+    )
+    .expect("viz starts");
+    assert!(viz.is_running());
+    let tx = viz.sender();
+    let tx2 = tx.clone();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for t in 0..60 {
+                let fault = (t == 30).then_some(HostFault::Overrun);
+                let mode = if t < 5 { Mode::Idle } else { Mode::Autonomous };
+                assert!(tx.send_tick(&tick(t, mode, fault)));
+                if (5..50).contains(&t) {
+                    assert!(tx.send(VizEvent::Plan(plan(t))));
+                }
+            }
+        });
+        scope.spawn(|| {
+            for epoch in 0..5 {
+                let point = TrainingPoint {
+                    model_version: 1,
+                    epoch,
+                    train_nll: 3.0 / (1.0 + epoch as f32),
+                    validation_nll: Some(3.5 / (1.0 + epoch as f32)),
+                };
+                assert!(tx2.send(VizEvent::Training(point)));
+            }
+            let health = Health {
+                connected: true,
+                state_age_us: Some(1_000),
+                heartbeat_age_us: Some(20_000),
+                frame_age_us: Some(500),
+                is_lost: false,
+            };
+            let stats = LinkStats {
+                crc_errors: 2,
+                ..LinkStats::default()
+            };
+            assert!(tx2.send(VizEvent::Link { stats, health }));
+            assert!(tx2.send(VizEvent::Model {
+                version: 1,
+                label: InlineText::new("sha256:abcdef"),
+            }));
+            assert!(tx2.send(VizEvent::text(TextLevel::Info, "synthetic session")));
+        });
+    });
+    let summary = EpisodeSummary {
+        episode: 0,
+        steps: 55,
+        episode_return: 27.5,
+        end: EpisodeEnd::Completed,
+        first_tick: 5,
+        last_tick: 59,
+    };
+    assert!(tx.send(VizEvent::Episode(summary)));
+    let report = viz.finish();
+    assert_eq!(report.dropped, 0, "{report:?}");
+    assert_eq!(report.sent, 60 + 45 + 5 + 3 + 1);
+    assert_eq!(report.logged, report.sent, "{report:?}");
+    assert_eq!(report.log_errors, 0, "{report:?}");
+    // The thread has stopped: later sends are dropped and counted, not blocked.
+    assert!(!tx.send(VizEvent::text(TextLevel::Info, "late")));
+    assert_eq!(tx.dropped(), 1);
+
+    let expected = [
+        ("/robot/rail", "LineStrips2D"),
+        ("/robot/cart", "Boxes2D"),
+        ("/robot/pole", "LineStrips2D"),
+        ("/robot/tip", "Points2D"),
+        ("/robot/plan/mean", "LineStrips2D"),
+        ("/robot/plan/elites", "LineStrips2D"),
+        ("/robot/plan/actual", "LineStrips2D"),
+        ("/state/cart_position", "Scalars"),
+        ("/state/pole_angular_velocity", "Scalars"),
+        ("/action/force", "Scalars"),
+        ("/plan/state/pole_angle/mean", "LineStrips2D"),
+        ("/plan/state/pole_angle/band", "LineStrips2D"),
+        ("/plan/state/pole_angle/elites", "LineStrips2D"),
+        ("/plan/state/pole_angle/actual", "LineStrips2D"),
+        ("/plan/action/force/mean", "LineStrips2D"),
+        ("/plan/error/cart_position/one_step", "Scalars"),
+        ("/plan/error/cart_position/horizon", "Scalars"),
+        ("/plan/coverage", "Scalars"),
+        ("/timing/compute_us", "Scalars"),
+        ("/timing/jitter_us", "Scalars"),
+        ("/timing/overruns", "Scalars"),
+        ("/timing/missed_commands", "Scalars"),
+        ("/mode", "TextLog"),
+        ("/faults", "TextLog"),
+        ("/faults/count", "Scalars"),
+        ("/link/crc_errors", "Scalars"),
+        ("/link/heartbeat_age_ms", "Scalars"),
+        ("/model/version", "Scalars"),
+        ("/log", "TextLog"),
+        ("/episode/reward", "Scalars"),
+        ("/episode/return", "Scalars"),
+        ("/train/v1/train_nll", "Scalars"),
+        ("/train/v1/validation_nll", "Scalars"),
+        ("/viz/dropped", "Scalars"),
+    ];
+    check_rrd(dir.path(), &rrd, &expected);
+    // The layout travels with the recording, as a blueprint store in the same file.
+    let printed = rerun_cli(dir.path(), &["rrd", "print", rrd.to_str().unwrap()]);
+    assert!(
+        printed.contains("Blueprint"),
+        "no blueprint store in:\n{printed}"
+    );
+    let found = timelines(dir.path(), &rrd);
+    for timeline in ["tick", "robot_time", "episode", "epoch", "log_time"] {
+        assert!(found.contains(timeline), "no {timeline} in {found:?}");
+    }
+}
+
+/// A headless rerun receiver: `rerun --port P --save FILE` (killed on drop).
+struct Receiver {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Receiver {
+    fn start(home: &Path, rrd: &Path) -> Self {
+        let exe = repo().join(".venv/bin/rerun");
+        assert!(
+            exe.exists(),
+            "{} is missing: run `bash models/setup.sh` once",
+            exe.display()
+        );
+        let _ = rerun_cli(home, &["analytics", "disable"]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(&exe)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save"])
+            .arg(rrd)
+            .env("XDG_DATA_HOME", home)
+            .env("XDG_CONFIG_HOME", home)
+            .env("XDG_CACHE_HOME", home)
+            .env("HOME", home)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rerun receiver");
+        // Killed on drop, also if it never listens.
+        let receiver = Self { child, port };
+        // Readiness, not timing: wait (bounded) until it accepts connections.
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return receiver;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the rerun receiver did not listen on port {port}");
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_session_streams_to_a_running_viewer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("received.rrd");
+    let receiver = Receiver::start(dir.path(), &rrd);
+    let url = format!("rerun+http://127.0.0.1:{}/proxy", receiver.port);
+    let viz = Viz::start(
+        &VizOptions::with_sink(VizSink::Connect(url)),
+        &calibration(),
+    )
+    .expect("viz connects");
+    let tx = viz.sender();
+    for t in 0..20 {
+        assert!(tx.send(VizEvent::Tick(tick(t, Mode::Autonomous, None))));
+    }
+    let report = viz.finish();
+    assert_eq!((report.logged, report.log_errors), (20, 0), "{report:?}");
+    // The receiver writes as it receives; wait (bounded) for the last entity to land.
+    let mut found = BTreeMap::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let printed = Command::new(repo().join(".venv/bin/rerun"))
+            .args(["rrd", "print", "--continue-on-error=true"])
+            .arg(&rrd)
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("XDG_CACHE_HOME", dir.path())
+            .env("HOME", dir.path())
+            .output()
+            .expect("rerun rrd print");
+        found = parse_chunks(&String::from_utf8_lossy(&printed.stdout));
+        if found.contains_key("/robot/tip") && found.contains_key("/timing/compute_us") {
+            break;
+        }
+    }
+    drop(receiver);
+    for path in [
+        "/robot/cart",
+        "/robot/tip",
+        "/state/pole_angle",
+        "/timing/compute_us",
+    ] {
+        assert!(found.contains_key(path), "no {path} in {found:#?}");
+    }
+}
+
+#[test]
+fn a_pendulum_is_drawn_from_its_pivot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("pendulum.rrd");
+    let calib = Calibration::load(&repo().join("calib/pendulum-sim.toml")).expect("calibration");
+    let viz = Viz::start(&VizOptions::with_sink(VizSink::Save(rrd.clone())), &calib).expect("viz");
+    let tx = viz.sender();
+    for t in 0..10 {
+        let mut r = tick(t, Mode::Autonomous, None);
+        r.state_dim = 2;
+        assert!(tx.send(VizEvent::Tick(r)));
+    }
+    assert_eq!(viz.finish().log_errors, 0);
+    let found = entities(dir.path(), &rrd);
+    for path in [
+        "/robot/pivot",
+        "/robot/pole",
+        "/robot/tip",
+        "/state/pole_angular_velocity",
+    ] {
+        assert!(found.contains_key(path), "no {path} in {found:#?}");
+    }
+    assert!(!found.contains_key("/robot/cart") && !found.contains_key("/robot/rail"));
+}
