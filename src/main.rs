@@ -93,6 +93,12 @@ struct RunArgs {
     /// waiting for each retrain.
     #[arg(long)]
     overlap: bool,
+    /// Where the live visualization goes (default: `viz.rrd` in the run directory).
+    #[command(flatten)]
+    viz: handful::viz::VizArgs,
+    /// No visualization at all.
+    #[arg(long, conflicts_with_all = ["spawn", "connect", "save", "stdout"])]
+    no_viz: bool,
     /// Control steps per episode (default: the task's, 200).
     #[arg(long)]
     steps: Option<u32>,
@@ -329,7 +335,9 @@ fn learn_command(
             planner: config.planner.clone(),
             seed: config.seed,
             models_dir: config.out_dir.join("models"),
+            viz: handful::viz::VizSender::disabled(),
         },
+        viz: config.viz.clone(),
         wait_for_model: !args.overlap,
     };
     let summary = session::learn(&learn, calib, exe)?;
@@ -375,6 +383,12 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
     let out_dir = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let mut viz_options = args.viz.to_options(if args.no_viz {
+        handful::viz::VizSink::Off
+    } else {
+        handful::viz::VizSink::Save(out_dir.join("viz.rrd"))
+    });
+    viz_options.recording_name = Some(name.clone());
     let learn = LearnArgs {
         trials: args.trials,
         expert: args.expert,
@@ -399,6 +413,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         sim_args: args.sim_args,
         model: args.model,
         planner: planner_config(args.planner.as_deref(), calib.task, args.lockstep)?,
+        viz: viz_options,
         software_version: env!("CARGO_PKG_VERSION"),
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;

@@ -72,6 +72,9 @@ pub struct RunConfig {
     pub model: Option<PathBuf>,
     /// Planner settings (default: the task's real-time configuration).
     pub planner: PlannerConfig,
+    /// Where the visualization goes.
+    #[serde(skip)]
+    pub viz: crate::viz::VizOptions,
     pub software_version: &'static str,
 }
 
@@ -123,8 +126,10 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         &config.planner,
         &clock,
     )?;
+    let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
     loop_config.record_policy = control::RecordPolicy::Lossy;
+    loop_config.viz = viz.sender();
     let handle = control::spawn(loop_config, Arc::clone(&link), controller, clock)
         .context("starting the control thread")?;
 
@@ -145,7 +150,8 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
                 reset_seed: link.robot().has_reset().then_some(seed),
             })
             .map_err(|_| anyhow::anyhow!("the control thread stopped"))?;
-        let summary = wait_for_episode(&handle, calib, config)?;
+        let summary = wait_for_episode(&handle, &link, &viz.sender(), calib, config)?;
+        viz.sender().send(crate::viz::VizEvent::Episode(summary));
         tracing::info!(
             episode = summary.episode,
             steps = summary.steps,
@@ -197,11 +203,27 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         finished_unix: clock::wall_time_unix_secs(),
     };
     write_json(&config.out_dir.join("summary.json"), &summary)?;
+    let report = viz.finish();
+    tracing::info!(
+        logged = report.logged,
+        dropped = report.dropped,
+        "visualization finished"
+    );
     Ok(summary)
+}
+
+/// The link's counters and health for the viewer.
+pub fn send_link(link: &Link, viz: &crate::viz::VizSender) {
+    viz.send(crate::viz::VizEvent::Link {
+        stats: link.stats(),
+        health: link.health(link.clock().now_us()),
+    });
 }
 
 fn wait_for_episode(
     handle: &control::LoopHandle,
+    link: &Link,
+    viz: &crate::viz::VizSender,
     calib: &Calibration,
     config: &RunConfig,
 ) -> anyhow::Result<EpisodeSummary> {
@@ -212,6 +234,7 @@ fn wait_for_episode(
     loop {
         // Drain telemetry so a lossy channel does not count drops needlessly.
         while handle.records.try_recv().is_ok() {}
+        send_link(link, viz);
         match handle.episodes.recv_timeout(Duration::from_millis(50)) {
             Ok(summary) => return Ok(summary),
             Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
@@ -321,7 +344,10 @@ where
 
 /// The task's scripted expert; in real time (not `lockstep`) it acts on the state
 /// predicted one period ahead, since its command lands a period after the state it saw.
-pub fn expert_controller(calib: &Calibration, lockstep: bool) -> anyhow::Result<Box<dyn Controller>> {
+pub fn expert_controller(
+    calib: &Calibration,
+    lockstep: bool,
+) -> anyhow::Result<Box<dyn Controller>> {
     let expert = expert::expert_for(calib.task);
     if lockstep {
         return Ok(expert);
@@ -330,7 +356,9 @@ pub fn expert_controller(calib: &Calibration, lockstep: bool) -> anyhow::Result<
         PlantKind::Cartpole => crate::plant::cartpole::transition,
         PlantKind::Pendulum => crate::plant::pendulum::transition,
     };
-    Ok(Box::new(control::LatencyCompensated::new(expert, transition)))
+    Ok(Box::new(control::LatencyCompensated::new(
+        expert, transition,
+    )))
 }
 
 /// The task's real-time planner settings; in real time the planner plans from the state

@@ -108,7 +108,11 @@ fn count_allocations(
         Clock::real()
     };
     let link = Arc::new(Link::open(&calib, sim.link_path(), clock.clone()).unwrap());
-    let config = LoopConfig::from_calibration(&calib, lockstep);
+    let mut config = LoopConfig::from_calibration(&calib, lockstep);
+    // The viewer's queue is fed every tick too; a queue nobody drains fills up and then
+    // drops: both paths run here.
+    let (viz, _queue) = handful::viz::VizSender::unattached(64, 4);
+    config.viz = viz;
     let controller = Box::new(Marking {
         inner: expert::expert_for(calib.task),
         allocate,

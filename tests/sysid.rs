@@ -108,6 +108,7 @@ fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks()
         planner,
         seed: 3,
         models_dir: dir.path().join("models"),
+        viz: handful::viz::VizSender::disabled(),
     };
     let retrainer = Retrainer::spawn(
         config,
@@ -214,4 +215,31 @@ fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
     let expert = handful::dataset::DatasetReader::open(&out.join("expert")).unwrap();
     assert_eq!(expert.episodes().len(), 3);
     assert_eq!(summary["loop_report"]["timing"]["overruns"], 0);
+    // The run's visualization, read back by rerun's own tooling.
+    #[cfg(feature = "viz")]
+    {
+        let home = tempfile::tempdir().unwrap();
+        let found = crate::viz::entities(home.path(), &out.join("viz.rrd"));
+        for path in [
+            "/robot/cart",
+            "/robot/pole",
+            "/state/cart_position",
+            "/action/force",
+            "/timing/compute_us",
+            "/link/crc_errors",
+            "/episode/return",
+            "/model/version",
+        ] {
+            assert!(
+                found.contains_key(path),
+                "{path} missing: {:#?}",
+                found.keys()
+            );
+        }
+        assert!(
+            found.keys().any(|k| k.starts_with("/train/v1/")),
+            "{:#?}",
+            found.keys()
+        );
+    }
 }

@@ -66,7 +66,7 @@ fn rerun_cli(home: &Path, args: &[&str]) -> String {
 /// The entities of `rrd` (as `rerun rrd print` lists its chunks: `Chunk(…) with N rows
 /// (…) - /entity/path - data columns: [Archetype:component, …]`), each with the
 /// archetypes seen on it.
-fn entities(home: &Path, rrd: &Path) -> BTreeMap<String, String> {
+pub(crate) fn entities(home: &Path, rrd: &Path) -> BTreeMap<String, String> {
     let rrd = rrd.to_str().expect("utf-8 path");
     rerun_cli(home, &["rrd", "verify", rrd]);
     let printed = rerun_cli(home, &["rrd", "print", rrd]);

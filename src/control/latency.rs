@@ -35,7 +35,10 @@ impl LatencyCompensated {
 
 impl Controller for LatencyCompensated {
     fn act(&mut self, obs: &Observation<'_>, action: &mut [f32]) -> Result<(), ControlError> {
-        let (s, a) = (obs.state.len().min(MAX_STATE_DIM), action.len().min(MAX_ACTION_DIM));
+        let (s, a) = (
+            obs.state.len().min(MAX_STATE_DIM),
+            action.len().min(MAX_ACTION_DIM),
+        );
         let mut predicted = [0.0f32; MAX_STATE_DIM];
         match self.previous {
             Some(previous) => {

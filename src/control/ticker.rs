@@ -59,6 +59,8 @@ pub struct LoopConfig {
     pub action_limits: Vec<(f32, f32)>,
     pub record_policy: RecordPolicy,
     pub record_capacity: usize,
+    /// Every tick record also goes to the viewer (`try_send`; drops counted there).
+    pub viz: crate::viz::VizSender,
 }
 
 impl LoopConfig {
@@ -76,6 +78,7 @@ impl LoopConfig {
             action_limits: calib.actions.iter().map(|a| (a.min, a.max)).collect(),
             record_policy: RecordPolicy::Lossy,
             record_capacity: 4096,
+            viz: crate::viz::VizSender::disabled(),
         }
     }
 }
@@ -606,6 +609,7 @@ impl Ticker {
     }
 
     fn publish(&mut self, record: TickRecord) {
+        self.config.viz.send_tick(&record);
         match self.config.record_policy {
             RecordPolicy::Lossy => {
                 if self.records.try_send(record).is_err() {

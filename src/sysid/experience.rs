@@ -31,15 +31,19 @@ pub struct Transition {
     pub next_state: Vec<f32>,
 }
 
-/// The transitions of one episode's frames: each frame's state and command with the next
-/// frame's state (the last frame has no successor and gives none).
-pub fn transitions_from_frames(frames: &[Frame]) -> Vec<Transition> {
-    frames
-        .windows(2)
-        .map(|pair| Transition {
-            state: pair[0].state.clone(),
-            action: pair[0].action.clone(),
-            next_state: pair[1].state.clone(),
+/// The transitions of one episode's frames: `(s_t, a_{t−delay}, s_{t+1})`.
+///
+/// A frame pairs the state the controller saw with the command it sent. In lockstep that
+/// command drives the step to the next frame (`delay = 0`). In real time the firmware
+/// applies a command from its next tick on, so the step from `s_t` to `s_{t+1}` is driven
+/// by the command sent one tick earlier (`delay = 1`): the model must learn the dynamics
+/// of the action actually applied, the one the planner's latency compensation feeds it.
+pub fn transitions_from_frames(frames: &[Frame], delay: usize) -> Vec<Transition> {
+    (delay..frames.len().saturating_sub(1))
+        .map(|t| Transition {
+            state: frames[t].state.clone(),
+            action: frames[t - delay].action.clone(),
+            next_state: frames[t + 1].state.clone(),
         })
         .filter(|t| {
             t.state
@@ -49,6 +53,11 @@ pub fn transitions_from_frames(frames: &[Frame]) -> Vec<Transition> {
                 .all(|v| v.is_finite())
         })
         .collect()
+}
+
+/// The command-to-step delay of data recorded in real time (1) or in lockstep (0).
+pub const fn applied_delay(lockstep: bool) -> usize {
+    if lockstep { 0 } else { 1 }
 }
 
 /// How much experience is kept.

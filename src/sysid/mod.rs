@@ -14,7 +14,8 @@ pub mod retrainer;
 pub mod session;
 
 pub use experience::{
-    Experience, ExperienceConfig, ExperienceCounts, Kind, Transition, transitions_from_frames,
+    Experience, ExperienceConfig, ExperienceCounts, Kind, Transition, applied_delay,
+    transitions_from_frames,
 };
 pub use random::RandomController;
 pub use retrainer::{ModelVersion, Retrainer, RetrainerConfig, SysidEvent, SysidRequest};

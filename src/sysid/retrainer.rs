@@ -81,6 +81,8 @@ pub struct RetrainerConfig {
     pub seed: u64,
     /// Where model versions are written.
     pub models_dir: PathBuf,
+    /// Training curves and published versions go to the viewer.
+    pub viz: crate::viz::VizSender,
 }
 
 /// The running retrainer: its channels and thread (joined on drop).
@@ -174,6 +176,18 @@ impl Worker {
         let counts = self.experience.counts();
         let mut mixture = Mixture::new(expert_rows, self.config.expert_fraction);
         let report = self.trainer.fit_with(&data, &mut mixture)?;
+        let mean = |v: &[f32]| v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len().max(1) as f64;
+        for (epoch, e) in report.epochs.iter().enumerate() {
+            let members = self.config.trainer.ensemble_size.max(1) as f64;
+            self.config
+                .viz
+                .send(crate::viz::VizEvent::Training(crate::viz::TrainingPoint {
+                    model_version: self.version + 1,
+                    epoch: epoch as u32,
+                    train_nll: (e.train_loss / members) as f32,
+                    validation_nll: Some(mean(&e.holdout.nll) as f32),
+                }));
+        }
         let e = self.config.trainer.ensemble_size;
         let (candidate_nll, candidate_mse) = score(&validation, e, |s, a| {
             self.trainer.predict(s, a).map_err(anyhow::Error::from)
@@ -210,6 +224,12 @@ impl Worker {
             .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
         self.current = Some(evaluator);
         self.version = version;
+        self.config.viz.send(crate::viz::VizEvent::Model {
+            version,
+            label: crate::viz::InlineText::new(&format!(
+                "v{version}: validation NLL {candidate_nll:.3}"
+            )),
+        });
         let published = ModelVersion {
             version,
             sha256: crate::calib::hex_sha256(&std::fs::read(&path)?),

@@ -14,7 +14,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::{Kind, Retrainer, RetrainerConfig, SysidEvent, SysidRequest, transitions_from_frames};
+use super::{
+    Kind, Retrainer, RetrainerConfig, SysidEvent, SysidRequest, applied_delay,
+    transitions_from_frames,
+};
 use crate::calib::Calibration;
 use crate::clock::{self, Clock};
 use crate::control::{
@@ -42,6 +45,8 @@ pub struct LearnConfig {
     pub resume: Option<PathBuf>,
     #[serde(skip)]
     pub retrainer: RetrainerConfig,
+    #[serde(skip)]
+    pub viz: crate::viz::VizOptions,
     /// Wait for each retrain before the next trial (PETS's schedule). Otherwise trials
     /// run back to back and models are swapped in whenever they are ready.
     pub wait_for_model: bool,
@@ -94,6 +99,8 @@ struct Session<'a> {
     models: Vec<super::ModelVersion>,
     episode_index: u32,
     csv: std::fs::File,
+    viz: crate::viz::VizSender,
+    link: Arc<crate::link::Link>,
 }
 
 /// Runs a learning session to the end.
@@ -122,7 +129,9 @@ pub fn learn(
 
     let robot = Robot::connect(calib, &config.robot, exe)?;
     write_json(&config.out_dir.join("robot.json"), robot.link.robot())?;
+    let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.robot.lockstep);
+    loop_config.viz = viz.sender();
     loop_config.record_policy = if config.robot.lockstep {
         RecordPolicy::Lossless
     } else {
@@ -136,8 +145,10 @@ pub fn learn(
         crate::run::expert_controller(calib, config.robot.lockstep)?,
         robot.clock.clone(),
     )?;
+    let mut retrainer_config = config.retrainer.clone();
+    retrainer_config.viz = viz.sender();
     let retrainer = Retrainer::spawn(
-        config.retrainer.clone(),
+        retrainer_config,
         calib,
         handle.requests.clone(),
         robot.clock.clone(),
@@ -145,7 +156,7 @@ pub fn learn(
     let spec = |kind: &str| {
         DatasetSpec::from_calibration(
             calib,
-            serde_json::json!({ "run": config.name, "data": kind }),
+            serde_json::json!({ "run": config.name, "data": kind, "lockstep": config.robot.lockstep }),
             None,
         )
     };
@@ -165,6 +176,8 @@ pub fn learn(
         models: Vec::new(),
         episode_index: 0,
         csv,
+        viz: viz.sender(),
+        link: Arc::clone(&robot.link),
     };
     session.seed_data(&robot)?;
     for trial in 1..=config.trials {
@@ -205,6 +218,12 @@ pub fn learn(
         ..
     } = session;
     let loop_report = handle.stop();
+    let viz_report = viz.finish();
+    tracing::info!(
+        logged = viz_report.logged,
+        dropped = viz_report.dropped,
+        "visualization finished"
+    );
     learner.close()?;
     let summary = LearnSummary {
         name: config.name.clone(),
@@ -242,12 +261,17 @@ impl Session<'_> {
             }
             let reader = DatasetReader::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
+            // Recorded in lockstep or in real time: the provenance says (default: real time).
+            let lockstep = reader.info().handful.provenance.config["lockstep"]
+                .as_bool()
+                .unwrap_or(false);
+            let delay = applied_delay(lockstep);
             for episode in reader.episodes() {
                 let frames: Vec<Frame> = reader
                     .episode_frames(episode.episode_index)?
                     .map(|f| f.map(|f| f.frame))
                     .collect::<Result<_, _>>()?;
-                let transitions = transitions_from_frames(&frames);
+                let transitions = transitions_from_frames(&frames, delay);
                 if kind == Kind::Expert {
                     expert_rows += transitions.len();
                 }
@@ -258,7 +282,7 @@ impl Session<'_> {
         if expert_rows == 0 && self.config.expert_episodes > 0 {
             let spec = DatasetSpec::from_calibration(
                 self.calib,
-                serde_json::json!({ "run": self.config.name, "data": "expert" }),
+                serde_json::json!({ "run": self.config.name, "data": "expert", "lockstep": self.config.robot.lockstep }),
                 None,
             );
             let writer = open_or_create(&self.config.out_dir.join("expert"), spec)?;
@@ -267,6 +291,7 @@ impl Session<'_> {
                 let seed = self.next_seed(robot);
                 let outcome = run_episode(
                     &self.handle,
+                    (&self.viz, &self.link),
                     self.calib,
                     self.config.steps,
                     seed,
@@ -278,7 +303,10 @@ impl Session<'_> {
                     ..row_from(0, &outcome.summary)
                 };
                 self.log_row(row)?;
-                self.add(Kind::Expert, transitions_from_frames(&outcome.frames))?;
+                self.add(
+                    Kind::Expert,
+                    transitions_from_frames(&outcome.frames, self.delay()),
+                )?;
                 expert_rows += outcome.frames.len();
             }
             recorder.close()?;
@@ -320,13 +348,17 @@ impl Session<'_> {
         let seed = self.next_seed(robot);
         let outcome = run_episode(
             &self.handle,
+            (&self.viz, &self.link),
             self.calib,
             self.config.steps,
             seed,
             Mode::Autonomous,
             &mut self.learner,
         )?;
-        self.add(Kind::Learner, transitions_from_frames(&outcome.frames))?;
+        self.add(
+            Kind::Learner,
+            transitions_from_frames(&outcome.frames, self.delay()),
+        )?;
         let mut row = TrialRow {
             policy,
             model_version: version,
@@ -342,6 +374,11 @@ impl Session<'_> {
         }
         self.log_row(row.clone())?;
         Ok(row)
+    }
+
+    /// The command-to-step delay of the data this session records.
+    fn delay(&self) -> usize {
+        applied_delay(self.config.robot.lockstep)
     }
 
     /// The reset seed of the next episode (none for a robot that cannot reset).
@@ -463,6 +500,7 @@ fn row_from(trial: u32, summary: &EpisodeSummary) -> TrialRow {
 /// Runs one episode of the loop's current controller in `mode`, recording it.
 fn run_episode(
     handle: &LoopHandle,
+    (viz, link): (&crate::viz::VizSender, &crate::link::Link),
     calib: &Calibration,
     steps: u32,
     reset_seed: Option<u64>,
@@ -482,6 +520,7 @@ fn run_episode(
     let mut misses = 0;
     let waiter = Clock::real();
     let give_up = waiter.now_us() + 8 * calib.control_period_us * u64::from(steps) + 60_000_000;
+    let mut next_link_us = 0;
     let summary = loop {
         while let Ok(record) = handle.records.try_recv() {
             if record.mode.is_driving() && record.command_seq.is_some() {
@@ -497,6 +536,10 @@ fn run_episode(
         }
         // Controllers swapped out by the retrainer are dropped here, off the loop.
         while handle.retired.try_recv().is_ok() {}
+        if waiter.now_us() >= next_link_us {
+            crate::run::send_link(link, viz);
+            next_link_us = waiter.now_us() + 250_000;
+        }
         if let Ok(summary) = handle.episodes.recv_timeout(Duration::from_millis(5)) {
             break summary;
         }
@@ -505,6 +548,7 @@ fn run_episode(
         }
     };
     recorder.finish_episode(&handle.records, &summary, true)?;
+    viz.send(crate::viz::VizEvent::Episode(summary));
     compute.sort_unstable();
     let pick = |q: f64| {
         compute
