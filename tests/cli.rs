@@ -25,6 +25,8 @@ fn run_writes_the_run_directory_with_returns_timing_and_link_counters() {
     let status = handful()
         .args([
             "run",
+            "--controller",
+            "expert",
             "--lockstep",
             "--episodes",
             "2",

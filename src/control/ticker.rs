@@ -27,7 +27,9 @@ use crate::task::Task;
 use crate::thread::{JoinOnDrop, spawn_named};
 
 /// Lockstep, idle: how long the loop waits for a request between two idle ticks.
-const LOCKSTEP_IDLE_WAIT: Duration = Duration::from_millis(5);
+const LOCKSTEP_IDLE_WAIT: Duration = Duration::from_millis(2);
+/// Lossless telemetry, full channel: how long the loop waits before trying again.
+const LOSSLESS_RETRY: Duration = Duration::from_micros(200);
 
 /// Whether telemetry may be dropped when its consumer lags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,7 +294,10 @@ impl Ticker {
         if !self.config.lockstep || self.mode.is_driving() {
             return Flow::Continue;
         }
-        match self.requests.recv_timeout(LOCKSTEP_IDLE_WAIT) {
+        // A plain sleep, then a non-blocking look: a blocking channel receive would
+        // register this thread with the channel (allocating on some wake-ups).
+        std::thread::sleep(LOCKSTEP_IDLE_WAIT);
+        match self.requests.try_recv() {
             Ok(request) => self.obey(request),
             Err(_) => Flow::Continue,
         }
@@ -617,8 +622,21 @@ impl Ticker {
                 }
             }
             RecordPolicy::Lossless => {
-                if self.records.send(record).is_err() {
-                    self.records_dropped.fetch_add(1, Ordering::Relaxed);
+                // Wait for room without a blocking send (which registers this thread with
+                // the channel and may allocate): lockstep only, where waiting is allowed.
+                let mut record = record;
+                loop {
+                    match self.records.try_send(record) {
+                        Ok(()) => break,
+                        Err(TrySendError::Full(back)) => {
+                            record = back;
+                            std::thread::sleep(LOSSLESS_RETRY);
+                        }
+                        Err(TrySendError::Disconnected(_)) => {
+                            self.records_dropped.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
                 }
             }
         }
