@@ -119,14 +119,15 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
     let (link, clock) = (Arc::clone(&robot.link), robot.clock.clone());
     write_json(&config.out_dir.join("robot.json"), link.robot())?;
 
+    let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let controller = build_controller(
         config.controller,
         calib,
         config.model.as_deref(),
         &config.planner,
         &clock,
+        &viz.sender(),
     )?;
-    let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
     loop_config.record_policy = control::RecordPolicy::Lossy;
     loop_config.viz = viz.sender();
@@ -268,6 +269,7 @@ pub fn build_controller(
     model: Option<&Path>,
     planner: &PlannerConfig,
     clock: &Clock,
+    viz: &crate::viz::VizSender,
 ) -> anyhow::Result<Box<dyn Controller>> {
     let dynamics: Box<dyn Dynamics> = match kind {
         // A learning run starts with the expert; models replace it as they are trained.
@@ -308,13 +310,16 @@ pub fn build_controller(
         dynamics.ensemble_size(),
     )
     .context("planner configuration")?;
-    let controller = MpcController::new(
+    let mut controller = MpcController::new(
         planner,
         dynamics,
         Box::new(TaskCost(calib.task)),
         clock.clone(),
     )
     .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
+    if viz.is_enabled() {
+        controller.set_plan_observer(Box::new(crate::viz::PlanTap::new(viz.clone())));
+    }
     Ok(Box::new(controller))
 }
 

@@ -105,8 +105,9 @@ enum Driver {
     Expert {
         allocate: bool,
     },
-    /// PETS MPC with the true dynamics: the planner's whole per-tick path.
-    Mpc,
+    /// PETS MPC with the true dynamics, every plan sent to the viewer's queue: the
+    /// planner's and the plan view's whole per-tick path.
+    MpcWithPlanView,
 }
 
 /// Allocations counted on the control thread over 3 episodes after a warm-up episode.
@@ -136,18 +137,20 @@ fn count_allocations(
     // drops: both paths run here.
     let (viz, _queue) = handful::viz::VizSender::unattached(64, 4);
     config.viz = viz;
+    let (plan_viz, _plan_queue) = handful::viz::VizSender::unattached(64, 4);
     let controller = Box::new(match driver {
         Driver::Expert { allocate } => Marking {
             inner: expert::expert_for(calib.task),
             allocate,
         },
-        Driver::Mpc => Marking {
+        Driver::MpcWithPlanView => Marking {
             inner: handful::run::build_controller(
                 handful::run::ControllerKind::MpcTrue,
                 &calib,
                 None,
                 &handful::mpc::PlannerConfig::for_task(calib.task),
                 &clock,
+                &plan_viz,
             )
             .unwrap(),
             allocate: false,
@@ -235,13 +238,13 @@ fn the_counter_sees_allocations_on_the_control_thread() {
 }
 
 #[test]
-fn warmed_up_mpc_ticks_allocate_nothing() {
+fn warmed_up_mpc_ticks_with_the_plan_view_allocate_nothing() {
     let n = count_allocations(
         PlantKind::Cartpole,
         "cartpole-sim.toml",
         true,
         40,
-        Driver::Mpc,
+        Driver::MpcWithPlanView,
     );
     assert_eq!(n, 0, "planning allocated {n} times on the control thread");
 }

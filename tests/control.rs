@@ -80,8 +80,15 @@ fn mpc_with_the_true_dynamics_swings_up_the_cartpole_over_the_pty() {
     let mut planner = handful::mpc::PlannerConfig::for_task(Task::CartpoleSwingup);
     planner.particles = 1;
     let clock = handful::clock::Clock::simulated();
-    let controller =
-        build_controller(ControllerKind::MpcTrue, &calib, None, &planner, &clock).unwrap();
+    let controller = build_controller(
+        ControllerKind::MpcTrue,
+        &calib,
+        None,
+        &planner,
+        &clock,
+        &handful::viz::VizSender::disabled(),
+    )
+    .unwrap();
     let rig = Rig::start(&calib, PlantKind::Cartpole, true, |_| {}, controller);
     let summary = rig.episode(200, 21);
     eprintln!(

@@ -229,6 +229,9 @@ fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
             "/link/crc_errors",
             "/episode/return",
             "/model/version",
+            "/robot/plan/mean",
+            "/plan/state/pole_angle/mean",
+            "/plan/state/pole_angle/band",
         ] {
             assert!(
                 found.contains_key(path),

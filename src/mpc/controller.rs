@@ -12,7 +12,15 @@ use crate::clock::Clock;
 use crate::control::{ControlError, Controller, Observation};
 
 /// Model-predictive control with a [`Planner`].
+/// Something that looks at each plan (the viewer): called on the control thread after
+/// every successful plan, so it must neither block nor allocate.
+pub trait PlanObserver: Send {
+    fn observe(&mut self, tick: u64, planner: &Planner);
+}
+
 pub struct MpcController {
+    /// Shown each plan, if any.
+    observer: Option<Box<dyn PlanObserver>>,
     planner: Planner,
     dynamics: Box<dyn Dynamics>,
     cost: Box<dyn Cost>,
@@ -50,6 +58,7 @@ impl MpcController {
             });
         }
         Ok(Self {
+            observer: None,
             plan_state: vec![0.0; planner.state_dim],
             last_action: vec![0.0; planner.action_dim],
             has_last_action: false,
@@ -122,7 +131,17 @@ impl MpcController {
             self.planner
                 .plan(&self.plan_state, &mut *self.dynamics, &*self.cost, deadline)?;
         self.last_stats = Some(stats);
+        if let Some(observer) = self.observer.as_mut() {
+            observer.observe(obs.tick, &self.planner);
+        }
         Ok(())
+    }
+
+    /// Shows every plan to `observer` from now on; turns the planner's rollout trace on
+    /// (allocates here, once: call before handing the controller to the loop).
+    pub fn set_plan_observer(&mut self, observer: Box<dyn PlanObserver>) {
+        self.planner.enable_trace();
+        self.observer = Some(observer);
     }
 }
 

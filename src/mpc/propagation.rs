@@ -48,6 +48,10 @@ pub struct Rollout {
     /// Particle noise: its own fast seeded stream, and one step's draws `E × R × S`.
     noise: GaussianNoise,
     eps: Vec<f32>,
+    /// `(H+1) × E × R × S`: every step's particle states of the last evaluation, for
+    /// showing plans (empty unless [`Rollout::enable_trace`] was called).
+    trace: Vec<f32>,
+    trace_horizon: usize,
 }
 
 impl Rollout {
@@ -86,7 +90,68 @@ impl Rollout {
             perm: (0..particles).collect(),
             noise: GaussianNoise::new(noise_seed),
             eps: vec![0.0; rows_total * state_dim],
+            trace: Vec::new(),
+            trace_horizon: 0,
         }
+    }
+
+    /// Keeps every step's particle states from now on, for horizons up to `horizon`
+    /// (allocates here, once).
+    pub fn enable_trace(&mut self, horizon: usize) {
+        self.trace = vec![0.0; (horizon + 1) * self.states.len()];
+        self.trace_horizon = horizon;
+    }
+
+    /// The mean and standard deviation over candidate `candidate`'s particles of its
+    /// predicted state at `step` (`0..=H`) in the last evaluation, written to `mean` and
+    /// `std` (`S` each, at most 32). `false` without a trace or for an index out of
+    /// range. Allocation-free.
+    pub fn trace_stats(
+        &self,
+        candidate: usize,
+        step: usize,
+        mean: &mut [f32],
+        std: &mut [f32],
+    ) -> bool {
+        let (s_dim, e_count, rows) = (self.state_dim, self.ensemble_size, self.rows_per_member());
+        if self.trace.is_empty()
+            || step > self.trace_horizon
+            || candidate >= self.candidates
+            || s_dim > 32
+            || mean.len() < s_dim
+            || std.len() < s_dim
+        {
+            return false;
+        }
+        let per_member = rows / self.candidates.max(1);
+        let base = step * e_count * rows * s_dim;
+        let (mut sum, mut sq) = ([0.0f64; 32], [0.0f64; 32]);
+        let mut count = 0.0f64;
+        for e in 0..e_count {
+            for m in 0..per_member {
+                let at = base + (e * rows + candidate * per_member + m) * s_dim;
+                for (k, v) in self.trace[at..at + s_dim].iter().enumerate() {
+                    sum[k] += f64::from(*v);
+                    sq[k] += f64::from(*v) * f64::from(*v);
+                }
+                count += 1.0;
+            }
+        }
+        let count = count.max(1.0);
+        for k in 0..s_dim {
+            let mu = sum[k] / count;
+            mean[k] = mu as f32;
+            std[k] = (sq[k] / count - mu * mu).max(0.0).sqrt() as f32;
+        }
+        true
+    }
+
+    fn record_trace(&mut self, step: usize, total: usize) {
+        if step > self.trace_horizon || self.trace.is_empty() {
+            return;
+        }
+        let n = total * self.state_dim;
+        self.trace[step * n..(step + 1) * n].copy_from_slice(&self.states[..n]);
     }
 
     fn rows_for(
@@ -153,6 +218,7 @@ impl Rollout {
             row.copy_from_slice(state);
         }
         self.row_cost[..total].fill(0.0);
+        self.record_trace(0, total);
         let noisy = dynamics.is_probabilistic() && self.propagation != Propagation::Expectation;
         for t in 0..horizon {
             self.write_actions(sequences, horizon, t, count, rows, per_member);
@@ -177,6 +243,7 @@ impl Rollout {
                 Err(other) => return Err(other),
             }
             self.step_states(total, rows, noisy);
+            self.record_trace(t + 1, total);
             let scored = if self.propagation == Propagation::Expectation {
                 rows
             } else {

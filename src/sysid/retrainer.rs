@@ -265,13 +265,26 @@ impl Worker {
             &bounds,
             ensemble.ensemble_size(),
         )?;
+        // In lockstep simulated time does not pass while the planner plans, so its budget
+        // never cuts a plan. It gets a clock of its own: the loop's moves while this
+        // thread warms the controller up, which would make the warm-up (and the planner
+        // state it leaves) depend on timing.
+        let clock = if self.clock.is_simulated() {
+            Clock::simulated()
+        } else {
+            self.clock.clone()
+        };
         let mut controller = MpcController::new(
             planner,
             Box::new(ensemble),
             Box::new(TaskCost(self.calib.task)),
-            self.clock.clone(),
+            clock,
         )
         .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
+        if self.config.viz.is_enabled() {
+            let tap = crate::viz::PlanTap::new(self.config.viz.clone());
+            controller.set_plan_observer(Box::new(tap));
+        }
         let state: Vec<f32> = if !validation.is_empty() {
             validation.states.row(0).to_vec()
         } else {
@@ -281,7 +294,7 @@ impl Worker {
         for tick in 0..2 {
             let obs = Observation {
                 state: &state,
-                now_us: self.clock.now_us(),
+                now_us: 0,
                 state_age_us: 0,
                 tick,
             };

@@ -38,6 +38,7 @@
 mod event;
 mod options;
 mod sender;
+mod tap;
 
 #[cfg(feature = "viz")]
 mod draw;
@@ -63,6 +64,7 @@ pub use options::{DEFAULT_CONNECT_URL, VizArgs, VizOptions, VizSink};
 #[cfg(feature = "viz")]
 pub use replay::view_dataset;
 pub use sender::{VizQueue, VizSender};
+pub use tap::PlanTap;
 
 use crate::calib::Calibration;
 use crate::thread::JoinOnDrop;

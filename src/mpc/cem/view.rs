@@ -64,4 +64,52 @@ impl Planner {
         self.last_stats = None;
         self.first_action.copy_from_slice(&self.midpoint);
     }
+
+    /// Keeps every step of the particles' rollouts from now on, so that
+    /// [`Planner::plan_trace`] can show what the model predicted (allocates here, once).
+    pub fn enable_trace(&mut self) {
+        self.rollout.enable_trace(self.config.horizon);
+    }
+
+    /// Mean and standard deviation over candidate `candidate`'s particles of its
+    /// predicted state at `step` (`0..=H`) in the last iteration (`S` each). `false`
+    /// without a trace. Allocation-free.
+    pub fn plan_trace(
+        &self,
+        candidate: usize,
+        step: usize,
+        mean: &mut [f32],
+        std: &mut [f32],
+    ) -> bool {
+        self.rollout.trace_stats(candidate, step, mean, std)
+    }
+
+    /// Writes the indices of the last iteration's lowest-cost candidates into `out`,
+    /// best first; returns how many. Allocation-free (a selection scan; `out` is short).
+    pub fn best_candidates(&self, out: &mut [usize]) -> usize {
+        let costs = self.candidate_costs();
+        let mut n = 0;
+        while n < out.len() {
+            let next = costs
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| c.is_finite() && !out[..n].contains(i))
+                .min_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, _)| i);
+            let Some(i) = next else { break };
+            out[n] = i;
+            n += 1;
+        }
+        n
+    }
+
+    /// State dimension `S`.
+    pub fn state_dim(&self) -> usize {
+        self.state_dim
+    }
+
+    /// Action dimension `A`.
+    pub fn action_dim(&self) -> usize {
+        self.action_dim
+    }
 }
