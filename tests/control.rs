@@ -13,13 +13,7 @@ use handful::task::Task;
 #[test]
 fn expert_swings_up_and_balances_the_cartpole_over_the_pty() {
     let calib = calibration("cartpole-sim.toml");
-    let rig = Rig::start(
-        &calib,
-        PlantKind::Cartpole,
-        true,
-        |_| {},
-        expert::expert_for(Task::CartpoleSwingup),
-    );
+    let rig = Rig::cartpole_expert(&calib);
     let mut returns = Vec::new();
     for seed in 0..3 {
         let summary = rig.episode(200, seed);
@@ -60,13 +54,7 @@ fn expert_swings_up_the_pendulum_over_the_pty() {
 fn lockstep_episodes_are_deterministic_for_a_seed() {
     let calib = calibration("cartpole-sim.toml");
     let run = || {
-        let rig = Rig::start(
-            &calib,
-            PlantKind::Cartpole,
-            true,
-            |_| {},
-            expert::expert_for(Task::CartpoleSwingup),
-        );
+        let rig = Rig::cartpole_expert(&calib);
         rig.episode(50, 7).episode_return
     };
     assert_eq!(run(), run());

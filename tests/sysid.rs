@@ -7,8 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use handful::control::{EpisodeEnd, Mode, Request};
-use handful::expert;
-use handful::plant::{PlantKind, cartpole};
+use handful::plant::cartpole;
 use handful::sysid::{
     Experience, ExperienceConfig, Kind, Retrainer, RetrainerConfig, SysidEvent, SysidRequest,
     Transition, trainer_config_for,
@@ -88,13 +87,7 @@ fn a_bounded_experience_evicts_the_oldest_only_when_asked() {
 #[test]
 fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks() {
     let calib = calibration("cartpole-sim.toml");
-    let rig = Rig::start(
-        &calib,
-        PlantKind::Cartpole,
-        true,
-        |_| {},
-        expert::expert_for(Task::CartpoleSwingup),
-    );
+    let rig = Rig::cartpole_expert(&calib);
     let dir = tempfile::tempdir().unwrap();
     let mut trainer = trainer_config_for(Task::CartpoleSwingup);
     trainer.max_epochs = 2; // the first model is deliberately undertrained

@@ -52,6 +52,18 @@ impl Rig {
         rig
     }
 
+    /// The simulated cart-pole in lockstep, driven by its scripted expert: the rig most
+    /// tests start from.
+    pub fn cartpole_expert(calib: &Calibration) -> Rig {
+        Rig::start(
+            calib,
+            PlantKind::Cartpole,
+            true,
+            |_| {},
+            handful::expert::expert_for(handful::task::Task::CartpoleSwingup),
+        )
+    }
+
     /// Link and loop on an existing robot at `path`.
     pub fn attach(
         calib: &Calibration,
