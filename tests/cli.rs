@@ -6,7 +6,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn handful() -> Command {
+/// The `handful` binary, run from the repository with quiet logs (shared by the test
+/// modules that drive the binary).
+pub(crate) fn handful() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_handful"));
     command.current_dir(env!("CARGO_MANIFEST_DIR"));
     command.env("RUST_LOG", "warn");

@@ -3,7 +3,6 @@
 //! run end to end.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use handful::control::{EpisodeEnd, Mode, Request};
@@ -173,8 +172,7 @@ fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks()
 fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let output = Command::new(env!("CARGO_BIN_EXE_handful"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = crate::cli::handful()
         .args([
             "run",
             "--lockstep",
@@ -185,7 +183,6 @@ fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
             "--out",
         ])
         .arg(&out)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert!(

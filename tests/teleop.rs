@@ -3,7 +3,6 @@
 //! through the firmware-forwarded path end to end.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use handful::clock::Clock;
@@ -138,8 +137,7 @@ fn episode_buttons_fire_once_per_press() {
 fn an_operator_at_the_robot_records_an_episode_through_the_firmware() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = dir.path().join("demos");
-    let output = Command::new(env!("CARGO_BIN_EXE_handful"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = crate::cli::handful()
         .args([
             "record",
             "--teleop",
@@ -148,7 +146,6 @@ fn an_operator_at_the_robot_records_an_episode_through_the_firmware() {
             "--dataset",
         ])
         .arg(&dataset)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert!(
