@@ -335,6 +335,7 @@ fn learn_command(
             planner: config.planner.clone(),
             seed: config.seed,
             models_dir: config.out_dir.join("models"),
+            warm_start: false,
             viz: handful::viz::VizSender::disabled(),
         },
         viz: config.viz.clone(),

@@ -87,6 +87,12 @@ impl EpisodeRecorder {
                 host_time_us: previous.wake_us as i64,
                 firmware_time_us: previous.firmware_us as i64,
                 is_expert: self.is_expert,
+                command_seq: previous.command_seq.map_or(-1, i64::from),
+                applied_command_seq: if previous.armed && previous.state_count > 0 {
+                    i64::from(previous.applied_seq)
+                } else {
+                    -1
+                },
             };
             if let Some(done) = self.last.replace(frame) {
                 self.writer.push(&done)?;

@@ -46,6 +46,8 @@ pub fn frame(episode: u32, i: u32) -> Frame {
         host_time_us: 1_000_000 + (i as i64) * 20_000,
         firmware_time_us: 7_000 + (i as i64) * 20_001,
         is_expert: episode.is_multiple_of(2),
+        command_seq: i64::from(episode * 1000 + i) + 1,
+        applied_command_seq: i64::from(episode * 1000 + i),
     }
 }
 

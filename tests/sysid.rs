@@ -100,6 +100,7 @@ fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks()
         planner,
         seed: 3,
         models_dir: dir.path().join("models"),
+        warm_start: false,
         viz: handful::viz::VizSender::disabled(),
     };
     let retrainer = Retrainer::spawn(

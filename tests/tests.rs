@@ -25,6 +25,8 @@ mod bench;
 mod train;
 // DAgger system identification: experience, background retraining and hot swap, learning end to end.
 mod sysid;
+// Learning data: transitions paired by command seq, bootstraps, block validation, the gate.
+mod learning;
 // Rerun visualisation: a session and a dataset replay saved to .rrd, read back by the rerun CLI.
 #[cfg(feature = "viz")]
 mod viz;

@@ -131,6 +131,8 @@ fn tick(t: u64, mode: Mode, fault: Option<HostFault>) -> TickRecord {
         state_count: t + 1,
         state_age_us: 2_000,
         firmware_us: t * 40_000 + 500,
+        applied_seq: t.saturating_sub(1) as u32,
+        armed: mode.is_driving(),
         action,
         action_dim: 1,
         command_seq: mode.is_driving().then_some(t as u32),

@@ -112,6 +112,12 @@ pub struct TickRecord {
     pub state_age_us: u64,
     /// The firmware's timestamp of the sample used.
     pub firmware_us: u64,
+    /// The sample's `last_command_seq`: the command the firmware had in force when it
+    /// took the sample (0 before any).
+    pub applied_seq: u32,
+    /// Whether the firmware was armed when it took the sample (otherwise it applies the
+    /// safe values, whatever it last accepted).
+    pub armed: bool,
     /// The command sent (the safe command whenever the controller's was not).
     pub action: [f32; MAX_ACTION_DIM],
     pub action_dim: u8,

@@ -402,6 +402,8 @@ impl Ticker {
             state_count: 0,
             state_age_us: 0,
             firmware_us: 0,
+            applied_seq: 0,
+            armed: false,
             action: self.safe,
             action_dim: self.action_dim as u8,
             command_seq: None,
@@ -414,6 +416,8 @@ impl Ticker {
             record.state_count = s.count;
             record.state_age_us = now.saturating_sub(s.host_time_us);
             record.firmware_us = s.timestamp_us;
+            record.applied_seq = s.last_command_seq;
+            record.armed = s.arm_state == handful_protocol::ArmState::Armed;
             self.last_count = s.count;
         }
 

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{DatasetError, Frame};
 
 /// Column names in file order.
-pub const FEATURE_NAMES: [&str; 12] = [
+pub const FEATURE_NAMES: [&str; 14] = [
     "observation.state",
     "action",
     "next.reward",
@@ -21,12 +21,18 @@ pub const FEATURE_NAMES: [&str; 12] = [
     "observation.host_time_us",
     "observation.firmware_time_us",
     "is_expert",
+    "action.command_seq",
+    "observation.applied_command_seq",
     "timestamp",
     "frame_index",
     "episode_index",
     "index",
     "task_index",
 ];
+
+/// Columns a dataset may lack (written by an older handful or by another tool): read
+/// back as `-1` (unknown), and learning then pairs commands by the recording's timing.
+pub const OPTIONAL_FEATURES: [&str; 2] = ["action.command_seq", "observation.applied_command_seq"];
 
 /// A frame read back, with the indices the writer assigned.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,7 +46,7 @@ pub struct RecordedFrame {
 }
 
 /// The lerobot dtype and the Arrow type of each column, for `state_len` × `action_len`.
-pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 12] {
+pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 14] {
     let list = |n: usize| {
         DataType::FixedSizeList(
             Arc::new(Field::new("item", DataType::Float32, true)),
@@ -55,6 +61,8 @@ pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static st
         ("int64", DataType::Int64),
         ("int64", DataType::Int64),
         ("bool", DataType::Boolean),
+        ("int64", DataType::Int64),
+        ("int64", DataType::Int64),
         ("float32", DataType::Float32),
         ("int64", DataType::Int64),
         ("int64", DataType::Int64),
@@ -84,6 +92,8 @@ pub(crate) struct Columns {
     pub host_time_us: Vec<i64>,
     pub firmware_time_us: Vec<i64>,
     pub is_expert: Vec<bool>,
+    pub command_seq: Vec<i64>,
+    pub applied_command_seq: Vec<i64>,
     pub timestamp: Vec<f32>,
     pub frame_index: Vec<i64>,
     pub episode_index: Vec<i64>,
@@ -103,6 +113,8 @@ impl Columns {
             host_time_us: Vec::with_capacity(rows),
             firmware_time_us: Vec::with_capacity(rows),
             is_expert: Vec::with_capacity(rows),
+            command_seq: Vec::with_capacity(rows),
+            applied_command_seq: Vec::with_capacity(rows),
             timestamp: Vec::with_capacity(rows),
             frame_index: Vec::with_capacity(rows),
             episode_index: Vec::with_capacity(rows),
@@ -124,7 +136,9 @@ impl Columns {
             done,
             host_time_us,
             firmware_time_us,
-            is_expert
+            is_expert,
+            command_seq,
+            applied_command_seq
         );
         clr!(timestamp, frame_index, episode_index, index, task_index);
     }
@@ -138,6 +152,8 @@ impl Columns {
         self.host_time_us.push(f.host_time_us);
         self.firmware_time_us.push(f.firmware_time_us);
         self.is_expert.push(f.is_expert);
+        self.command_seq.push(f.command_seq);
+        self.applied_command_seq.push(f.applied_command_seq);
         self.timestamp.push(timestamp_s);
         self.frame_index.push(indices[0]);
         self.episode_index.push(indices[1]);
@@ -154,7 +170,9 @@ impl Columns {
             done,
             host_time_us,
             firmware_time_us,
-            is_expert
+            is_expert,
+            command_seq,
+            applied_command_seq
         );
         ext!(timestamp, frame_index, episode_index, index, task_index);
     }
@@ -170,6 +188,8 @@ impl Columns {
                 host_time_us: self.host_time_us[i],
                 firmware_time_us: self.firmware_time_us[i],
                 is_expert: self.is_expert[i],
+                command_seq: self.command_seq[i],
+                applied_command_seq: self.applied_command_seq[i],
             },
             timestamp_s: self.timestamp[i],
             frame_index: self.frame_index[i],
@@ -193,6 +213,8 @@ impl Columns {
             Arc::new(Int64Array::from(self.host_time_us.clone())),
             Arc::new(Int64Array::from(self.firmware_time_us.clone())),
             Arc::new(BooleanArray::from(self.is_expert.clone())),
+            Arc::new(Int64Array::from(self.command_seq.clone())),
+            Arc::new(Int64Array::from(self.applied_command_seq.clone())),
             Arc::new(Float32Array::from(self.timestamp.clone())),
             Arc::new(Int64Array::from(self.frame_index.clone())),
             Arc::new(Int64Array::from(self.episode_index.clone())),
@@ -278,11 +300,21 @@ impl Columns {
         prim!(4, Int64Array, out.host_time_us);
         prim!(5, Int64Array, out.firmware_time_us);
         prim!(6, BooleanArray, out.is_expert);
-        prim!(7, Float32Array, out.timestamp);
-        prim!(8, Int64Array, out.frame_index);
-        prim!(9, Int64Array, out.episode_index);
-        prim!(10, Int64Array, out.index);
-        prim!(11, Int64Array, out.task_index);
+        for (i, dst) in [
+            (7usize, &mut out.command_seq),
+            (8, &mut out.applied_command_seq),
+        ] {
+            if batch.column_by_name(FEATURE_NAMES[i]).is_some() {
+                prim!(i, Int64Array, dst);
+            } else {
+                dst.extend(std::iter::repeat_n(-1, batch.num_rows()));
+            }
+        }
+        prim!(9, Float32Array, out.timestamp);
+        prim!(10, Int64Array, out.frame_index);
+        prim!(11, Int64Array, out.episode_index);
+        prim!(12, Int64Array, out.index);
+        prim!(13, Int64Array, out.task_index);
         Ok(out)
     }
 }

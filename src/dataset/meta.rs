@@ -10,7 +10,7 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use serde::{Deserialize, Serialize};
 
-use super::columns::{FEATURE_NAMES, column_types};
+use super::columns::{FEATURE_NAMES, OPTIONAL_FEATURES, column_types};
 use super::fsio::{read_parquet, write_atomic, write_parquet_atomic};
 use super::stats::Stats;
 use super::{CODEBASE_VERSION, DatasetError, DatasetSpec};
@@ -176,7 +176,7 @@ impl Info {
             return Err(DatasetError::Malformed { path, message });
         }
         for name in FEATURE_NAMES {
-            if !info.features.contains_key(name) {
+            if !info.features.contains_key(name) && !OPTIONAL_FEATURES.contains(&name) {
                 let message = format!("features lacks `{name}`");
                 return Err(DatasetError::Malformed { path, message });
             }

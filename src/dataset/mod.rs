@@ -25,6 +25,8 @@
 //! | `observation.host_time_us` | int64 \[1\] | host clock when the state was received |
 //! | `observation.firmware_time_us` | int64 \[1\] | firmware clock stamped on the state |
 //! | `is_expert` | bool \[1\] | teleop/scripted expert (true) or learner/autonomous (false) |
+//! | `action.command_seq` | int64 \[1\] | the link's seq of the command sent this tick (`-1`: none) |
+//! | `observation.applied_command_seq` | int64 \[1\] | the state's `last_command_seq`: the command the firmware had in force when it took the sample (`-1`: disarmed, or unknown) |
 //! | `timestamp` | float32 \[1\] | `frame_index / fps`, as lerobot (real times are the two `_us` columns) |
 //! | `frame_index`, `episode_index`, `index`, `task_index` | int64 \[1\] | assigned by the writer; `index` is global |
 //!
@@ -51,7 +53,7 @@ mod writer;
 
 use std::path::PathBuf;
 
-pub use columns::{FEATURE_NAMES, RecordedFrame};
+pub use columns::{FEATURE_NAMES, OPTIONAL_FEATURES, RecordedFrame};
 pub use merge::merge;
 pub use meta::{EpisodeMeta, HandfulMeta, Info, Provenance, SourceProvenance};
 pub use problem::{Problem, ValidationReport};
@@ -122,6 +124,11 @@ pub struct Frame {
     pub host_time_us: i64,
     pub firmware_time_us: i64,
     pub is_expert: bool,
+    /// The link's seq of the command sent at this tick (`-1`: none was sent).
+    pub command_seq: i64,
+    /// The sample's `last_command_seq` when the firmware was armed (`-1`: disarmed or
+    /// unknown). Learning pairs each step with the command the firmware applied by it.
+    pub applied_command_seq: i64,
 }
 
 /// What a new dataset is: its rate, channel names and where it came from.

@@ -64,7 +64,7 @@ pub(crate) fn episode_stats(c: &Columns) -> Stats {
             .map(|&x| f64::from(u8::from(x)))
             .collect::<Vec<_>>()
     };
-    let columns: [(Vec<f64>, usize); 12] = [
+    let columns: [(Vec<f64>, usize); 14] = [
         (f32s(&c.state), c.state_len),
         (f32s(&c.action), c.action_len),
         (f32s(&c.reward), 1),
@@ -72,6 +72,8 @@ pub(crate) fn episode_stats(c: &Columns) -> Stats {
         (i64s(&c.host_time_us), 1),
         (i64s(&c.firmware_time_us), 1),
         (bools(&c.is_expert), 1),
+        (i64s(&c.command_seq), 1),
+        (i64s(&c.applied_command_seq), 1),
         (f32s(&c.timestamp), 1),
         (i64s(&c.frame_index), 1),
         (i64s(&c.episode_index), 1),

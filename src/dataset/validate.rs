@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::DatasetError;
-use super::columns::{Columns, FEATURE_NAMES, column_types, compatible};
+use super::columns::{Columns, FEATURE_NAMES, OPTIONAL_FEATURES, column_types, compatible};
 use super::commit::Committed;
 use super::fsio::{list_sorted, open_parquet};
 use super::meta::{data_path, episodes_path, info_path, stats_path};
@@ -136,6 +136,7 @@ fn check_data_file(
     let mut schema_ok = true;
     for (name, (_, want)) in FEATURE_NAMES.iter().zip(column_types(s, a)) {
         match schema.field_with_name(name) {
+            Err(_) if OPTIONAL_FEATURES.contains(name) => continue,
             Err(_) => out.add(&path, None, Some(name), "column missing".into()),
             Ok(f) if f.data_type() != &want && !compatible(f.data_type(), &want) => out.add(
                 &path,

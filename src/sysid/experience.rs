@@ -2,8 +2,10 @@
 //! transitions (demonstrations) and learner transitions (the controller's own
 //! experience). Nothing is ever discarded unless the configuration bounds a kind and asks
 //! for oldest-first eviction. Each episode's transitions are split once, by a seeded
-//! draw, into training rows and validation rows, so a model is always judged on
-//! transitions of both kinds it never trained on.
+//! draw, into training rows and validation rows — whole contiguous blocks of
+//! [`VALIDATION_BLOCK`] transitions, not single rows a period away from training rows —
+//! so a model is judged on stretches of both kinds of experience it never trained on:
+//! extrapolation along a trajectory, not interpolation between neighbours.
 
 use std::collections::VecDeque;
 
@@ -31,34 +33,151 @@ pub struct Transition {
     pub next_state: Vec<f32>,
 }
 
-/// The transitions of one episode's frames: `(s_t, a_{t−delay}, s_{t+1})`.
-///
-/// A frame pairs the state the controller saw with the command it sent. In lockstep that
-/// command drives the step to the next frame (`delay = 0`). In real time the firmware
-/// applies a command from its next tick on, so the step from `s_t` to `s_{t+1}` is driven
-/// by the command sent one tick earlier (`delay = 1`): the model must learn the dynamics
-/// of the action actually applied, the one the planner's latency compensation feeds it.
-pub fn transitions_from_frames(frames: &[Frame], delay: usize) -> Vec<Transition> {
-    (delay..frames.len().saturating_sub(1))
-        .map(|t| Transition {
-            state: frames[t].state.clone(),
-            action: frames[t - delay].action.clone(),
-            next_state: frames[t + 1].state.clone(),
-        })
-        .filter(|t| {
-            t.state
-                .iter()
-                .chain(&t.action)
-                .chain(&t.next_state)
-                .all(|v| v.is_finite())
-        })
-        .collect()
+/// How a recording's robot stepped, which decides which state reports the command that
+/// drove a step (firmware-bridge/README.md: a `State`'s `last_command_seq` is the command
+/// in force when the firmware took the sample).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stepping {
+    /// The simulator steps once per command received, after publishing the state that
+    /// command answers: the step from `s_t` to `s_{t+1}` is driven by the command that
+    /// `s_{t+1}` reports (the one sent at tick `t`).
+    Lockstep,
+    /// The firmware ticks at its own rate and applies, from each tick to the next, the
+    /// command it had in force at the tick: the step from `s_t` is driven by the command
+    /// `s_t` reports (usually the one sent a tick earlier; older if commands were lost).
+    RealTime,
 }
 
-/// The command-to-step delay of data recorded in real time (1) or in lockstep (0).
-pub const fn applied_delay(lockstep: bool) -> usize {
-    if lockstep { 0 } else { 1 }
+impl Stepping {
+    pub const fn new(lockstep: bool) -> Self {
+        if lockstep {
+            Self::Lockstep
+        } else {
+            Self::RealTime
+        }
+    }
+
+    /// Without command seqs in the data (older recordings, other tools): the command sent
+    /// this many ticks before a step's first state drove it.
+    const fn assumed_delay(self) -> usize {
+        match self {
+            Self::Lockstep => 0,
+            Self::RealTime => 1,
+        }
+    }
 }
+
+/// What pairing an episode's frames gave, for reports (summed in `summary.json`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PairingCounts {
+    /// Transitions kept.
+    pub transitions: usize,
+    /// Of those, paired by the recording's timing (the data carried no command seqs).
+    pub paired_by_timing: usize,
+    /// Places where consecutive frames are not one firmware period apart (a dropped or
+    /// late state, a stall): the chain of transitions ends there.
+    pub gaps: usize,
+    /// Steps whose applied command is not known (disarmed, a command from before the
+    /// episode, a seq never seen): dropped, never paired with a guess.
+    pub unpaired: usize,
+    /// Transitions with a non-finite value.
+    pub non_finite: usize,
+}
+
+impl std::ops::AddAssign for PairingCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.transitions += o.transitions;
+        self.paired_by_timing += o.paired_by_timing;
+        self.gaps += o.gaps;
+        self.unpaired += o.unpaired;
+        self.non_finite += o.non_finite;
+    }
+}
+
+/// The transitions `(s_t, a, s_{t+1})` of one episode's frames, `a` the command the
+/// firmware applied over the step, found by its seq ([`Stepping`]).
+///
+/// A step is kept only when its two frames are one firmware period apart (within half
+/// a period: the firmware's tick jitter) and its applied command is known. A missed
+/// state (a dropped frame, a late host tick that saw the same sample twice, a stall)
+/// ends the chain there instead of producing a two-period transition; a step under an
+/// unknown command is dropped instead of being paired with the wrong one. Frames without
+/// command seqs (`-1` throughout: recorded before seqs were kept, or by another tool) are
+/// paired by timing: the command sent `delay` ticks earlier, still only across one-period
+/// steps.
+pub fn transitions_from_frames(
+    frames: &[Frame],
+    stepping: Stepping,
+    period_us: u64,
+) -> (Vec<Transition>, PairingCounts) {
+    let mut counts = PairingCounts::default();
+    let has_seqs = frames
+        .iter()
+        .any(|f| f.command_seq >= 0 || f.applied_command_seq >= 0);
+    let sent: std::collections::HashMap<i64, usize> = frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.command_seq >= 0)
+        .map(|(i, f)| (f.command_seq, i))
+        .collect();
+    let period = period_us as i64;
+    let mut out = Vec::with_capacity(frames.len().saturating_sub(1));
+    for t in 0..frames.len().saturating_sub(1) {
+        let (now, next) = (&frames[t], &frames[t + 1]);
+        let dt = next.firmware_time_us - now.firmware_time_us;
+        if period > 0 && (dt - period).abs() > period / 2 {
+            counts.gaps += 1;
+            continue;
+        }
+        let applied = if has_seqs {
+            let seq = match stepping {
+                Stepping::Lockstep => next.applied_command_seq,
+                Stepping::RealTime => now.applied_command_seq,
+            };
+            let by = (seq >= 0).then(|| sent.get(&seq)).flatten();
+            // The command must have been sent before the step's end state was taken.
+            match by.filter(|&&j| j <= t + 1) {
+                Some(&j) => &frames[j].action,
+                None => {
+                    counts.unpaired += 1;
+                    continue;
+                }
+            }
+        } else {
+            match t.checked_sub(stepping.assumed_delay()) {
+                Some(j) => &frames[j].action,
+                None => {
+                    counts.unpaired += 1;
+                    continue;
+                }
+            }
+        };
+        let transition = Transition {
+            state: now.state.clone(),
+            action: applied.clone(),
+            next_state: next.state.clone(),
+        };
+        let finite = transition
+            .state
+            .iter()
+            .chain(&transition.action)
+            .chain(&transition.next_state)
+            .all(|v| v.is_finite());
+        if finite {
+            out.push(transition);
+            counts.paired_by_timing += usize::from(!has_seqs);
+        } else {
+            counts.non_finite += 1;
+        }
+    }
+    counts.transitions = out.len();
+    (out, counts)
+}
+
+/// Transitions per validation block: 20 periods (0.8 s of the cart-pole at 25 Hz), long
+/// enough that a held-out block's middle is far from any training row.
+pub const VALIDATION_BLOCK: usize = 20;
 
 /// How much experience is kept.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -120,16 +239,19 @@ impl Experience {
         }
     }
 
+    /// Adds one episode's transitions (in time order). `round(fraction × blocks)` of its
+    /// [`VALIDATION_BLOCK`]-transition blocks (at least one when the fraction is positive
+    /// and the episode has two blocks or more), chosen by the seeded RNG, become
+    /// validation rows; an episode shorter than two blocks goes to validation whole with
+    /// probability `fraction`.
     pub fn add(&mut self, kind: Kind, transitions: Vec<Transition>) {
+        let held = self.held_out_blocks(transitions.len());
         let pool = match kind {
             Kind::Expert => &mut self.expert,
             Kind::Learner => &mut self.learner,
         };
-        for t in transitions {
-            if self
-                .rng
-                .random_bool(self.config.validation_fraction.clamp(0.0, 1.0))
-            {
+        for (i, t) in transitions.into_iter().enumerate() {
+            if held.contains(&(i / VALIDATION_BLOCK)) {
                 pool.validation.push(t);
                 continue;
             }
@@ -144,6 +266,29 @@ impl Experience {
             }
             pool.train.push_back(t);
         }
+    }
+
+    /// The indices of the blocks of an episode of `len` transitions kept for validation.
+    fn held_out_blocks(&mut self, len: usize) -> Vec<usize> {
+        let fraction = self.config.validation_fraction;
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let blocks = len.div_ceil(VALIDATION_BLOCK);
+        if fraction == 0.0 || blocks == 0 {
+            return Vec::new();
+        }
+        if blocks < 2 {
+            return if self.rng.random_bool(fraction) {
+                vec![0]
+            } else {
+                Vec::new()
+            };
+        }
+        let count = ((fraction * blocks as f64).round() as usize).clamp(1, blocks);
+        rand::seq::index::sample(&mut self.rng, blocks, count).into_vec()
     }
 
     pub fn counts(&self) -> ExperienceCounts {

@@ -14,11 +14,11 @@ pub mod retrainer;
 pub mod session;
 
 pub use experience::{
-    Experience, ExperienceConfig, ExperienceCounts, Kind, Transition, applied_delay,
-    transitions_from_frames,
+    Experience, ExperienceConfig, ExperienceCounts, Kind, PairingCounts, Stepping, Transition,
+    VALIDATION_BLOCK, transitions_from_frames,
 };
 pub use random::RandomController;
-pub use retrainer::{ModelVersion, Retrainer, RetrainerConfig, SysidEvent, SysidRequest};
+pub use retrainer::{ModelVersion, Retrainer, RetrainerConfig, Schedule, SysidEvent, SysidRequest};
 
 /// The trainer settings that go with a task's real-time planner: the shipped model shape
 /// ([`crate::mpc::EnsembleShape::for_task`]) and PETS's angle features.
@@ -29,6 +29,9 @@ pub fn trainer_config_for(task: crate::task::Task) -> crate::train::TrainerConfi
         ensemble_size: shape.ensemble_size,
         hidden_sizes: vec![shape.hidden_units; shape.hidden_layers],
         elite_count: shape.ensemble_size,
+        // A few hundred rows make an epoch two or three steps: without a floor, early
+        // stopping ends a fit after a dozen steps (the first retrains' bad candidates).
+        min_steps: 600,
         angle_state_indices: match task {
             Task::CartpoleSwingup => vec![1],
             Task::PendulumSwingup => vec![0],

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use super::{
-    Kind, Retrainer, RetrainerConfig, SysidEvent, SysidRequest, applied_delay,
+    Kind, PairingCounts, Retrainer, RetrainerConfig, Stepping, SysidEvent, SysidRequest,
     transitions_from_frames,
 };
 use crate::calib::Calibration;
@@ -85,6 +85,9 @@ pub struct LearnSummary {
     pub first_trial_at_170: Option<u32>,
     pub loop_report: Option<control::LoopReport>,
     pub link: crate::link::LinkStats,
+    /// How recorded steps were paired with the commands applied by them: transitions
+    /// kept, chains ended at gaps, steps dropped for an unknown command.
+    pub pairing: PairingCounts,
     pub started_unix: f64,
     pub finished_unix: f64,
 }
@@ -101,6 +104,7 @@ struct Session<'a> {
     csv: std::fs::File,
     viz: crate::viz::VizSender,
     link: Arc<crate::link::Link>,
+    pairing: PairingCounts,
 }
 
 /// Runs a learning session to the end.
@@ -178,6 +182,7 @@ pub fn learn(
         csv,
         viz: viz.sender(),
         link: Arc::clone(&robot.link),
+        pairing: PairingCounts::default(),
     };
     session.seed_data(&robot)?;
     for trial in 1..=config.trials {
@@ -215,6 +220,7 @@ pub fn learn(
         learner,
         rows,
         models,
+        pairing,
         ..
     } = session;
     let loop_report = handle.stop();
@@ -235,6 +241,7 @@ pub fn learn(
         first_trial_at_170,
         loop_report,
         link: robot.link.stats(),
+        pairing,
         started_unix,
         finished_unix: clock::wall_time_unix_secs(),
     };
@@ -265,13 +272,13 @@ impl Session<'_> {
             let lockstep = reader.info().handful.provenance.config["lockstep"]
                 .as_bool()
                 .unwrap_or(false);
-            let delay = applied_delay(lockstep);
+            let stepping = Stepping::new(lockstep);
             for episode in reader.episodes() {
                 let frames: Vec<Frame> = reader
                     .episode_frames(episode.episode_index)?
                     .map(|f| f.map(|f| f.frame))
                     .collect::<Result<_, _>>()?;
-                let transitions = transitions_from_frames(&frames, delay);
+                let transitions = self.pair(&frames, stepping);
                 if kind == Kind::Expert {
                     expert_rows += transitions.len();
                 }
@@ -303,10 +310,8 @@ impl Session<'_> {
                     ..row_from(0, &outcome.summary)
                 };
                 self.log_row(row)?;
-                self.add(
-                    Kind::Expert,
-                    transitions_from_frames(&outcome.frames, self.delay()),
-                )?;
+                let transitions = self.pair(&outcome.frames, self.stepping());
+                self.add(Kind::Expert, transitions)?;
                 expert_rows += outcome.frames.len();
             }
             recorder.close()?;
@@ -355,10 +360,8 @@ impl Session<'_> {
             Mode::Autonomous,
             &mut self.learner,
         )?;
-        self.add(
-            Kind::Learner,
-            transitions_from_frames(&outcome.frames, self.delay()),
-        )?;
+        let transitions = self.pair(&outcome.frames, self.stepping());
+        self.add(Kind::Learner, transitions)?;
         let mut row = TrialRow {
             policy,
             model_version: version,
@@ -376,9 +379,21 @@ impl Session<'_> {
         Ok(row)
     }
 
-    /// The command-to-step delay of the data this session records.
-    fn delay(&self) -> usize {
-        applied_delay(self.config.robot.lockstep)
+    /// How the robot this session drives steps.
+    fn stepping(&self) -> Stepping {
+        Stepping::new(self.config.robot.lockstep)
+    }
+
+    /// An episode's transitions, each step paired with the command applied by it; the
+    /// counts go to the summary.
+    fn pair(&mut self, frames: &[Frame], stepping: Stepping) -> Vec<super::Transition> {
+        let (transitions, counts) =
+            transitions_from_frames(frames, stepping, self.calib.control_period_us);
+        if counts.gaps + counts.unpaired > 0 {
+            tracing::debug!(?counts, "episode paired with gaps");
+        }
+        self.pairing += counts;
+        transitions
     }
 
     /// The reset seed of the next episode (none for a robot that cannot reset).

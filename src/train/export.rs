@@ -60,6 +60,10 @@ impl Trainer {
     pub fn export_onnx(&self, meta: &ExportMetadata) -> Result<Vec<u8>, ExportError> {
         check_names("state", &meta.state_names, self.state_dim())?;
         check_names("action", &meta.action_names, self.action_dim())?;
+        let elites = self.elites();
+        if self.config().export_elites_only && elites.len() < self.params().ensemble_size() {
+            return Ok(model(&self.elites_only(), meta).encode_to_vec());
+        }
         Ok(model(self, meta).encode_to_vec())
     }
 

@@ -51,13 +51,21 @@ pub struct TrainerConfig {
     pub max_epochs: usize,
     /// Stop after this many epochs in which no member improved its holdout score.
     pub patience_epochs: usize,
+    /// Gradient steps a fit takes before early stopping may end it. On a few hundred
+    /// rows an epoch is two or three steps, so patience alone would stop a warm-started
+    /// fit after a dozen steps, long before new experience is learned.
+    pub min_steps: usize,
     /// Relative improvement a member's holdout score needs to count as better.
     pub min_relative_improvement: f32,
     /// Fraction of the rows held out for early stopping and elite choice (0: none).
     pub holdout_fraction: f32,
     pub holdout_metric: HoldoutMetric,
-    /// Members recorded as elites (best holdout score); all `E` stay in the graph.
+    /// Members recorded as elites (best holdout score).
     pub elite_count: usize,
+    /// Export only the elite members, so the planner propagates particles through them
+    /// alone (mbrl-lib's and PETS' use of elites); otherwise all `E` stay in the graph
+    /// and `elites` is metadata.
+    pub export_elites_only: bool,
     pub max_logvar_init: f32,
     pub min_logvar_init: f32,
     /// PETS' penalty weight on `Σ max_logvar − Σ min_logvar`.
@@ -78,10 +86,12 @@ impl Default for TrainerConfig {
             batch_size: 256,
             max_epochs: 100,
             patience_epochs: 5,
+            min_steps: 0,
             min_relative_improvement: 0.01,
             holdout_fraction: 0.1,
             holdout_metric: HoldoutMetric::Mse,
             elite_count: 5,
+            export_elites_only: false,
             max_logvar_init: 0.5,
             min_logvar_init: -10.0,
             logvar_bound_penalty: 0.01,

@@ -29,6 +29,30 @@ impl Adam {
         }
     }
 
+    pub(crate) fn set_learning_rate(&mut self, learning_rate: f32) {
+        self.learning_rate = learning_rate;
+    }
+
+    /// Rescales the first layer's moments when its inputs are re-standardised: the
+    /// weights of input `j` were multiplied by `scale[j]`, so their gradients are divided
+    /// by it (first moment `/ s`, second `/ s²`).
+    pub(crate) fn rescale_first_layer(&mut self, scale: &ndarray::Array1<f32>) {
+        let rescale = |w: &mut ndarray::Array3<f32>, power: i32| {
+            for mut member in w.outer_iter_mut() {
+                for (mut row, s) in member.outer_iter_mut().zip(scale.iter()) {
+                    let s = if *s > 0.0 && s.is_finite() { *s } else { 1.0 };
+                    row /= s.powi(power);
+                }
+            }
+        };
+        if let Some(w) = self.first.weights.first_mut() {
+            rescale(w, 1);
+        }
+        if let Some(w) = self.second.weights.first_mut() {
+            rescale(w, 2);
+        }
+    }
+
     /// One update of `params` along `grads` (same shapes as at `new`).
     pub(crate) fn step(&mut self, params: &mut Params, grads: &Params) {
         self.steps = self.steps.saturating_add(1);

@@ -67,7 +67,9 @@ pub struct TrainReport {
     pub wall_time_us: u64,
 }
 
-/// A probabilistic ensemble and everything needed to keep training it.
+/// A probabilistic ensemble and everything needed to keep training it. `Clone` copies
+/// the whole training state (weights, statistics, optimiser, RNG): a snapshot to return
+/// to when a candidate fit is rejected.
 pub struct Trainer {
     config: TrainerConfig,
     state_dim: usize,
@@ -81,6 +83,26 @@ pub struct Trainer {
     elites: Vec<usize>,
     training_data_sha256: Option<String>,
     workspace: Workspace,
+}
+
+impl Clone for Trainer {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            state_dim: self.state_dim,
+            action_dim: self.action_dim,
+            params: self.params.clone(),
+            input_mean: self.input_mean.clone(),
+            input_std: self.input_std.clone(),
+            regularisation: self.regularisation.clone(),
+            adam: self.adam.clone(),
+            rng: self.rng.clone(),
+            elites: self.elites.clone(),
+            training_data_sha256: self.training_data_sha256.clone(),
+            // Scratch space only; rebuilt on first use.
+            workspace: Workspace::default(),
+        }
+    }
 }
 
 /// Rows per forward pass when scoring.
@@ -137,6 +159,48 @@ impl Trainer {
             training_data_sha256: None,
             workspace: Workspace::default(),
         })
+    }
+
+    /// A trainer holding only the elite members (in elite order), for export: its
+    /// ensemble is `elite_count` members, all of them elites.
+    pub fn elites_only(&self) -> Trainer {
+        let pick = &self.elites;
+        let mut view = self.clone();
+        view.params.weights = self
+            .params
+            .weights
+            .iter()
+            .map(|w| w.select(Axis(0), pick))
+            .collect();
+        view.params.biases = self
+            .params
+            .biases
+            .iter()
+            .map(|b| b.select(Axis(0), pick))
+            .collect();
+        view.config.ensemble_size = pick.len();
+        view.config.export_elites_only = false;
+        view.elites = (0..pick.len()).collect();
+        view.adam = Adam::new(&view.params, self.config.learning_rate);
+        view
+    }
+
+    /// Changes the learning rate and epoch budget of later fits (optimiser moments kept).
+    pub fn set_schedule(
+        &mut self,
+        learning_rate: f32,
+        max_epochs: usize,
+    ) -> Result<(), TrainError> {
+        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+            return Err(TrainError::Config {
+                key: "learning_rate",
+                reason: "must be finite and positive",
+            });
+        }
+        self.config.learning_rate = learning_rate;
+        self.config.max_epochs = max_epochs;
+        self.adam.set_learning_rate(learning_rate);
+        Ok(())
     }
 
     pub fn config(&self) -> &TrainerConfig {
@@ -200,7 +264,7 @@ impl Trainer {
         let inputs = data.inputs(&self.config.angle_state_indices);
         let (mean, std) = input_statistics(inputs.view(), &train);
         let inputs = (inputs - &mean) / &std;
-        (self.input_mean, self.input_std) = (mean, std);
+        self.restandardise(mean, std);
         let targets = data.targets();
         source.prepare(&train, self.config.ensemble_size, &mut self.rng);
 
@@ -273,7 +337,7 @@ impl Trainer {
                 train_loss: loss_sum / steps_per_epoch as f64,
                 holdout: holdout_score,
             });
-            if stale >= self.config.patience_epochs {
+            if stale >= self.config.patience_epochs && steps >= self.config.min_steps {
                 break;
             }
         }
@@ -301,6 +365,36 @@ impl Trainer {
             training_data_sha256: sha,
             wall_time_us: clock.now_us().saturating_sub(start_us),
         })
+    }
+
+    /// Adopts new input statistics without changing the function the network computes.
+    ///
+    /// A warm-started fit recomputes the standardisation on the (grown) data. Swapping the
+    /// statistics under trained weights would hand the first layer inputs on another
+    /// scale: the warm start would begin from a different, usually much worse, model.
+    /// With `x_old = (u − m)/σ` and `x_new = (u − m')/σ'`, `x_old = x_new·σ'/σ + (m' − m)/σ`,
+    /// so the first layer's `W_new[j,:] = W[j,:]·σ'_j/σ_j` and
+    /// `b_new = b + Σ_j W[j,:]·(m'_j − m_j)/σ_j` give the same output for every `u`.
+    /// Adam's first-layer moments are rescaled the same way as their weights' gradients
+    /// (`∂/∂W_new = ∂/∂W · σ_j/σ'_j`) would be; they only steer the next few steps.
+    /// Before the first fit the weights are an initialisation, not a function to keep:
+    /// the statistics are simply adopted.
+    fn restandardise(&mut self, mean: Array1<f32>, std: Array1<f32>) {
+        let trained = self.training_data_sha256.is_some();
+        if let Some(first) = self.params.weights.first_mut().filter(|_| trained) {
+            let scale: Array1<f32> = &std / &self.input_std;
+            let shift: Array1<f32> = (&mean - &self.input_mean) / &self.input_std;
+            let bias = &mut self.params.biases[0];
+            for (mut w, mut b) in first.outer_iter_mut().zip(bias.outer_iter_mut()) {
+                // b += shiftᵀ W (before W is rescaled), then W[j,:] *= scale[j].
+                b += &shift.dot(&w);
+                for (mut row, s) in w.outer_iter_mut().zip(scale.iter()) {
+                    row *= *s;
+                }
+            }
+            self.adam.rescale_first_layer(&scale);
+        }
+        (self.input_mean, self.input_std) = (mean, std);
     }
 
     /// The ensemble's prediction of `s' − s`: `states` `E × N × S`, `actions`

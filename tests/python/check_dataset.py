@@ -30,7 +30,9 @@ for key in ("calibration_sha256", "calibration_text", "config", "model_sha256", 
 
 FEATURES = {"observation.state": "float32", "action": "float32", "next.reward": "float32",
             "next.done": "bool", "observation.host_time_us": "int64",
-            "observation.firmware_time_us": "int64", "is_expert": "bool", "timestamp": "float32",
+            "observation.firmware_time_us": "int64", "is_expert": "bool",
+            "action.command_seq": "int64", "observation.applied_command_seq": "int64",
+            "timestamp": "float32",
             "frame_index": "int64", "episode_index": "int64", "index": "int64", "task_index": "int64"}
 features = info["features"]
 assert set(features) == set(FEATURES), f"features {sorted(features)}"

@@ -22,6 +22,8 @@ fn handful_view_replays_a_dataset_into_a_valid_rrd() {
                     host_time_us: i64::from(i) * 40_000,
                     firmware_time_us: i64::from(i) * 40_000 + 7,
                     is_expert: true,
+                    command_seq: i64::from(i) + 1,
+                    applied_command_seq: i64::from(i),
                 })
                 .expect("push");
         }
