@@ -25,6 +25,9 @@ mod bench;
 mod train;
 // DAgger system identification: experience, background retraining and hot swap, learning end to end.
 mod sysid;
+// Every learning option of `handful run` (resume, expert dataset, overlap, trainer, expert
+// fraction) through the binary.
+mod learn;
 // Rerun visualisation: a session and a dataset replay saved to .rrd, read back by the rerun CLI.
 #[cfg(feature = "viz")]
 mod viz;
