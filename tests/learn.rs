@@ -337,7 +337,7 @@ fn with_overlap_every_trial_names_the_models_that_drove_it_and_best_onnx_earned_
         // The learning curve says the same.
         let line = csv_rows
             .iter()
-            .find(|l| l[0] == row["trial"].to_string())
+            .find(|l| l[0].parse::<u64>().ok() == row["trial"].as_u64())
             .unwrap();
         let listed: Vec<u64> = line[column("driver_versions")]
             .split(';')

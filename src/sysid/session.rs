@@ -7,7 +7,7 @@
 //! main thread; the control loop and the retrainer run on their own threads.
 //!
 //! Which model drove which steps: the retrainer's controllers reach the loop through this
-//! thread, which wraps each in a [`Versioned`] controller before forwarding it. The
+//! thread, which wraps each in a `Versioned` controller before forwarding it. The
 //! wrapper counts, on the control thread and without allocating, the ticks it acted and
 //! the first tick it acted after each episode start; after each episode the session reads
 //! those counters, so every trial row names the model versions that computed its
