@@ -301,9 +301,14 @@ fn with_overlap_every_trial_names_the_models_that_drove_it_and_best_onnx_earned_
         assert_eq!(row["end"], "completed", "{row}");
         let drivers = row["drivers"].as_array().unwrap();
         assert!(!drivers.is_empty(), "{row}");
-        // Every step's command came from exactly one named model.
+        // Every step's command came from exactly one named model: the steps the tick
+        // records attribute to each (by the tick it took over) are the commands it
+        // computed, as counted on the control thread (lockstep: one command per step).
         let steps: u64 = drivers.iter().map(|d| d["steps"].as_u64().unwrap()).sum();
         assert_eq!(steps, row["steps"].as_u64().unwrap(), "{row}");
+        for d in drivers {
+            assert_eq!(d["steps"], d["commands"], "{row}");
+        }
         assert_eq!(drivers[0]["from_step"], 0, "{row}");
         for pair in drivers.windows(2) {
             // A swap inside the trial: later tick, later step, newer model.
@@ -354,7 +359,7 @@ fn with_overlap_every_trial_names_the_models_that_drove_it_and_best_onnx_earned_
     // Models drive in the order they were published; the first MPC trial starts on v1.
     assert!(driven.windows(2).all(|w| w[1] >= w[0]), "{driven:?}");
     assert_eq!(driven[0], 1);
-    // Per model, the steps it drove over the run add up to its trials' share.
+    // Per model, the commands it computed over the run add up to its trials' share.
     for u in summary["model_use"].as_array().unwrap() {
         let v = u["version"].as_u64().unwrap();
         let in_rows: u64 = summary["trials"]
@@ -363,9 +368,9 @@ fn with_overlap_every_trial_names_the_models_that_drove_it_and_best_onnx_earned_
             .iter()
             .flat_map(|r| r["drivers"].as_array().unwrap())
             .filter(|d| d["version"] == v)
-            .map(|d| d["steps"].as_u64().unwrap())
+            .map(|d| d["commands"].as_u64().unwrap())
             .sum();
-        assert_eq!(u["steps"].as_u64().unwrap(), in_rows, "v{v}");
+        assert_eq!(u["commands"].as_u64().unwrap(), in_rows, "v{v}");
     }
     // best.onnx is the model that drove (most of) the best trial.
     let best_row = summary["trials"]

@@ -111,10 +111,13 @@ pub struct Driver {
     /// The first tick of this trial at which this model computed the command (for every
     /// driver after the first, the tick its swap took effect).
     pub from_tick: u64,
-    /// The episode step that command was for (the steps of the drivers before it).
+    /// The episode step that command was for.
     pub from_step: u32,
     /// Steps of this trial whose command this model computed.
     pub steps: u32,
+    /// Commands it computed in this trial: one per step in lockstep; in real time also
+    /// those that arrived too late, or answered a state that did not advance.
+    pub commands: u64,
 }
 
 /// One row of the learning curve.
@@ -181,7 +184,7 @@ pub struct ModelUse {
     /// The first tick it computed a command, if it ever did.
     pub first_tick: Option<u64>,
     /// Commands it computed over the run.
-    pub steps: u64,
+    pub commands: u64,
 }
 
 /// What a learning run produced (also `summary.json`).
@@ -335,28 +338,39 @@ impl Swaps {
     }
 
     /// Who drove the episode that just ended: every named controller that acted since
-    /// the last call, with its first tick in this episode. Each step's command is one
-    /// act, in order, so a driver's first step is the count of the steps before it.
-    fn drivers(&mut self) -> Vec<Driver> {
+    /// the last call, with its first tick in this episode. A step completes at the tick
+    /// after the one whose command it applied, so the steps completed up to a driver's
+    /// first tick belong to the drivers before it (`counted_ticks`: the ticks that
+    /// completed a step, from the tick records; `steps`: the episode's).
+    fn drivers(&mut self, counted_ticks: &[u64], steps: u32) -> Vec<Driver> {
         let mut drivers = Vec::new();
         for t in &mut self.tracked {
             let acts = t.probe.acts.load(Ordering::Relaxed);
             let new = acts - t.acts_seen;
             t.acts_seen = acts;
             if let (Some(version), true) = (t.version, new > 0) {
+                let from_tick = t.probe.first_since_reset.load(Ordering::Relaxed);
                 drivers.push(Driver {
                     version,
-                    from_tick: t.probe.first_since_reset.load(Ordering::Relaxed),
-                    from_step: 0,
-                    steps: new as u32,
+                    from_tick,
+                    from_step: counted_ticks.partition_point(|&k| k <= from_tick) as u32,
+                    steps: 0,
+                    commands: new,
                 });
             }
         }
         drivers.sort_by_key(|d| d.from_tick);
-        let mut step = 0;
-        for d in &mut drivers {
-            d.from_step = step;
-            step += d.steps;
+        if let Some(first) = drivers.first_mut() {
+            first.from_step = 0;
+        }
+        let ends: Vec<u32> = drivers
+            .iter()
+            .skip(1)
+            .map(|d| d.from_step)
+            .chain([steps])
+            .collect();
+        for (d, end) in drivers.iter_mut().zip(ends) {
+            d.steps = end.saturating_sub(d.from_step);
         }
         drivers
     }
@@ -369,7 +383,7 @@ impl Swaps {
                 Some(ModelUse {
                     version: t.version?,
                     first_tick: (first != NEVER).then_some(first),
-                    steps: t.probe.acts.load(Ordering::Relaxed),
+                    commands: t.probe.acts.load(Ordering::Relaxed),
                 })
             })
             .collect()
@@ -1033,8 +1047,7 @@ impl Session<'_> {
                 reset_seed,
             })
             .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
-        let mut compute = Vec::with_capacity(steps as usize);
-        let mut misses = 0;
+        let mut tally = Tally::default();
         let waiter = Clock::real();
         let give_up =
             waiter.now_us() + 8 * self.calib.control_period_us * u64::from(steps) + 60_000_000;
@@ -1042,15 +1055,7 @@ impl Session<'_> {
         let retraining = &mut self.retraining;
         let summary = loop {
             while let Ok(record) = handle.records.try_recv() {
-                if record.mode.is_driving() && record.command_seq.is_some() {
-                    compute.push(record.compute_us);
-                }
-                if matches!(
-                    record.fault,
-                    Some(HostFault::Overrun | HostFault::RepeatedOverrun)
-                ) {
-                    misses += 1;
-                }
+                tally.take(&record);
                 recorder.on_tick(&record)?;
             }
             // Controllers swapped out are dropped here, off the loop; new ones go in.
@@ -1077,7 +1082,18 @@ impl Session<'_> {
                 bail!("the episode did not finish");
             }
         };
-        recorder.finish_episode(&handle.records, &summary, true)?;
+        // The records up to the episode's last tick (the loop publishes a tick's record
+        // after that tick's summary).
+        while tally.last_tick.is_none_or(|t| t < summary.last_tick) {
+            match handle.records.recv_timeout(Duration::from_secs(2)) {
+                Ok(record) if record.tick <= summary.last_tick => {
+                    tally.take(&record);
+                    recorder.on_tick(&record)?;
+                }
+                Ok(_) | Err(_) => break,
+            }
+        }
+        recorder.end(true)?;
         let frames = recorder.episode_frames().to_vec();
         self.viz.send(crate::viz::VizEvent::Episode(summary));
         // A model that drove is named by its `Published` event, sent right after its
@@ -1091,22 +1107,58 @@ impl Session<'_> {
                 .map_err(|_| anyhow::anyhow!("a swapped-in model was never reported"))?;
             retraining.note(event)?;
         }
-        let drivers = retraining.swaps.drivers();
-        compute.sort_unstable();
-        let pick = |q: f64| {
-            compute
-                .get(((compute.len() as f64 - 1.0) * q).round() as usize)
-                .copied()
-                .unwrap_or(0)
-        };
+        let drivers = retraining
+            .swaps
+            .drivers(&tally.counted_ticks, summary.steps);
+        let (plan_p50_us, plan_p99_us) = tally.compute_percentiles();
         Ok(EpisodeOutcome {
             summary,
             frames,
             drivers,
-            plan_p50_us: pick(0.5),
-            plan_p99_us: pick(0.99),
-            deadline_misses: misses,
+            plan_p50_us,
+            plan_p99_us,
+            deadline_misses: tally.misses,
         })
+    }
+}
+
+/// What the main thread gathers from an episode's tick records.
+#[derive(Default)]
+struct Tally {
+    /// Compute time of each driving tick that sent a command.
+    compute: Vec<u64>,
+    /// Ticks that completed an episode step, in order.
+    counted_ticks: Vec<u64>,
+    misses: u32,
+    last_tick: Option<u64>,
+}
+
+impl Tally {
+    fn take(&mut self, record: &control::TickRecord) {
+        if record.mode.is_driving() && record.command_seq.is_some() {
+            self.compute.push(record.compute_us);
+        }
+        if record.episode.is_some() {
+            self.counted_ticks.push(record.tick);
+        }
+        if matches!(
+            record.fault,
+            Some(HostFault::Overrun | HostFault::RepeatedOverrun)
+        ) {
+            self.misses += 1;
+        }
+        self.last_tick = Some(record.tick);
+    }
+
+    fn compute_percentiles(&mut self) -> (u64, u64) {
+        self.compute.sort_unstable();
+        let pick = |q: f64| {
+            self.compute
+                .get(((self.compute.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        (pick(0.5), pick(0.99))
     }
 }
 
