@@ -76,18 +76,20 @@ struct RunArgs {
     /// Learning: demonstrations (a LeRobot v3 dataset, e.g. from `handful record`).
     #[arg(long)]
     expert: Option<PathBuf>,
-    /// Learning without --expert: episodes of the scripted expert recorded first
-    /// (0: pure PETS, one random trial first).
-    #[arg(long, default_value_t = 3)]
-    expert_episodes: u32,
-    /// Learning: seed the experience with a previous run's expert and learner data.
+    /// Learning without expert data (no --expert, nothing resumed): episodes of the
+    /// scripted expert recorded first (0: pure PETS, one random trial first). Default 3,
+    /// or 0 with --resume.
+    #[arg(long)]
+    expert_episodes: Option<u32>,
+    /// Learning: seed the experience with everything a previous learning run learned from
+    /// (its demonstrations, its trials, what it resumed); model versions continue.
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Learning: trainer settings as TOML over the task's defaults.
     #[arg(long)]
     trainer: Option<PathBuf>,
-    /// Learning: share of each training batch drawn from expert data.
-    #[arg(long, default_value_t = 0.5)]
+    /// Learning: share of each training batch drawn from expert data, from 0 to 1.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     expert_fraction: f64,
     /// Learning: run trials back to back, swapping models in when ready, instead of
     /// waiting for each retrain.
@@ -292,7 +294,7 @@ fn dataset_command(command: DatasetCommand) -> anyhow::Result<()> {
 struct LearnArgs {
     trials: u32,
     expert: Option<PathBuf>,
-    expert_episodes: u32,
+    expert_episodes: Option<u32>,
     resume: Option<PathBuf>,
     trainer: Option<PathBuf>,
     expert_fraction: f64,
@@ -312,6 +314,9 @@ fn learn_command(
             .with_context(|| format!("reading trainer settings {}", path.display()))?;
         trainer = run::overlay_toml(&trainer, &text)
             .with_context(|| format!("trainer settings {}", path.display()))?;
+        // Values the trainer refuses are refused here, naming the file, before anything runs.
+        handful::train::Trainer::new(trainer.clone(), calib.state_dim(), calib.action_dim(), 0)
+            .with_context(|| format!("trainer settings {}", path.display()))?;
     }
     let learn = session::LearnConfig {
         name: config.name.clone(),
@@ -326,7 +331,10 @@ fn learn_command(
         trials: args.trials,
         steps: config.steps_per_episode,
         expert_dataset: args.expert,
-        expert_episodes: args.expert_episodes,
+        // A resumed run continues from its experience: no new demonstrations unless asked.
+        expert_episodes: args
+            .expert_episodes
+            .unwrap_or(if args.resume.is_some() { 0 } else { 3 }),
         resume: args.resume,
         retrainer: RetrainerConfig {
             trainer,
@@ -336,6 +344,7 @@ fn learn_command(
             seed: config.seed,
             models_dir: config.out_dir.join("models"),
             warm_start: false,
+            first_version: 0,
             viz: handful::viz::VizSender::disabled(),
         },
         viz: config.viz.clone(),

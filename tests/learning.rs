@@ -142,10 +142,11 @@ fn recordings_without_command_seqs_are_paired_by_timing_across_one_period_steps_
 }
 
 /// The run's datasets re-paired exactly as the session pairs them; every transition
-/// checked against the cart-pole's own one-period step. Returns the pairing counts.
-fn check_run_against_the_plant(run: &Path, stepping: Stepping) -> PairingCounts {
+/// checked against the cart-pole's own one-period step. Returns the pairing counts, the
+/// steps recorded (frames less one per episode) and the episodes.
+fn check_run_against_the_plant(run: &Path, stepping: Stepping) -> (PairingCounts, usize, usize) {
     let mut total = PairingCounts::default();
-    let mut checked = 0;
+    let (mut checked, mut steps, mut episodes) = (0, 0, 0);
     for kind in ["expert", "learner"] {
         let reader = DatasetReader::open(&run.join(kind)).unwrap();
         for episode in reader.episodes() {
@@ -156,6 +157,8 @@ fn check_run_against_the_plant(run: &Path, stepping: Stepping) -> PairingCounts 
                 .collect();
             let (transitions, counts) = transitions_from_frames(&frames, stepping, 40_000);
             total += counts;
+            steps += frames.len().saturating_sub(1);
+            episodes += 1;
             for t in &transitions {
                 let state: Vec<f64> = t.state.iter().map(|&v| f64::from(v)).collect();
                 let action: Vec<f64> = t.action.iter().map(|&v| f64::from(v)).collect();
@@ -177,7 +180,13 @@ fn check_run_against_the_plant(run: &Path, stepping: Stepping) -> PairingCounts 
         }
     }
     assert_eq!(checked, total.transitions);
-    total
+    // Every recorded step is accounted for: kept, or dropped for a stated reason.
+    assert_eq!(
+        total.transitions + total.gaps + total.unpaired + total.non_finite,
+        steps,
+        "{total:?}"
+    );
+    (total, steps, episodes)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -207,11 +216,14 @@ fn real_time_learning_with_dropped_frames_pairs_every_transition_with_the_applie
         .status()
         .unwrap();
     assert!(status.success());
-    let counts = check_run_against_the_plant(&run, Stepping::RealTime);
+    let (counts, steps, _) = check_run_against_the_plant(&run, Stepping::RealTime);
     // 5 % of the states were lost: chains ended there instead of yielding two-period
-    // transitions, and the summary says how many.
+    // transitions, and the summary says how many; most steps are still learned from.
     assert!(counts.gaps > 0, "{counts:?}");
-    assert!(counts.transitions > 150, "{counts:?}");
+    assert!(
+        counts.transitions * 10 >= steps * 6,
+        "{counts:?} of {steps} steps"
+    );
     let summary = read_json(&run.join("summary.json"));
     assert_eq!(
         summary["pairing"]["gaps"].as_u64(),
@@ -244,11 +256,12 @@ fn lockstep_learning_pairs_every_transition_with_the_command_that_drove_it() {
         .status()
         .unwrap();
     assert!(status.success());
-    let counts = check_run_against_the_plant(&run, Stepping::Lockstep);
-    // Each 80-step episode yields 79 steps; only each episode's first can lack a known
-    // command, and lockstep loses nothing.
+    let (counts, steps, episodes) = check_run_against_the_plant(&run, Stepping::Lockstep);
+    // Lockstep loses nothing: no gaps, and at most each episode's first step lacks a
+    // known command.
     assert_eq!(counts.gaps, 0, "{counts:?}");
-    assert!(counts.transitions >= 2 * 78, "{counts:?}");
+    assert!(counts.unpaired <= episodes, "{counts:?}");
+    assert!(steps >= 2 * 79, "{steps} steps recorded");
 }
 
 #[test]
@@ -453,6 +466,7 @@ fn a_rejected_candidate_leaves_the_model_in_use_and_is_not_the_next_warm_start()
         // Warm starts: the next candidate continues from the model in use — and must
         // not continue from a rejected one.
         warm_start: true,
+        first_version: 0,
         viz: handful::viz::VizSender::disabled(),
     };
     let retrainer =

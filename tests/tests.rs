@@ -27,6 +27,9 @@ mod train;
 mod sysid;
 // Learning data: transitions paired by command seq, bootstraps, block validation, the gate.
 mod learning;
+// Every learning option of `handful run` (resume, expert dataset, overlap, trainer, expert
+// fraction) through the binary.
+mod learn;
 // Rerun visualisation: a session and a dataset replay saved to .rrd, read back by the rerun CLI.
 #[cfg(feature = "viz")]
 mod viz;

@@ -103,6 +103,8 @@ pub struct RetrainerConfig {
     /// demonstrations adapts to the controller's own states worse than a new one learns
     /// them (ARCHITECTURE.md, "Measured choices").
     pub warm_start: bool,
+    /// Versions continue after this one (a resumed run's last; 0: the first is v1).
+    pub first_version: u32,
     /// Training curves and published versions go to the viewer.
     pub viz: crate::viz::VizSender,
 }
@@ -134,14 +136,15 @@ impl Retrainer {
             .with_context(|| format!("creating {}", config.models_dir.display()))?;
         let (request_tx, request_rx) = bounded(64);
         let (event_tx, event_rx) = bounded(64);
+        let version = config.first_version;
         let mut worker = Worker {
             experience: Experience::new(config.experience.clone(), config.seed ^ 0x5eed),
             config,
             calib: calib.clone(),
             trainer,
             current: None,
-            version: 0,
             retrains: 0,
+            version,
             loop_requests,
             clock,
         };

@@ -5,13 +5,28 @@
 //!
 //! Without expert data it is pure PETS: one trial of random actions first. Runs on the
 //! main thread; the control loop and the retrainer run on their own threads.
+//!
+//! Which model drove which steps: the retrainer's controllers reach the loop through this
+//! thread, which wraps each in a `Versioned` controller before forwarding it. The
+//! wrapper counts, on the control thread and without allocating, the ticks it acted and
+//! the first tick it acted after each episode start; after each episode the session reads
+//! those counters, so every trial row names the model versions that computed its
+//! commands, how many steps each, and the tick (and step) each swap took effect.
+//!
+//! Resuming (`--resume RUN`) loads every dataset that run learned from: what it was
+//! itself seeded with (its `--expert` dataset, the run it resumed, recursively, as its
+//! `config.json` names them) and what it recorded (`expert/`, `learner/`). Model versions
+//! continue after the resumed run's last one.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use crossbeam::channel::{Receiver, Sender, bounded};
 use serde::Serialize;
 
 use super::{
@@ -21,8 +36,8 @@ use super::{
 use crate::calib::Calibration;
 use crate::clock::{self, Clock};
 use crate::control::{
-    self, EpisodeEnd, EpisodeSummary, HostFault, LoopConfig, LoopHandle, Mode, RecordPolicy,
-    Request,
+    self, ControlError, Controller, EpisodeEnd, EpisodeSummary, HostFault, LoopConfig, LoopHandle,
+    Mode, Observation, RecordPolicy, Request,
 };
 use crate::dataset::{DatasetReader, DatasetSpec, Frame};
 use crate::record::{EpisodeRecorder, open_or_create};
@@ -39,9 +54,10 @@ pub struct LearnConfig {
     pub steps: u32,
     /// Demonstrations to learn from (a LeRobot v3 dataset).
     pub expert_dataset: Option<PathBuf>,
-    /// Without a dataset: episodes of the scripted expert to record first (0: pure PETS).
+    /// Scripted-expert episodes to record first when no expert data was loaded (0: none;
+    /// with no data at all, pure PETS: one random trial first).
     pub expert_episodes: u32,
-    /// A previous run whose expert and learner data seed this one.
+    /// A previous learning run whose experience (everything it learned from) seeds this one.
     pub resume: Option<PathBuf>,
     #[serde(skip)]
     pub retrainer: RetrainerConfig,
@@ -52,18 +68,76 @@ pub struct LearnConfig {
     pub wait_for_model: bool,
 }
 
+impl LearnConfig {
+    /// Checks everything that can be checked before the robot is touched: the expert
+    /// fraction, the trainer settings, the datasets and the run to resume. The error says
+    /// what is wrong; nothing is clamped or guessed.
+    pub fn validate(&self, calib: &Calibration) -> anyhow::Result<()> {
+        let fraction = self.retrainer.expert_fraction;
+        if !(fraction.is_finite() && (0.0..=1.0).contains(&fraction)) {
+            bail!(
+                "expert fraction {fraction} is out of range: it is the share of each training \
+                 batch drawn from expert data, a number from 0 to 1"
+            );
+        }
+        if self.steps == 0 {
+            bail!("steps per episode must be at least 1");
+        }
+        crate::train::Trainer::new(
+            self.retrainer.trainer.clone(),
+            calib.state_dim(),
+            calib.action_dim(),
+            self.retrainer.seed,
+        )
+        .context("trainer settings")?;
+        seed_sources(self)?;
+        if let Some(run) = &self.resume
+            && let (Ok(run), Ok(out)) = (run.canonicalize(), self.out_dir.canonicalize())
+            && run == out
+        {
+            bail!(
+                "cannot resume {} into itself: give the new run its own directory",
+                run.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Which model computed a trial's commands, from which tick on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Driver {
+    pub version: u32,
+    /// The first tick of this trial at which this model computed the command (for every
+    /// driver after the first, the tick its swap took effect).
+    pub from_tick: u64,
+    /// The episode step that command was for.
+    pub from_step: u32,
+    /// Steps of this trial whose command this model computed.
+    pub steps: u32,
+    /// Commands it computed in this trial: one per step in lockstep; in real time also
+    /// those that arrived too late, or answered a state that did not advance.
+    pub commands: u64,
+}
+
 /// One row of the learning curve.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TrialRow {
     pub trial: u32,
     /// `expert`, `random` or `mpc`.
     pub policy: &'static str,
-    /// The model the MPC trial planned with.
+    /// The model that computed most of this trial's commands (MPC trials).
     pub model_version: Option<u32>,
+    /// Every model that computed some of this trial's commands, in order.
+    pub drivers: Vec<Driver>,
     pub episode_return: f64,
     pub steps: u32,
     pub end: String,
-    /// Validation NLL of the model published after this trial (if one was).
+    /// The loop's ticks this trial spanned (start and end included).
+    pub first_tick: u64,
+    pub last_tick: u64,
+    /// Validation NLL of the model published after this trial (if one was, and the trial
+    /// waited for it).
     pub validation_nll_after: Option<f64>,
     pub plan_p50_us: u64,
     pub plan_p99_us: u64,
@@ -71,16 +145,65 @@ pub struct TrialRow {
     pub deadline_misses: u32,
 }
 
+/// A dataset this run was seeded with, and what it gave.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedSource {
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub episodes: usize,
+    pub transitions: usize,
+}
+
+/// The run this one resumed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Resumed {
+    pub run: PathBuf,
+    /// Its newest model version; this run's versions continue after it.
+    pub last_model_version: u32,
+}
+
+/// What the retrainer was asked and what it answered.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct RetrainCounts {
+    pub requested: u32,
+    pub published: u32,
+    pub rejected: u32,
+    pub failed: u32,
+    /// Retrains still running when the last trial ended (their outcome is counted above
+    /// and their model, if published, drove no trial).
+    pub running_at_end: u32,
+    /// Retrains asked for while another ran and not yet started when the last trial
+    /// ended: never run.
+    pub queued_at_end: u32,
+}
+
+/// How much one published model drove.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ModelUse {
+    pub version: u32,
+    /// The first tick it computed a command, if it ever did.
+    pub first_tick: Option<u64>,
+    /// Commands it computed over the run.
+    pub commands: u64,
+}
+
 /// What a learning run produced (also `summary.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct LearnSummary {
     pub name: String,
     pub calibration_sha256: String,
+    pub resumed_from: Option<Resumed>,
+    /// The datasets loaded before the first trial, in order.
+    pub seed: Vec<SeedSource>,
     pub trials: Vec<TrialRow>,
     pub models: Vec<super::ModelVersion>,
-    /// The model whose trial earned the highest return ("pick the best policy").
+    pub model_use: Vec<ModelUse>,
+    pub retrains: RetrainCounts,
+    /// The model that computed most of the commands of the trial with the highest return.
     pub best_model: Option<u32>,
     pub best_return: Option<f64>,
+    /// The share of that trial's steps the best model computed (1: all of them).
+    pub best_model_share: Option<f64>,
     /// The first MPC trial reaching 170 (the PETS benchmark's level), if any.
     pub first_trial_at_170: Option<u32>,
     pub loop_report: Option<control::LoopReport>,
@@ -92,19 +215,309 @@ pub struct LearnSummary {
     pub finished_unix: f64,
 }
 
+/// What a [`Versioned`] controller reports from the control thread: plain atomics,
+/// written there without allocating, read on the main thread after an episode ends (the
+/// episode summary's channel orders the reads after the writes).
+#[derive(Debug)]
+struct Probe {
+    /// Ticks it computed a command at.
+    acts: AtomicU64,
+    /// The first such tick since the last episode start (or since it was swapped in).
+    first_since_reset: AtomicU64,
+    /// The first such tick ever.
+    first_ever: AtomicU64,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl Probe {
+    fn new() -> Self {
+        Self {
+            acts: AtomicU64::new(0),
+            first_since_reset: AtomicU64::new(NEVER),
+            first_ever: AtomicU64::new(NEVER),
+        }
+    }
+}
+
+/// A retrainer's controller as the loop runs it: the same controller, counting its use.
+struct Versioned {
+    inner: Box<dyn Controller>,
+    probe: Arc<Probe>,
+    fresh: bool,
+}
+
+impl Controller for Versioned {
+    fn act(&mut self, obs: &Observation<'_>, action: &mut [f32]) -> Result<(), ControlError> {
+        if self.fresh {
+            self.fresh = false;
+            self.probe
+                .first_since_reset
+                .store(obs.tick, Ordering::Relaxed);
+            if self.probe.first_ever.load(Ordering::Relaxed) == NEVER {
+                self.probe.first_ever.store(obs.tick, Ordering::Relaxed);
+            }
+        }
+        self.probe.acts.fetch_add(1, Ordering::Relaxed);
+        self.inner.act(obs, action)
+    }
+
+    fn reset(&mut self) {
+        self.fresh = true;
+        self.inner.reset();
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+}
+
+/// A forwarded controller and its version (once its `Published` event named it).
+struct Tracked {
+    version: Option<u32>,
+    probe: Arc<Probe>,
+    /// `acts` when the last episode ended.
+    acts_seen: u64,
+}
+
+/// The retrainer's requests to the loop, forwarded by the main thread.
+struct Swaps {
+    from_retrainer: Receiver<Request>,
+    to_loop: Sender<Request>,
+    tracked: Vec<Tracked>,
+    /// Indices into `tracked` of controllers forwarded but not yet named, oldest first.
+    unnamed: VecDeque<usize>,
+}
+
+impl Swaps {
+    /// Forwards every waiting request, wrapping controllers.
+    fn forward(&mut self) -> anyhow::Result<()> {
+        while let Ok(request) = self.from_retrainer.try_recv() {
+            self.send(request)?;
+        }
+        Ok(())
+    }
+
+    /// Forwards one request; a controller goes in wrapped, tracked from now on.
+    fn send(&mut self, request: Request) -> anyhow::Result<()> {
+        let request = match request {
+            Request::SetController(inner) => {
+                let probe = Arc::new(Probe::new());
+                self.unnamed.push_back(self.tracked.len());
+                self.tracked.push(Tracked {
+                    version: None,
+                    probe: Arc::clone(&probe),
+                    acts_seen: 0,
+                });
+                Request::SetController(Box::new(Versioned {
+                    inner,
+                    probe,
+                    fresh: true,
+                }))
+            }
+            other => other,
+        };
+        self.to_loop
+            .send(request)
+            .map_err(|_| anyhow::anyhow!("the control loop stopped"))
+    }
+
+    /// A controller drove (since the last episode's end) but its version is not known
+    /// yet: its `Published` event is on its way.
+    fn acting_unnamed(&self) -> bool {
+        self.unnamed.iter().any(|&i| {
+            let t = &self.tracked[i];
+            t.probe.acts.load(Ordering::Relaxed) > t.acts_seen
+        })
+    }
+
+    /// The retrainer publishes each model after handing its controller over: the oldest
+    /// unnamed controller is this version's.
+    fn name(&mut self, version: u32) {
+        match self.unnamed.pop_front() {
+            Some(i) => self.tracked[i].version = Some(version),
+            None => tracing::warn!(version, "a published model whose controller never came"),
+        }
+    }
+
+    /// Who drove the episode that just ended: every named controller that acted since
+    /// the last call, with its first tick in this episode. A step completes at the tick
+    /// after the one whose command it applied, so the steps completed up to a driver's
+    /// first tick belong to the drivers before it (`counted_ticks`: the ticks that
+    /// completed a step, from the tick records; `steps`: the episode's).
+    fn drivers(&mut self, counted_ticks: &[u64], steps: u32) -> Vec<Driver> {
+        let mut drivers = Vec::new();
+        for t in &mut self.tracked {
+            let acts = t.probe.acts.load(Ordering::Relaxed);
+            let new = acts - t.acts_seen;
+            t.acts_seen = acts;
+            if let (Some(version), true) = (t.version, new > 0) {
+                let from_tick = t.probe.first_since_reset.load(Ordering::Relaxed);
+                drivers.push(Driver {
+                    version,
+                    from_tick,
+                    from_step: counted_ticks.partition_point(|&k| k <= from_tick) as u32,
+                    steps: 0,
+                    commands: new,
+                });
+            }
+        }
+        drivers.sort_by_key(|d| d.from_tick);
+        if let Some(first) = drivers.first_mut() {
+            first.from_step = 0;
+        }
+        let ends: Vec<u32> = drivers
+            .iter()
+            .skip(1)
+            .map(|d| d.from_step)
+            .chain([steps])
+            .collect();
+        for (d, end) in drivers.iter_mut().zip(ends) {
+            d.steps = end.saturating_sub(d.from_step);
+        }
+        drivers
+    }
+
+    fn model_use(&self) -> Vec<ModelUse> {
+        self.tracked
+            .iter()
+            .filter_map(|t| {
+                let first = t.probe.first_ever.load(Ordering::Relaxed);
+                Some(ModelUse {
+                    version: t.version?,
+                    first_tick: (first != NEVER).then_some(first),
+                    commands: t.probe.acts.load(Ordering::Relaxed),
+                })
+            })
+            .collect()
+    }
+}
+
+/// The retrainer, its swaps, and what it published.
+struct Retraining {
+    retrainer: Retrainer,
+    swaps: Swaps,
+    models: Vec<super::ModelVersion>,
+    counts: RetrainCounts,
+    /// A retrain is running (sent, not answered).
+    running: bool,
+    /// Another was asked for meanwhile (one suffices: it trains on all data by then).
+    queued: bool,
+}
+
 struct Session<'a> {
     config: &'a LearnConfig,
     calib: &'a Calibration,
     handle: LoopHandle,
-    retrainer: Retrainer,
+    retraining: Retraining,
     learner: EpisodeRecorder,
     rows: Vec<TrialRow>,
-    models: Vec<super::ModelVersion>,
+    seed: Vec<SeedSource>,
     episode_index: u32,
     csv: std::fs::File,
     viz: crate::viz::VizSender,
     link: Arc<crate::link::Link>,
     pairing: PairingCounts,
+}
+
+/// The datasets a run is seeded with, oldest first: the resumed run's (recursively),
+/// then `--expert`.
+fn seed_sources(config: &LearnConfig) -> anyhow::Result<Vec<(PathBuf, Kind)>> {
+    let mut sources = Vec::new();
+    if let Some(run) = &config.resume {
+        resumed_sources(run, &mut sources, &mut Vec::new())
+            .with_context(|| format!("resuming {}", run.display()))?;
+    }
+    if let Some(path) = &config.expert_dataset {
+        let path = existing_dataset(path).context("the expert dataset")?;
+        if !sources.iter().any(|(p, _)| *p == path) {
+            sources.push((path, Kind::Expert));
+        }
+    }
+    Ok(sources)
+}
+
+fn existing_dataset(path: &Path) -> anyhow::Result<PathBuf> {
+    if !path.join("meta/info.json").is_file() {
+        bail!(
+            "no dataset at {} (no meta/info.json: not a LeRobot v3 dataset)",
+            path.display()
+        );
+    }
+    Ok(path.canonicalize()?)
+}
+
+/// What the learning run at `run` learned from and recorded.
+fn resumed_sources(
+    run: &Path,
+    out: &mut Vec<(PathBuf, Kind)>,
+    seen: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
+    let dir = run
+        .canonicalize()
+        .with_context(|| format!("no run directory at {}", run.display()))?;
+    if seen.contains(&dir) {
+        bail!("{} resumes itself (a cycle of --resume)", dir.display());
+    }
+    seen.push(dir.clone());
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).with_context(|| {
+        format!(
+            "{} is not a run directory (no readable config.json)",
+            dir.display()
+        )
+    })?;
+    let config: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", config_path.display()))?;
+    let Some(learn) = config.get("learn") else {
+        bail!(
+            "{} is not a learning run (its config.json has no `learn` section)",
+            dir.display()
+        );
+    };
+    if let Some(previous) = learn["resume"].as_str() {
+        resumed_sources(Path::new(previous), out, seen)
+            .with_context(|| format!("the run {} resumed", dir.display()))?;
+    }
+    if let Some(dataset) = learn["expert_dataset"].as_str() {
+        let path = existing_dataset(Path::new(dataset))
+            .with_context(|| format!("the expert dataset of {}", dir.display()))?;
+        out.push((path, Kind::Expert));
+    }
+    let before = out.len();
+    for (name, kind) in [("expert", Kind::Expert), ("learner", Kind::Learner)] {
+        let path = dir.join(name);
+        if path.join("meta/info.json").is_file() {
+            out.push((path, kind));
+        }
+    }
+    if out.len() == before && learn["expert_dataset"].is_null() && learn["resume"].is_null() {
+        bail!(
+            "{} holds no experience (no expert/ or learner/ dataset)",
+            dir.display()
+        );
+    }
+    let mut unique = Vec::new();
+    for source in out.drain(..) {
+        if !unique.iter().any(|(p, _): &(PathBuf, Kind)| *p == source.0) {
+            unique.push(source);
+        }
+    }
+    *out = unique;
+    Ok(())
+}
+
+/// The newest model version in a run's `models/` (0: none).
+fn last_model_version(run: &Path) -> u32 {
+    std::fs::read_dir(run.join("models"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix('v')?.strip_suffix(".onnx")?.parse().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Runs a learning session to the end.
@@ -114,6 +527,27 @@ pub fn learn(
     exe: &Path,
 ) -> anyhow::Result<LearnSummary> {
     let started_unix = clock::wall_time_unix_secs();
+    config.validate(calib)?;
+    // Recorded with absolute paths, so a later --resume of this run finds them.
+    let mut resolved = config.clone();
+    resolved.resume = config
+        .resume
+        .as_deref()
+        .map(Path::canonicalize)
+        .transpose()?;
+    resolved.expert_dataset = config
+        .expert_dataset
+        .as_deref()
+        .map(Path::canonicalize)
+        .transpose()?;
+    let resumed_from = resolved.resume.as_ref().map(|run| Resumed {
+        run: run.clone(),
+        last_model_version: last_model_version(run),
+    });
+    if let Some(resumed) = &resumed_from {
+        resolved.retrainer.first_version = resumed.last_model_version;
+    }
+    let config = &resolved;
     std::fs::create_dir_all(&config.out_dir)
         .with_context(|| format!("creating run directory {}", config.out_dir.display()))?;
     write_json(
@@ -151,12 +585,9 @@ pub fn learn(
     )?;
     let mut retrainer_config = config.retrainer.clone();
     retrainer_config.viz = viz.sender();
-    let retrainer = Retrainer::spawn(
-        retrainer_config,
-        calib,
-        handle.requests.clone(),
-        robot.clock.clone(),
-    )?;
+    // The retrainer's controllers go through this thread (see `Swaps`).
+    let (swap_tx, swap_rx) = bounded(16);
+    let retrainer = Retrainer::spawn(retrainer_config, calib, swap_tx, robot.clock.clone())?;
     let spec = |kind: &str| {
         DatasetSpec::from_calibration(
             calib,
@@ -168,16 +599,28 @@ pub fn learn(
     let mut csv = std::fs::File::create(config.out_dir.join("learning_curve.csv"))?;
     writeln!(
         csv,
-        "trial,policy,model_version,return,steps,end,validation_nll_after,plan_p50_us,plan_p99_us,deadline_misses"
+        "trial,policy,model_version,return,steps,end,validation_nll_after,plan_p50_us,plan_p99_us,deadline_misses,driver_versions,driver_from_ticks,driver_from_steps,driver_steps"
     )?;
     let mut session = Session {
         config,
         calib,
+        retraining: Retraining {
+            retrainer,
+            swaps: Swaps {
+                from_retrainer: swap_rx,
+                to_loop: handle.requests.clone(),
+                tracked: Vec::new(),
+                unnamed: VecDeque::new(),
+            },
+            models: Vec::new(),
+            counts: RetrainCounts::default(),
+            running: false,
+            queued: false,
+        },
         handle,
-        retrainer,
         learner: EpisodeRecorder::new(learner_writer, calib.task.name(), false),
         rows: Vec::new(),
-        models: Vec::new(),
+        seed: Vec::new(),
         episode_index: 0,
         csv,
         viz: viz.sender(),
@@ -186,14 +629,11 @@ pub fn learn(
     };
     session.seed_data(&robot)?;
     for trial in 1..=config.trials {
-        let version = session.models.last().map(|m| m.version);
-        let row = session.trial(trial, "mpc", version, &robot)?;
-        tracing::info!(trial, episode_return = format!("{:.1}", row.episode_return), model = ?version, "trial finished");
-        if !config.wait_for_model {
-            session.poll_events();
-        }
+        let row = session.trial(trial, "mpc", &robot)?;
+        tracing::info!(trial, episode_return = format!("{:.1}", row.episode_return), model = ?row.model_version, drivers = row.drivers.len(), "trial finished");
     }
 
+    // The best trial, credited to the model that computed most of its commands.
     let best = session
         .rows
         .iter()
@@ -203,6 +643,16 @@ pub fn learn(
         best.and_then(|r| r.model_version),
         best.map(|r| r.episode_return),
     );
+    let best_model_share = best.map(|r| {
+        let total: u32 = r.drivers.iter().map(|d| d.steps).sum();
+        let of_best: u32 = r
+            .drivers
+            .iter()
+            .filter(|d| Some(d.version) == r.model_version)
+            .map(|d| d.steps)
+            .sum();
+        f64::from(of_best) / f64::from(total.max(1))
+    });
     if let Some(version) = best_model {
         let from = config
             .out_dir
@@ -215,15 +665,27 @@ pub fn learn(
         .iter()
         .find(|r| r.policy == "mpc" && r.episode_return >= 170.0)
         .map(|r| r.trial);
+    // A retrain still running finishes (its files belong to this run); one only asked
+    // for is not started.
+    session.retraining.finish()?;
     let Session {
         handle,
         learner,
         rows,
-        models,
         pairing,
+        seed,
+        retraining,
         ..
     } = session;
     let loop_report = handle.stop();
+    let model_use = retraining.swaps.model_use();
+    let Retraining {
+        retrainer,
+        models,
+        counts: retrains,
+        ..
+    } = retraining;
+    drop(retrainer);
     let viz_report = viz.finish();
     tracing::info!(
         logged = viz_report.logged,
@@ -234,10 +696,15 @@ pub fn learn(
     let summary = LearnSummary {
         name: config.name.clone(),
         calibration_sha256: calib.hash.clone(),
+        resumed_from,
+        seed,
         trials: rows,
         models,
+        model_use,
+        retrains,
         best_model,
         best_return,
+        best_model_share,
         first_trial_at_170,
         loop_report,
         link: robot.link.stats(),
@@ -249,23 +716,127 @@ pub fn learn(
     Ok(summary)
 }
 
+impl Retraining {
+    /// Asks for a retrain now, or (one already running) as soon as it has finished.
+    fn request(&mut self) -> anyhow::Result<()> {
+        if self.running {
+            self.queued = true;
+            return Ok(());
+        }
+        self.retrainer
+            .requests
+            .send(SysidRequest::Retrain)
+            .map_err(|_| anyhow::anyhow!("the retrainer stopped"))?;
+        self.counts.requested += 1;
+        self.running = true;
+        Ok(())
+    }
+
+    /// Waits for the retrainer's next outcome and notes it.
+    fn wait_event(&mut self, handle: &LoopHandle) -> anyhow::Result<Option<f64>> {
+        loop {
+            while handle.records.try_recv().is_ok() {}
+            while handle.retired.try_recv().is_ok() {}
+            self.swaps.forward()?;
+            match self
+                .retrainer
+                .events
+                .recv_timeout(Duration::from_millis(20))
+            {
+                Ok(event) => return self.note(event),
+                Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
+                    bail!("the retrainer stopped")
+                }
+            }
+        }
+    }
+
+    /// Notes every outcome that has arrived.
+    fn poll(&mut self) -> anyhow::Result<()> {
+        while let Ok(event) = self.retrainer.events.try_recv() {
+            self.note(event)?;
+        }
+        Ok(())
+    }
+
+    /// Logs a retrain outcome (and starts a queued retrain); the validation NLL of a
+    /// published model.
+    fn note(&mut self, event: SysidEvent) -> anyhow::Result<Option<f64>> {
+        self.running = false;
+        // The retrainer handed the controller over before it reported: forward it first.
+        self.swaps.forward()?;
+        let nll = match event {
+            SysidEvent::Published(model) => {
+                tracing::info!(version = model.version, validation_nll = format!("{:.3}", model.validation_nll), rows = ?model.counts, train_ms = model.train_ms, "model published");
+                self.counts.published += 1;
+                self.swaps.name(model.version);
+                let nll = model.validation_nll;
+                self.models.push(model);
+                Some(nll)
+            }
+            SysidEvent::Rejected {
+                candidate_nll,
+                current_nll,
+                ..
+            } => {
+                self.counts.rejected += 1;
+                tracing::info!(
+                    candidate_nll,
+                    current_nll,
+                    "model not published: worse on validation"
+                );
+                None
+            }
+            SysidEvent::Failed { reason } => {
+                self.counts.failed += 1;
+                tracing::warn!(%reason, "retraining failed");
+                None
+            }
+        };
+        if std::mem::take(&mut self.queued) {
+            self.request()?;
+        }
+        Ok(nll)
+    }
+
+    /// After the last trial: a retrain still running is waited for (its model is this
+    /// run's, and drove nothing); one only queued is not started. Both are counted.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.counts.queued_at_end = u32::from(std::mem::take(&mut self.queued));
+        if !self.running {
+            return Ok(());
+        }
+        self.counts.running_at_end = 1;
+        let event = self
+            .retrainer
+            .events
+            .recv_timeout(Duration::from_secs(600))
+            .map_err(|_| anyhow::anyhow!("the last retrain did not finish"))?;
+        self.running = false;
+        // Not forwarded: no trial is left to drive; the controller is dropped here.
+        while self.swaps.from_retrainer.try_recv().is_ok() {}
+        match event {
+            SysidEvent::Published(model) => {
+                self.counts.published += 1;
+                self.models.push(model);
+            }
+            SysidEvent::Rejected { .. } => self.counts.rejected += 1,
+            SysidEvent::Failed { reason } => {
+                tracing::warn!(%reason, "the last retraining failed");
+                self.counts.failed += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Session<'_> {
     /// Expert transitions (a dataset, resumed runs, or scripted-expert episodes), or a
     /// random trial; then the first model.
     fn seed_data(&mut self, robot: &Robot) -> anyhow::Result<()> {
-        let mut expert_rows = 0;
-        let mut sources: Vec<(PathBuf, Kind)> = Vec::new();
-        if let Some(path) = &self.config.expert_dataset {
-            sources.push((path.clone(), Kind::Expert));
-        }
-        if let Some(run) = &self.config.resume {
-            sources.push((run.join("expert"), Kind::Expert));
-            sources.push((run.join("learner"), Kind::Learner));
-        }
-        for (path, kind) in sources {
-            if !path.join("meta/info.json").exists() {
-                bail!("no dataset at {}", path.display());
-            }
+        let (mut expert_rows, mut learner_rows) = (0, 0);
+        for (path, kind) in seed_sources(self.config)? {
             let reader = DatasetReader::open(&path)
                 .with_context(|| format!("opening {}", path.display()))?;
             // Recorded in lockstep or in real time: the provenance says (default: real time).
@@ -273,18 +844,27 @@ impl Session<'_> {
                 .as_bool()
                 .unwrap_or(false);
             let stepping = Stepping::new(lockstep);
+            let mut loaded = 0;
             for episode in reader.episodes() {
                 let frames: Vec<Frame> = reader
                     .episode_frames(episode.episode_index)?
                     .map(|f| f.map(|f| f.frame))
                     .collect::<Result<_, _>>()?;
                 let transitions = self.pair(&frames, stepping);
-                if kind == Kind::Expert {
-                    expert_rows += transitions.len();
-                }
+                loaded += transitions.len();
                 self.add(kind, transitions)?;
             }
-            tracing::info!(dataset = %path.display(), episodes = reader.episodes().len(), ?kind, "experience loaded");
+            match kind {
+                Kind::Expert => expert_rows += loaded,
+                Kind::Learner => learner_rows += loaded,
+            }
+            tracing::info!(dataset = %path.display(), episodes = reader.episodes().len(), transitions = loaded, ?kind, "experience loaded");
+            self.seed.push(SeedSource {
+                path,
+                kind,
+                episodes: reader.episodes().len(),
+                transitions: loaded,
+            });
         }
         if expert_rows == 0 && self.config.expert_episodes > 0 {
             let spec = DatasetSpec::from_calibration(
@@ -296,27 +876,19 @@ impl Session<'_> {
             let mut recorder = EpisodeRecorder::new(writer, self.calib.task.name(), true);
             for _ in 0..self.config.expert_episodes {
                 let seed = self.next_seed(robot);
-                let outcome = run_episode(
-                    &self.handle,
-                    (&self.viz, &self.link),
-                    self.calib,
-                    self.config.steps,
-                    seed,
-                    Mode::Teleop,
-                    &mut recorder,
-                )?;
+                let outcome = self.run_episode(seed, Mode::Teleop, Some(&mut recorder))?;
                 let row = TrialRow {
                     policy: "expert",
                     ..row_from(0, &outcome.summary)
                 };
                 self.log_row(row)?;
                 let transitions = self.pair(&outcome.frames, self.stepping());
+                expert_rows += transitions.len();
                 self.add(Kind::Expert, transitions)?;
-                expert_rows += outcome.frames.len();
             }
             recorder.close()?;
         }
-        if expert_rows == 0 {
+        if expert_rows + learner_rows == 0 {
             // Pure PETS: one trial of random actions.
             let limits = self.calib.actions.iter().map(|a| (a.min, a.max)).collect();
             let random = super::RandomController::new(limits, self.config.retrainer.seed ^ 0xa11);
@@ -324,47 +896,45 @@ impl Session<'_> {
                 .requests
                 .send(Request::SetController(Box::new(random)))
                 .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
-            self.trial(0, "random", None, robot)?;
+            self.trial(0, "random", robot)?;
         } else {
             self.retrain_and_wait()?;
         }
-        if self.models.is_empty() {
+        if self.retraining.models.is_empty() {
             bail!("no model could be trained from the seed data");
         }
         Ok(())
     }
 
     fn add(&self, kind: Kind, transitions: Vec<super::Transition>) -> anyhow::Result<()> {
-        self.retrainer
+        self.retraining
+            .retrainer
             .requests
             .send(SysidRequest::Add { kind, transitions })
             .map_err(|_| anyhow::anyhow!("the retrainer stopped"))
     }
 
     /// One trial of the loop's current controller, recorded as learner experience, then
-    /// a retrain.
+    /// a retrain (waited for, or in the background with `--overlap`).
     fn trial(
         &mut self,
         trial: u32,
         policy: &'static str,
-        version: Option<u32>,
         robot: &Robot,
     ) -> anyhow::Result<TrialRow> {
         let seed = self.next_seed(robot);
-        let outcome = run_episode(
-            &self.handle,
-            (&self.viz, &self.link),
-            self.calib,
-            self.config.steps,
-            seed,
-            Mode::Autonomous,
-            &mut self.learner,
-        )?;
+        let outcome = self.run_episode(seed, Mode::Autonomous, None)?;
         let transitions = self.pair(&outcome.frames, self.stepping());
         self.add(Kind::Learner, transitions)?;
+        let model_version = outcome
+            .drivers
+            .iter()
+            .max_by_key(|d| (d.steps, d.from_tick))
+            .map(|d| d.version);
         let mut row = TrialRow {
             policy,
-            model_version: version,
+            model_version,
+            drivers: outcome.drivers,
             plan_p50_us: outcome.plan_p50_us,
             plan_p99_us: outcome.plan_p99_us,
             deadline_misses: outcome.deadline_misses,
@@ -373,7 +943,7 @@ impl Session<'_> {
         if self.config.wait_for_model || policy == "random" {
             row.validation_nll_after = self.retrain_and_wait()?;
         } else {
-            let _ = self.retrainer.requests.send(SysidRequest::Retrain);
+            self.retraining.request()?;
         }
         self.log_row(row.clone())?;
         Ok(row)
@@ -408,68 +978,29 @@ impl Session<'_> {
         robot.link.robot().has_reset().then_some(seed)
     }
 
-    /// Asks for a retrain and waits for its outcome (draining telemetry meanwhile).
+    /// Asks for a retrain and waits for its outcome (forwarding swaps and draining
+    /// telemetry meanwhile).
     fn retrain_and_wait(&mut self) -> anyhow::Result<Option<f64>> {
-        self.retrainer
-            .requests
-            .send(SysidRequest::Retrain)
-            .map_err(|_| anyhow::anyhow!("the retrainer stopped"))?;
-        loop {
-            while self.handle.records.try_recv().is_ok() {}
-            while self.handle.retired.try_recv().is_ok() {}
-            match self
-                .retrainer
-                .events
-                .recv_timeout(Duration::from_millis(20))
-            {
-                Ok(event) => return Ok(self.note(event)),
-                Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
-                    bail!("the retrainer stopped")
-                }
-            }
+        let r = &mut self.retraining;
+        // One already running first: the one asked for here must see all data.
+        while r.running {
+            r.wait_event(&self.handle)?;
         }
-    }
-
-    fn poll_events(&mut self) {
-        while let Ok(event) = self.retrainer.events.try_recv() {
-            self.note(event);
+        r.request()?;
+        let mut nll = None;
+        while r.running {
+            nll = r.wait_event(&self.handle)?;
         }
-    }
-
-    /// Logs a retrain outcome; the validation NLL of a published model.
-    fn note(&mut self, event: SysidEvent) -> Option<f64> {
-        match event {
-            SysidEvent::Published(model) => {
-                tracing::info!(version = model.version, validation_nll = format!("{:.3}", model.validation_nll), rows = ?model.counts, train_ms = model.train_ms, "model published");
-                let nll = model.validation_nll;
-                self.models.push(model);
-                Some(nll)
-            }
-            SysidEvent::Rejected {
-                candidate_nll,
-                current_nll,
-                ..
-            } => {
-                tracing::info!(
-                    candidate_nll,
-                    current_nll,
-                    "model not published: worse on validation"
-                );
-                None
-            }
-            SysidEvent::Failed { reason } => {
-                tracing::warn!(%reason, "retraining failed");
-                None
-            }
-        }
+        Ok(nll)
     }
 
     fn log_row(&mut self, row: TrialRow) -> anyhow::Result<()> {
         let opt = |v: Option<String>| v.unwrap_or_default();
+        let join =
+            |f: &dyn Fn(&Driver) -> String| row.drivers.iter().map(f).collect::<Vec<_>>().join(";");
         writeln!(
             self.csv,
-            "{},{},{},{:.4},{},{},{},{},{},{}",
+            "{},{},{},{:.4},{},{},{},{},{},{},{},{},{},{}",
             row.trial,
             row.policy,
             opt(row.model_version.map(|v| v.to_string())),
@@ -479,11 +1010,24 @@ impl Session<'_> {
             opt(row.validation_nll_after.map(|v| format!("{v:.4}"))),
             row.plan_p50_us,
             row.plan_p99_us,
-            row.deadline_misses
+            row.deadline_misses,
+            join(&|d| d.version.to_string()),
+            join(&|d| d.from_tick.to_string()),
+            join(&|d| d.from_step.to_string()),
+            join(&|d| d.steps.to_string()),
         )?;
         self.csv.flush()?;
+        let swaps = if row.drivers.len() > 1 {
+            let list: Vec<String> = row.drivers[1..]
+                .iter()
+                .map(|d| format!("v{} at step {}", d.version, d.from_step))
+                .collect();
+            format!("  swapped: {}", list.join(", "))
+        } else {
+            String::new()
+        };
         println!(
-            "trial {:>3} {:<6} model {:>4} return {:>8.2}  nll {:>8}  plan p50 {:>6} µs p99 {:>6} µs  misses {}",
+            "trial {:>3} {:<6} model {:>4} return {:>8.2}  nll {:>8}  plan p50 {:>6} µs p99 {:>6} µs  misses {}{swaps}",
             row.trial,
             row.policy,
             opt(row.model_version.map(|v| format!("v{v}"))),
@@ -496,6 +1040,143 @@ impl Session<'_> {
         self.rows.push(row);
         Ok(())
     }
+
+    /// Runs one episode of the loop's current controller in `mode`, recording it (into
+    /// `expert`, or the learner dataset), forwarding the retrainer's swaps meanwhile.
+    fn run_episode(
+        &mut self,
+        reset_seed: Option<u64>,
+        mode: Mode,
+        expert: Option<&mut EpisodeRecorder>,
+    ) -> anyhow::Result<EpisodeOutcome> {
+        let recorder = match expert {
+            Some(r) => r,
+            None => &mut self.learner,
+        };
+        let handle = &self.handle;
+        let steps = self.config.steps;
+        recorder.begin()?;
+        handle
+            .requests
+            .send(Request::StartEpisode {
+                mode,
+                steps: Some(steps),
+                reset_seed,
+            })
+            .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
+        let mut tally = Tally::default();
+        let waiter = Clock::real();
+        let give_up =
+            waiter.now_us() + 8 * self.calib.control_period_us * u64::from(steps) + 60_000_000;
+        let mut next_link_us = 0;
+        let retraining = &mut self.retraining;
+        let summary = loop {
+            while let Ok(record) = handle.records.try_recv() {
+                tally.take(&record);
+                recorder.on_tick(&record)?;
+            }
+            // Controllers swapped out are dropped here, off the loop; new ones go in.
+            while handle.retired.try_recv().is_ok() {}
+            retraining.swaps.forward()?;
+            retraining.poll()?;
+            if waiter.now_us() >= next_link_us {
+                crate::run::send_link(&self.link, &self.viz);
+                next_link_us = waiter.now_us() + 250_000;
+            }
+            // Wake for the episode's end or for a swap to forward, whichever comes first.
+            let (ended, swap) = crossbeam::channel::select! {
+                recv(handle.episodes) -> summary => (Some(summary), None),
+                recv(retraining.swaps.from_retrainer) -> request => (None, request.ok()),
+                default(Duration::from_millis(5)) => (None, None),
+            };
+            if let Some(request) = swap {
+                retraining.swaps.send(request)?;
+            }
+            if let Some(summary) = ended {
+                break summary.map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
+            }
+            if waiter.now_us() > give_up {
+                bail!("the episode did not finish");
+            }
+        };
+        // The records up to the episode's last tick (the loop publishes a tick's record
+        // after that tick's summary).
+        while tally.last_tick.is_none_or(|t| t < summary.last_tick) {
+            match handle.records.recv_timeout(Duration::from_secs(2)) {
+                Ok(record) if record.tick <= summary.last_tick => {
+                    tally.take(&record);
+                    recorder.on_tick(&record)?;
+                }
+                Ok(_) | Err(_) => break,
+            }
+        }
+        recorder.end(true)?;
+        let frames = recorder.episode_frames().to_vec();
+        self.viz.send(crate::viz::VizEvent::Episode(summary));
+        // A model that drove is named by its `Published` event, sent right after its
+        // controller: wait for it if the episode ended first.
+        retraining.poll()?;
+        while retraining.swaps.acting_unnamed() {
+            let event = retraining
+                .retrainer
+                .events
+                .recv_timeout(Duration::from_secs(60))
+                .map_err(|_| anyhow::anyhow!("a swapped-in model was never reported"))?;
+            retraining.note(event)?;
+        }
+        let drivers = retraining
+            .swaps
+            .drivers(&tally.counted_ticks, summary.steps);
+        let (plan_p50_us, plan_p99_us) = tally.compute_percentiles();
+        Ok(EpisodeOutcome {
+            summary,
+            frames,
+            drivers,
+            plan_p50_us,
+            plan_p99_us,
+            deadline_misses: tally.misses,
+        })
+    }
+}
+
+/// What the main thread gathers from an episode's tick records.
+#[derive(Default)]
+struct Tally {
+    /// Compute time of each driving tick that sent a command.
+    compute: Vec<u64>,
+    /// Ticks that completed an episode step, in order.
+    counted_ticks: Vec<u64>,
+    misses: u32,
+    last_tick: Option<u64>,
+}
+
+impl Tally {
+    fn take(&mut self, record: &control::TickRecord) {
+        if record.mode.is_driving() && record.command_seq.is_some() {
+            self.compute.push(record.compute_us);
+        }
+        if record.episode.is_some() {
+            self.counted_ticks.push(record.tick);
+        }
+        if matches!(
+            record.fault,
+            Some(HostFault::Overrun | HostFault::RepeatedOverrun)
+        ) {
+            self.misses += 1;
+        }
+        self.last_tick = Some(record.tick);
+    }
+
+    fn compute_percentiles(&mut self) -> (u64, u64) {
+        self.compute.sort_unstable();
+        let pick = |q: f64| {
+            self.compute
+                .get(((self.compute.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        (pick(0.5), pick(0.99))
+    }
 }
 
 fn row_from(trial: u32, summary: &EpisodeSummary) -> TrialRow {
@@ -503,6 +1184,8 @@ fn row_from(trial: u32, summary: &EpisodeSummary) -> TrialRow {
         trial,
         episode_return: summary.episode_return,
         steps: summary.steps,
+        first_tick: summary.first_tick,
+        last_tick: summary.last_tick,
         end: match summary.end {
             EpisodeEnd::Completed => "completed".into(),
             EpisodeEnd::Interrupted => "interrupted".into(),
@@ -512,78 +1195,11 @@ fn row_from(trial: u32, summary: &EpisodeSummary) -> TrialRow {
     }
 }
 
-/// Runs one episode of the loop's current controller in `mode`, recording it.
-fn run_episode(
-    handle: &LoopHandle,
-    (viz, link): (&crate::viz::VizSender, &crate::link::Link),
-    calib: &Calibration,
-    steps: u32,
-    reset_seed: Option<u64>,
-    mode: Mode,
-    recorder: &mut EpisodeRecorder,
-) -> anyhow::Result<EpisodeOutcome> {
-    recorder.begin()?;
-    handle
-        .requests
-        .send(Request::StartEpisode {
-            mode,
-            steps: Some(steps),
-            reset_seed,
-        })
-        .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
-    let mut compute = Vec::with_capacity(steps as usize);
-    let mut misses = 0;
-    let waiter = Clock::real();
-    let give_up = waiter.now_us() + 8 * calib.control_period_us * u64::from(steps) + 60_000_000;
-    let mut next_link_us = 0;
-    let summary = loop {
-        while let Ok(record) = handle.records.try_recv() {
-            if record.mode.is_driving() && record.command_seq.is_some() {
-                compute.push(record.compute_us);
-            }
-            if matches!(
-                record.fault,
-                Some(HostFault::Overrun | HostFault::RepeatedOverrun)
-            ) {
-                misses += 1;
-            }
-            recorder.on_tick(&record)?;
-        }
-        // Controllers swapped out by the retrainer are dropped here, off the loop.
-        while handle.retired.try_recv().is_ok() {}
-        if waiter.now_us() >= next_link_us {
-            crate::run::send_link(link, viz);
-            next_link_us = waiter.now_us() + 250_000;
-        }
-        if let Ok(summary) = handle.episodes.recv_timeout(Duration::from_millis(5)) {
-            break summary;
-        }
-        if waiter.now_us() > give_up {
-            bail!("the episode did not finish");
-        }
-    };
-    recorder.finish_episode(&handle.records, &summary, true)?;
-    viz.send(crate::viz::VizEvent::Episode(summary));
-    compute.sort_unstable();
-    let pick = |q: f64| {
-        compute
-            .get(((compute.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or(0)
-    };
-    Ok(EpisodeOutcome {
-        summary,
-        frames: recorder.episode_frames().to_vec(),
-        plan_p50_us: pick(0.5),
-        plan_p99_us: pick(0.99),
-        deadline_misses: misses,
-    })
-}
-
-/// One recorded episode and its timing.
+/// One recorded episode, who drove it, and its timing.
 struct EpisodeOutcome {
     summary: EpisodeSummary,
     frames: Vec<Frame>,
+    drivers: Vec<Driver>,
     plan_p50_us: u64,
     plan_p99_us: u64,
     deadline_misses: u32,

@@ -245,3 +245,198 @@ fn malformed_calibrations_are_refused_with_the_file_the_key_and_the_expectation(
     );
     check(&|t| t[..t.len() / 2].to_owned(), &["calib/broken.toml"]);
 }
+
+/// The expert, except that some calls go wrong: from `fail_at` on it returns an error,
+/// and at the calls in `slow_at` it first sleeps `slow` (far past the control period)
+/// and writes a command the safe one (0) is not.
+struct Misbehaving {
+    inner: Box<dyn Controller>,
+    calls: u32,
+    fail_at: Option<u32>,
+    slow_at: &'static [u32],
+    slow: Duration,
+}
+
+impl Misbehaving {
+    fn new(fail_at: Option<u32>, slow_at: &'static [u32], slow: Duration) -> Box<Self> {
+        Box::new(Self {
+            inner: expert::expert_for(Task::CartpoleSwingup),
+            calls: 0,
+            fail_at,
+            slow_at,
+            slow,
+        })
+    }
+}
+
+impl Controller for Misbehaving {
+    fn act(&mut self, obs: &Observation<'_>, action: &mut [f32]) -> Result<(), ControlError> {
+        self.calls += 1;
+        if self.fail_at.is_some_and(|n| self.calls >= n) {
+            return Err(ControlError::NotReady);
+        }
+        self.inner.act(obs, action)?;
+        if self.slow_at.contains(&self.calls) {
+            std::thread::sleep(self.slow);
+            action[0] = 1.5;
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    fn name(&self) -> &'static str {
+        "misbehaving"
+    }
+}
+
+/// Every record until the episode's summary arrives, then the summary.
+fn records_of_episode(
+    rig: &Rig,
+    steps: u32,
+    seed: u64,
+) -> (
+    Vec<handful::control::TickRecord>,
+    handful::control::EpisodeSummary,
+) {
+    rig.handle
+        .requests
+        .send(handful::control::Request::StartEpisode {
+            mode: Mode::Autonomous,
+            steps: Some(steps),
+            reset_seed: Some(seed),
+        })
+        .map_err(|_| "loop stopped")
+        .unwrap();
+    let mut records = Vec::new();
+    let waiter = handful::clock::Clock::real();
+    let give_up = waiter.now_us() + 60_000_000;
+    let summary = loop {
+        while let Ok(r) = rig.handle.records.try_recv() {
+            records.push(r);
+        }
+        if let Ok(s) = rig.handle.episodes.recv_timeout(Duration::from_millis(20)) {
+            break s;
+        }
+        assert!(waiter.now_us() < give_up, "no episode summary");
+    };
+    // The records of the ticks up to the end (the loop publishes after the summary).
+    while let Ok(r) = rig.handle.records.recv_timeout(Duration::from_secs(2)) {
+        let done = r.tick >= summary.last_tick + 3;
+        records.push(r);
+        if done {
+            break;
+        }
+    }
+    (records, summary)
+}
+
+#[test]
+fn a_controller_error_sends_the_safe_command_latches_a_fault_and_needs_a_rearm() {
+    let calib = calibration("cartpole-sim.toml");
+    let controller = Misbehaving::new(Some(12), &[], Duration::ZERO);
+    let rig = Rig::start(&calib, PlantKind::Cartpole, true, |_| {}, controller);
+    let (records, summary) = records_of_episode(&rig, 100, 1);
+    assert_eq!(
+        summary.end,
+        EpisodeEnd::Faulted(HostFault::Controller),
+        "{summary:?}"
+    );
+    // The failing call was the 12th: 11 steps were driven by the controller.
+    assert_eq!(summary.steps, 11, "{summary:?}");
+    let failed = records
+        .iter()
+        .find(|r| r.fault == Some(HostFault::Controller))
+        .expect("the failing tick's record names the fault");
+    assert_eq!(
+        failed.action(),
+        &[0.0],
+        "the failing tick sent the safe command"
+    );
+    assert!(failed.command_seq.is_some(), "a command was sent");
+    let after: Vec<_> = records.iter().filter(|r| r.tick > failed.tick).collect();
+    assert!(!after.is_empty());
+    for r in after {
+        assert_eq!(r.mode, Mode::Fault, "{r:?}");
+        assert_eq!(r.action(), &[0.0], "{r:?}");
+    }
+    // The controller still fails: a re-arm gets exactly as far as the first tick.
+    let again = rig.episode(20, 2);
+    assert_eq!(again.end, EpisodeEnd::Faulted(HostFault::Controller));
+    assert_eq!(again.steps, 0);
+    let report = rig.handle.stop().expect("loop report");
+    assert_eq!(
+        report.faults.get(HostFault::Controller),
+        2,
+        "{:?}",
+        report.faults
+    );
+}
+
+#[test]
+fn a_late_command_is_replaced_by_the_safe_one_and_repeated_overruns_latch_a_fault() {
+    // Real time (lockstep never overruns). The controller sleeps two periods at call 5
+    // (one overrun: the safe command goes out, the episode goes on) and at calls 20–22
+    // (three in a row: `RepeatedOverrun` latches). Sleeping longer than a period can only
+    // be late, however loaded the machine: this asserts behaviour, not timing. The
+    // firmware's watchdog is widened so that the late (refused) commands do not trip it
+    // before the host's own latch.
+    let calib = calibration_edited("cartpole-sim.toml", |t| {
+        t.replace(
+            "watchdog_timeout_ms = 200.0",
+            "watchdog_timeout_ms = 2000.0",
+        )
+    });
+    let period = Duration::from_micros(calib.control_period_us);
+    let controller = Misbehaving::new(None, &[5, 20, 21, 22], 2 * period);
+    let rig = Rig::start(
+        &calib,
+        PlantKind::Cartpole,
+        false,
+        |o| o.watchdog_timeout_us = 2_000_000,
+        controller,
+    );
+    let (records, summary) = records_of_episode(&rig, 200, 3);
+    assert_eq!(
+        summary.end,
+        EpisodeEnd::Faulted(HostFault::RepeatedOverrun),
+        "{summary:?}"
+    );
+    let late: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.fault,
+                Some(HostFault::Overrun | HostFault::RepeatedOverrun)
+            )
+        })
+        .collect();
+    // Each late tick sent the safe command, never the 1.5 the controller wrote.
+    for r in &late {
+        assert_eq!(r.action(), &[0.0], "{r:?}");
+        assert!(r.command_seq.is_some(), "{r:?}");
+    }
+    assert!(records.iter().all(|r| r.action() != [1.5]));
+    let kinds: Vec<_> = late.iter().map(|r| r.fault.unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&HostFault::Overrun), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&HostFault::RepeatedOverrun), "{kinds:?}");
+    // The single overrun did not end the episode; the latch came with the third in a row.
+    let latch = late.last().unwrap();
+    assert!(latch.tick > late[0].tick + 10, "{kinds:?}");
+    assert!(
+        records
+            .iter()
+            .filter(|r| r.tick > latch.tick)
+            .all(|r| r.mode == Mode::Fault && r.action() == [0.0])
+    );
+    let report = rig.handle.stop().expect("loop report");
+    assert!(report.timing.overruns >= 4, "{:?}", report.timing);
+    assert_eq!(
+        report.faults.get(HostFault::RepeatedOverrun),
+        1,
+        "{:?}",
+        report.faults
+    );
+}
