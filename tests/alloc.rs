@@ -136,8 +136,9 @@ fn count_allocations(
     // The viewer's queue is fed every tick too; a queue nobody drains fills up and then
     // drops: both paths run here.
     let (viz, _queue) = handful::viz::VizSender::unattached(64, 4);
-    config.viz = viz;
+    config.telemetry = control::Telemetry::to(viz);
     let (plan_viz, _plan_queue) = handful::viz::VizSender::unattached(64, 4);
+    let plans = plan_viz.plan_observers();
     let controller = Box::new(match driver {
         Driver::Expert { allocate } => Marking {
             inner: expert::expert_for(calib.task),
@@ -150,7 +151,7 @@ fn count_allocations(
                 None,
                 &handful::mpc::PlannerConfig::for_task(calib.task),
                 &clock,
-                &plan_viz,
+                plans.as_ref(),
             )
             .unwrap(),
             allocate: false,

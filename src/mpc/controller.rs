@@ -18,6 +18,10 @@ pub trait PlanObserver: Send {
     fn observe(&mut self, tick: u64, planner: &Planner);
 }
 
+/// Makes a fresh [`PlanObserver`] for each controller built (a run builds one; the
+/// retrainer one per published model). Shareable across threads.
+pub type PlanObserverFactory = std::sync::Arc<dyn Fn() -> Box<dyn PlanObserver> + Send + Sync>;
+
 pub struct MpcController {
     /// Shown each plan, if any.
     observer: Option<Box<dyn PlanObserver>>,
