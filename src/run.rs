@@ -318,8 +318,8 @@ pub fn build_controller(
         clock.clone(),
     )
     .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
-    if let Some(make) = plans {
-        controller.set_plan_observer(make());
+    if let Some(plans) = plans {
+        controller.set_plan_observer(plans.make());
     }
     Ok(Box::new(controller))
 }

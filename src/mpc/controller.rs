@@ -19,8 +19,27 @@ pub trait PlanObserver: Send {
 }
 
 /// Makes a fresh [`PlanObserver`] for each controller built (a run builds one; the
-/// retrainer one per published model). Shareable across threads.
-pub type PlanObserverFactory = std::sync::Arc<dyn Fn() -> Box<dyn PlanObserver> + Send + Sync>;
+/// retrainer one per published model). Cheap to clone (an `Arc`), shareable across
+/// threads.
+#[derive(Clone)]
+pub struct PlanObserverFactory(std::sync::Arc<dyn Fn() -> Box<dyn PlanObserver> + Send + Sync>);
+
+impl PlanObserverFactory {
+    pub fn new(make: impl Fn() -> Box<dyn PlanObserver> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(make))
+    }
+
+    /// A new observer (allocates: call when building a controller, not on a tick).
+    pub fn make(&self) -> Box<dyn PlanObserver> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for PlanObserverFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanObserverFactory")
+    }
+}
 
 pub struct MpcController {
     /// Shown each plan, if any.

@@ -153,8 +153,8 @@ impl VizSender {
             return None;
         }
         let sender = self.clone();
-        Some(std::sync::Arc::new(move || {
-            Box::new(super::PlanTap::new(sender.clone())) as Box<dyn crate::mpc::PlanObserver>
+        Some(crate::mpc::PlanObserverFactory::new(move || {
+            Box::new(super::PlanTap::new(sender.clone()))
         }))
     }
 
