@@ -456,3 +456,18 @@ fn prepared_row_counts_predict_without_allocating_and_unprepared_ones_allocate()
         "unprepared row counts counted only {unprepared} allocations"
     );
 }
+
+#[test]
+fn warmed_up_onnx_mpc_ticks_on_the_pendulum_in_real_time_allocate_nothing() {
+    let n = count_allocations(
+        PlantKind::Pendulum,
+        "pendulum-sim.toml",
+        false,
+        20,
+        Driver::OnnxWithHotSwap,
+    );
+    assert_eq!(
+        n, 0,
+        "the learned-model path allocated {n} times on the control thread"
+    );
+}

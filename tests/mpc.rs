@@ -425,7 +425,7 @@ fn pendulum_return(optimizer: Optimizer) -> f32 {
         particles: 1,
         optimizer,
         seed: 11,
-        ..PlannerConfig::for_task(Task::PendulumSwingup)
+        ..PlannerConfig::pets_paper(Task::PendulumSwingup)
     };
     let mut planner = Planner::new(config, 2, 1, &[(-2.0, 2.0)], 1).unwrap();
     let mut model = AnalyticDynamics::new(pendulum, 2, 1);
