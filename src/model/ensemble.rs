@@ -172,7 +172,7 @@ impl Dynamics for Ensemble {
     }
 
     /// Builds and keeps the tensors for `rows` (allocates; idempotent). At most
-    /// [`MAX_PREPARED_ROW_COUNTS`] row counts; more is [`DynamicsError::Runtime`].
+    /// 16 row counts (`MAX_PREPARED_ROW_COUNTS`); more is [`DynamicsError::Runtime`].
     fn prepare(&mut self, rows: usize) -> Result<(), DynamicsError> {
         if rows == 0 || self.prepared.iter().any(|b| b.rows == rows) {
             return Ok(());
