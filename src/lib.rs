@@ -18,6 +18,7 @@ pub mod run;
 pub mod sim;
 pub mod sysid;
 pub mod task;
+pub mod telemetry;
 pub mod teleop;
 pub mod thread;
 pub mod train;

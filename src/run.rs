@@ -32,7 +32,8 @@ use crate::expert;
 use crate::link::{Link, LinkStats};
 use crate::model::{Ensemble, ModelExpectation};
 use crate::mpc::{
-    AnalyticDynamics, Dynamics, MpcController, Planner, PlannerConfig, TaskCost, Transition,
+    AnalyticDynamics, Dynamics, MpcController, PlanObserverFactory, Planner, PlannerConfig,
+    TaskCost, Transition,
 };
 use crate::plant::PlantKind;
 use crate::sim;
@@ -126,11 +127,11 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         config.model.as_deref(),
         &config.planner,
         &clock,
-        &viz.sender(),
+        viz.sender().plan_observers().as_ref(),
     )?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
     loop_config.record_policy = control::RecordPolicy::Lossy;
-    loop_config.viz = viz.sender();
+    loop_config.telemetry = control::Telemetry::to(viz.sender());
     let handle = control::spawn(loop_config, Arc::clone(&link), controller, clock)
         .context("starting the control thread")?;
 
@@ -262,14 +263,14 @@ fn end_name(end: EpisodeEnd) -> String {
 
 /// A controller of `kind` for the robot `calib` describes, ready for the control thread.
 /// `model` is the ONNX ensemble of [`ControllerKind::Mpc`]; `clock` gives the planner
-/// its deadlines.
+/// its deadlines; an MPC controller shows each plan to an observer from `plans`.
 pub fn build_controller(
     kind: ControllerKind,
     calib: &Calibration,
     model: Option<&Path>,
     planner: &PlannerConfig,
     clock: &Clock,
-    viz: &crate::viz::VizSender,
+    plans: Option<&PlanObserverFactory>,
 ) -> anyhow::Result<Box<dyn Controller>> {
     let dynamics: Box<dyn Dynamics> = match kind {
         // A learning run starts with the expert; models replace it as they are trained.
@@ -317,8 +318,8 @@ pub fn build_controller(
         clock.clone(),
     )
     .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
-    if viz.is_enabled() {
-        controller.set_plan_observer(Box::new(crate::viz::PlanTap::new(viz.clone())));
+    if let Some(plans) = plans {
+        controller.set_plan_observer(plans.make());
     }
     Ok(Box::new(controller))
 }

@@ -11,6 +11,9 @@
 //! made there — by the loop, the safety layer, the link calls, the controller — counts.
 //! After a warm-up episode the count must not move over whole episodes, including their
 //! resets, arming and ends. Its own test binary: no other test shares the allocator.
+//!
+//! Only Rust's global allocator is counted: ONNX Runtime's C++ allocations (its CPU
+//! arena, sized on the first run of each batch shape) do not pass through it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -19,13 +22,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use ndarray::Array3;
+
 use handful::calib::Calibration;
 use handful::clock::Clock;
 use handful::control::{
-    self, ControlError, Controller, EpisodeEnd, LoopConfig, Mode, Observation, Request,
+    self, ControlError, Controller, EpisodeEnd, HostFault, LoopConfig, Mode, Observation, Request,
 };
 use handful::expert;
 use handful::link::Link;
+use handful::model::{Ensemble, ModelExpectation};
+use handful::mpc::Dynamics;
 use handful::plant::PlantKind;
 use handful::sim::{self, SimOptions};
 
@@ -74,11 +81,33 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
+/// The counters are process-wide: tests of this binary run one at a time, or one test's
+/// counted threads would move another's count.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Marks the control thread on first use, then delegates. With `allocate`, it also
 /// allocates every tick: the positive control that shows the counter sees the thread.
 struct Marking {
     inner: Box<dyn Controller>,
     allocate: bool,
+    /// Successful `act`s, counted for the test to see which controller drove.
+    acts: Arc<AtomicU64>,
+}
+
+impl Marking {
+    fn new(inner: Box<dyn Controller>, allocate: bool) -> Self {
+        Self {
+            inner,
+            allocate,
+            acts: Arc::new(AtomicU64::new(0)),
+        }
+    }
 }
 
 impl Controller for Marking {
@@ -87,7 +116,9 @@ impl Controller for Marking {
         if self.allocate {
             std::hint::black_box(vec![0u8; 16]);
         }
-        self.inner.act(obs, action)
+        self.inner.act(obs, action)?;
+        self.acts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     fn reset(&mut self) {
@@ -108,6 +139,58 @@ enum Driver {
     /// PETS MPC with the true dynamics, every plan sent to the viewer's queue: the
     /// planner's and the plan view's whole per-tick path.
     MpcWithPlanView,
+    /// The learned-model path as a real-time run drives it: PETS MPC over a committed
+    /// ONNX ensemble fixture through ONNX Runtime, the task's shipped planner with
+    /// latency compensation on (`latency_fraction = 1`, so each tick predicts one row
+    /// and then the rollout's batch), the plan view on, and mid-run (in the second
+    /// counted episode) a hot swap to a second controller warmed up off the loop, the
+    /// first coming back on `retired`.
+    OnnxWithHotSwap,
+}
+
+/// The committed ensemble fixture shaped like `plant`'s calibration.
+fn fixture_for(plant: PlantKind) -> std::path::PathBuf {
+    let name = match plant {
+        PlantKind::Cartpole => "cartpole.onnx",
+        PlantKind::Pendulum => "pendulum.onnx",
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/fixtures")
+        .join(name)
+}
+
+/// An MPC controller over `plant`'s ONNX fixture with the real-time planner settings,
+/// warmed up here as the retrainer warms its controllers (two `act`s, then `reset`).
+fn onnx_controller(
+    plant: PlantKind,
+    calib: &Calibration,
+    clock: &Clock,
+    plans: Option<&handful::mpc::PlanObserverFactory>,
+) -> Box<dyn Controller> {
+    let planner = handful::run::default_planner(calib.task, false);
+    assert_eq!(planner.latency_fraction, 1.0);
+    let mut controller = handful::run::build_controller(
+        handful::run::ControllerKind::Mpc,
+        calib,
+        Some(&fixture_for(plant)),
+        &planner,
+        clock,
+        plans,
+    )
+    .unwrap();
+    let state = vec![0.1f32; calib.state_dim()];
+    let mut action = vec![0.0f32; calib.action_dim()];
+    for tick in 0..2 {
+        let obs = Observation {
+            state: &state,
+            now_us: clock.now_us(),
+            state_age_us: 0,
+            tick,
+        };
+        controller.act(&obs, &mut action).unwrap();
+    }
+    controller.reset();
+    controller
 }
 
 /// Allocations counted on the control thread over 3 episodes after a warm-up episode.
@@ -118,6 +201,7 @@ fn count_allocations(
     steps: u32,
     driver: Driver,
 ) -> u64 {
+    let _serial = serial();
     let calib_path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("calib")
         .join(calib_file);
@@ -136,29 +220,40 @@ fn count_allocations(
     // The viewer's queue is fed every tick too; a queue nobody drains fills up and then
     // drops: both paths run here.
     let (viz, _queue) = handful::viz::VizSender::unattached(64, 4);
-    config.viz = viz;
+    config.telemetry = control::Telemetry::to(viz);
     let (plan_viz, _plan_queue) = handful::viz::VizSender::unattached(64, 4);
+    let plans = plan_viz.plan_observers();
     let controller = Box::new(match driver {
-        Driver::Expert { allocate } => Marking {
-            inner: expert::expert_for(calib.task),
-            allocate,
-        },
-        Driver::MpcWithPlanView => Marking {
-            inner: handful::run::build_controller(
+        Driver::Expert { allocate } => Marking::new(expert::expert_for(calib.task), allocate),
+        Driver::MpcWithPlanView => Marking::new(
+            handful::run::build_controller(
                 handful::run::ControllerKind::MpcTrue,
                 &calib,
                 None,
                 &handful::mpc::PlannerConfig::for_task(calib.task),
                 &clock,
-                &plan_viz,
+                plans.as_ref(),
             )
             .unwrap(),
-            allocate: false,
-        },
+            false,
+        ),
+        Driver::OnnxWithHotSwap => Marking::new(
+            onnx_controller(plant, &calib, &clock, plans.as_ref()),
+            false,
+        ),
     });
+    let first_acts = Arc::clone(&controller.acts);
+    let swap_in = matches!(driver, Driver::OnnxWithHotSwap).then(|| {
+        Marking::new(
+            onnx_controller(plant, &calib, &clock, plans.as_ref()),
+            false,
+        )
+    });
+    let second_acts = swap_in.as_ref().map(|c| Arc::clone(&c.acts));
+    let mut swap_in = swap_in.map(|c| Box::new(c) as Box<dyn Controller>);
     let handle = control::spawn(config, Arc::clone(&link), controller, clock).unwrap();
 
-    let episode = |seed| {
+    let mut episode = |seed, swap_after: Option<usize>| {
         handle
             .requests
             .send(Request::StartEpisode {
@@ -168,21 +263,53 @@ fn count_allocations(
             })
             .map_err(|_| "loop stopped")
             .unwrap();
+        let mut driven = 0;
         loop {
-            while handle.records.try_recv().is_ok() {}
+            while let Ok(record) = handle.records.try_recv() {
+                assert_ne!(record.fault, Some(HostFault::Controller), "{record:?}");
+                driven += usize::from(record.episode.is_some());
+                if swap_after.is_some_and(|n| driven >= n)
+                    && let Some(next) = swap_in.take()
+                {
+                    handle
+                        .requests
+                        .send(Request::SetController(next))
+                        .map_err(|_| "loop stopped")
+                        .unwrap();
+                }
+            }
             if let Ok(summary) = handle.episodes.recv_timeout(Duration::from_millis(10)) {
                 assert_eq!(summary.end, EpisodeEnd::Completed, "{summary:?}");
                 return summary;
             }
         }
     };
-    episode(0); // warm-up
+    episode(0, None); // warm-up
     let before = COUNTED.load(Ordering::Relaxed);
     let freed_before = FREED.load(Ordering::Relaxed);
     for seed in 1..4 {
-        episode(seed);
+        let swap_after = (seed == 2).then_some(steps as usize / 2);
+        episode(seed, swap_after);
     }
     let after = COUNTED.load(Ordering::Relaxed);
+    if let Some(second_acts) = second_acts {
+        let retired = handle
+            .retired
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| "no retired controller")
+            .unwrap();
+        assert_eq!(retired.name(), "marking");
+        drop(retired);
+        let (first, second) = (
+            first_acts.load(Ordering::Relaxed),
+            second_acts.load(Ordering::Relaxed),
+        );
+        eprintln!("acts: {first} by the first controller, {second} by the swapped-in one");
+        assert!(
+            first >= u64::from(steps) && second >= u64::from(steps),
+            "both controllers must have driven: {first} and {second} acts"
+        );
+    }
     eprintln!(
         "control thread: {} allocations, {} frees over 3 episodes",
         after - before,
@@ -247,4 +374,100 @@ fn warmed_up_mpc_ticks_with_the_plan_view_allocate_nothing() {
         Driver::MpcWithPlanView,
     );
     assert_eq!(n, 0, "planning allocated {n} times on the control thread");
+}
+
+#[test]
+fn warmed_up_onnx_mpc_ticks_in_real_time_with_latency_compensation_plan_view_and_a_hot_swap_allocate_nothing()
+ {
+    let n = count_allocations(
+        PlantKind::Cartpole,
+        "cartpole-sim.toml",
+        false,
+        40,
+        Driver::OnnxWithHotSwap,
+    );
+    assert_eq!(
+        n, 0,
+        "the learned-model path allocated {n} times on the control thread"
+    );
+}
+
+/// The model alone: once the planner's row counts are prepared, alternating them (a
+/// latency-compensated tick: N = 1, then the rollout's N) allocates nothing on the Rust
+/// side; an unprepared pair of row counts does (each call rebuilds the ort tensors,
+/// `RunOptions` and `OutputSelector`), which shows the counter sees this path.
+#[test]
+fn prepared_row_counts_predict_without_allocating_and_unprepared_ones_allocate() {
+    let _serial = serial();
+    handful::model::ensure_runtime().unwrap_or_else(|e| panic!("{e}"));
+    let calib =
+        Calibration::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("calib/cartpole-sim.toml"))
+            .unwrap();
+    let mut model = Ensemble::load(
+        &fixture_for(PlantKind::Cartpole),
+        &ModelExpectation::from_calibration(&calib),
+    )
+    .unwrap();
+    let (e, s, a) = (model.ensemble_size(), model.state_dim(), model.action_dim());
+    let batches: Vec<_> = [1usize, 80, 3, 40]
+        .iter()
+        .map(|&n| {
+            (
+                Array3::<f32>::from_elem((e, n, s), 0.1),
+                Array3::<f32>::from_elem((e, n, a), 0.5),
+                Array3::<f32>::zeros((e, n, s)),
+                Array3::<f32>::zeros((e, n, s)),
+            )
+        })
+        .collect();
+    let mut batches = batches;
+    model.prepare(1).unwrap();
+    model.prepare(80).unwrap();
+    let mut run = |model: &mut Ensemble, which: &[usize]| {
+        COUNTING.with(|c| c.set(true));
+        let before = COUNTED.load(Ordering::Relaxed);
+        for _ in 0..5 {
+            for &i in which {
+                let (states, actions, mean, logvar) = &mut batches[i];
+                model
+                    .predict(
+                        states.view(),
+                        actions.view(),
+                        mean.view_mut(),
+                        logvar.view_mut(),
+                    )
+                    .unwrap();
+            }
+        }
+        let counted = COUNTED.load(Ordering::Relaxed) - before;
+        COUNTING.with(|c| c.set(false));
+        counted
+    };
+    run(&mut model, &[0, 1]); // ONNX Runtime's first runs of each shape
+    let prepared = run(&mut model, &[0, 1]);
+    let unprepared = run(&mut model, &[2, 3]);
+    eprintln!("prepared: {prepared} allocations; unprepared: {unprepared}");
+    assert_eq!(
+        prepared, 0,
+        "prepared row counts allocated {prepared} times"
+    );
+    assert!(
+        unprepared >= 10,
+        "unprepared row counts counted only {unprepared} allocations"
+    );
+}
+
+#[test]
+fn warmed_up_onnx_mpc_ticks_on_the_pendulum_in_real_time_allocate_nothing() {
+    let n = count_allocations(
+        PlantKind::Pendulum,
+        "pendulum-sim.toml",
+        false,
+        20,
+        Driver::OnnxWithHotSwap,
+    );
+    assert_eq!(
+        n, 0,
+        "the learned-model path allocated {n} times on the control thread"
+    );
 }

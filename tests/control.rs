@@ -74,7 +74,7 @@ fn mpc_with_the_true_dynamics_swings_up_the_cartpole_over_the_pty() {
         None,
         &planner,
         &clock,
-        &handful::viz::VizSender::disabled(),
+        None,
     )
     .unwrap();
     let rig = Rig::start(&calib, PlantKind::Cartpole, true, |_| {}, controller);
@@ -85,4 +85,49 @@ fn mpc_with_the_true_dynamics_swings_up_the_cartpole_over_the_pty() {
     );
     assert_eq!(summary.end, EpisodeEnd::Completed, "{summary:?}");
     assert!(summary.episode_return > 170.0, "{summary:?}");
+}
+
+/// The layering: the control loop, the planner, the model and everything under them
+/// reach the viewer only through seams they define (`control::TelemetrySink`,
+/// `mpc::PlanObserver`, `telemetry::LearningSink`); none of their files names `viz`.
+#[test]
+fn modules_below_the_viewer_never_name_it() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let below = [
+        "calib.rs",
+        "clock.rs",
+        "control",
+        "expert.rs",
+        "link",
+        "model",
+        "mpc",
+        "plant",
+        "task.rs",
+        "telemetry.rs",
+        "thread.rs",
+        "train",
+    ];
+    let mut files = Vec::new();
+    let mut pending: Vec<_> = below.iter().map(|p| src.join(p)).collect();
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                pending.push(entry.unwrap().path());
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        } else {
+            assert!(
+                path.exists(),
+                "{} is gone: update this list",
+                path.display()
+            );
+        }
+    }
+    assert!(files.len() > 30, "only {} files found", files.len());
+    let naming: Vec<_> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("viz"))
+        .collect();
+    assert!(naming.is_empty(), "these files name the viewer: {naming:?}");
 }

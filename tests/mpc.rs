@@ -425,7 +425,7 @@ fn pendulum_return(optimizer: Optimizer) -> f32 {
         particles: 1,
         optimizer,
         seed: 11,
-        ..PlannerConfig::for_task(Task::PendulumSwingup)
+        ..PlannerConfig::pets_paper(Task::PendulumSwingup)
     };
     let mut planner = Planner::new(config, 2, 1, &[(-2.0, 2.0)], 1).unwrap();
     let mut model = AnalyticDynamics::new(pendulum, 2, 1);
@@ -716,4 +716,99 @@ fn controller_plans_within_bounds_and_maps_errors() {
     )
     .unwrap();
     assert!(MpcController::new(planner, Box::new(wrong), Box::new(QuadraticCost), clock).is_err());
+}
+
+/// Records the row counts it is prepared for and the ones it is asked to predict.
+struct RowRecorder {
+    prepared: std::sync::Arc<std::sync::Mutex<(Vec<usize>, Vec<usize>)>>,
+}
+
+impl Dynamics for RowRecorder {
+    fn state_dim(&self) -> usize {
+        2
+    }
+    fn action_dim(&self) -> usize {
+        1
+    }
+    fn ensemble_size(&self) -> usize {
+        TOY_E
+    }
+    fn is_probabilistic(&self) -> bool {
+        true
+    }
+    fn prepare(&mut self, rows: usize) -> Result<(), DynamicsError> {
+        self.prepared.lock().unwrap().0.push(rows);
+        Ok(())
+    }
+    fn predict(
+        &mut self,
+        states: ArrayView3<'_, f32>,
+        _actions: ArrayView3<'_, f32>,
+        mut mean: ArrayViewMut3<'_, f32>,
+        mut logvar: ArrayViewMut3<'_, f32>,
+    ) -> Result<(), DynamicsError> {
+        self.prepared.lock().unwrap().1.push(states.dim().1);
+        mean.fill(0.01);
+        logvar.fill(-4.0);
+        Ok(())
+    }
+}
+
+/// The MPC controller prepares its model, at construction, for every row count its
+/// ticks then use: iCEM's decaying population (one N per iteration) and the single row
+/// of latency compensation; a swapped-in model is prepared too.
+#[test]
+fn the_controller_prepares_every_row_count_its_ticks_use() {
+    let config = PlannerConfig {
+        latency_fraction: 1.0,
+        population_decay: 1.25,
+        ..small(Optimizer::ICem, Propagation::TsInf, 10)
+    };
+    let planner = Planner::new(config, 2, 1, &[(-0.5, 0.5)], TOY_E).unwrap();
+    let expected = planner.batch_rows();
+    assert!(expected.contains(&1) && expected.len() >= 3, "{expected:?}");
+    let log = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new())));
+    let model = RowRecorder {
+        prepared: std::sync::Arc::clone(&log),
+    };
+    let mut controller = MpcController::new(
+        planner,
+        Box::new(model),
+        Box::new(QuadraticCost),
+        Clock::simulated(),
+    )
+    .unwrap();
+    assert_eq!(log.lock().unwrap().0, expected, "prepared at construction");
+    let mut action = [0.0f32];
+    for tick in 0..4 {
+        let state = [1.0f32, 0.0];
+        let obs = Observation {
+            state: &state,
+            now_us: 0,
+            state_age_us: 0,
+            tick,
+        };
+        controller.act(&obs, &mut action).unwrap();
+    }
+    let (prepared, predicted) = log.lock().unwrap().clone();
+    assert!(
+        predicted.contains(&1),
+        "latency compensation ran: {predicted:?}"
+    );
+    for rows in &predicted {
+        assert!(
+            prepared.contains(rows),
+            "N = {rows} was never prepared ({prepared:?})"
+        );
+    }
+    let swapped = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new())));
+    let old = controller.replace_dynamics(Box::new(RowRecorder {
+        prepared: std::sync::Arc::clone(&swapped),
+    }));
+    assert!(old.is_ok());
+    assert_eq!(
+        swapped.lock().unwrap().0,
+        expected,
+        "the new model is prepared"
+    );
 }

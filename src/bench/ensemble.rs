@@ -1,6 +1,6 @@
 //! ONNX ensembles under load: throughput of one `predict` call by batch size and thread
-//! count, and plan latency of the PETS paper's and the shipped real-time planner over
-//! them. Models are written with random weights by `models/make_ensemble.py` (needs the
+//! count (cart-pole shapes), and plan latency of the PETS paper's and the shipped
+//! real-time planner over them, for the cart-pole and the pendulum. Models are written with random weights by `models/make_ensemble.py` (needs the
 //! `.venv` of `models/setup.sh`) into a temporary directory removed afterwards.
 //!
 //! Bench-only: allocates, spawns Python, reads the real clock.
@@ -18,15 +18,20 @@ use crate::clock::Clock;
 use crate::model::{Ensemble, ModelExpectation, ModelOptions};
 use crate::mpc::{Dynamics, EnsembleShape, Planner, PlannerConfig, Propagation, TaskCost};
 use crate::plant::cartpole::{SPEC, STATE_DIM};
+use crate::plant::{PlantKind, PlantSpec};
 use crate::task::Task;
 
 const ACTION_DIM: usize = 1;
 
-/// The two generated model files, deleted on drop.
+/// The generated model files, deleted on drop.
 pub struct BenchModels {
     dir: PathBuf,
+    /// Cart-pole, PETS paper's network.
     pub paper: (EnsembleShape, PathBuf),
+    /// Cart-pole, the shipped shape.
     pub realtime: (EnsembleShape, PathBuf),
+    /// Pendulum, the shipped shape.
+    pub pendulum: (EnsembleShape, PathBuf),
 }
 
 impl Drop for BenchModels {
@@ -55,7 +60,8 @@ fn repo_root() -> anyhow::Result<PathBuf> {
 }
 
 impl BenchModels {
-    /// Writes the PETS-size and the real-time-size cart-pole ensembles (random weights).
+    /// Writes the PETS-size and the shipped-size cart-pole ensembles and the
+    /// shipped-size pendulum ensemble (random weights).
     pub fn generate() -> anyhow::Result<Self> {
         let root = repo_root()?;
         let dir = std::env::temp_dir().join(format!("handful-bench-{}", std::process::id()));
@@ -66,19 +72,30 @@ impl BenchModels {
                 EnsembleShape::for_task(Task::CartpoleSwingup),
                 dir.join("realtime.onnx"),
             ),
+            pendulum: (
+                EnsembleShape::for_task(Task::PendulumSwingup),
+                dir.join("pendulum.onnx"),
+            ),
             dir,
         };
         for (shape, path) in [&models.paper, &models.realtime] {
-            make_ensemble(&root, *shape, path)?;
+            make_ensemble(&root, &SPEC, *shape, path)?;
         }
+        let (shape, path) = &models.pendulum;
+        make_ensemble(&root, PlantKind::Pendulum.spec(), *shape, path)?;
         Ok(models)
     }
 }
 
-fn make_ensemble(root: &Path, shape: EnsembleShape, out: &Path) -> anyhow::Result<()> {
+fn make_ensemble(
+    root: &Path,
+    spec: &PlantSpec,
+    shape: EnsembleShape,
+    out: &Path,
+) -> anyhow::Result<()> {
     let hidden = vec![shape.hidden_units.to_string(); shape.hidden_layers].join(",");
-    let state_names: Vec<&str> = SPEC.states.iter().map(|s| s.name).collect();
-    let action_names: Vec<&str> = SPEC.actions.iter().map(|a| a.name).collect();
+    let state_names: Vec<&str> = spec.states.iter().map(|s| s.name).collect();
+    let action_names: Vec<&str> = spec.actions.iter().map(|a| a.name).collect();
     let output = Command::new(root.join(".venv/bin/python"))
         .arg(root.join("models/make_ensemble.py"))
         .arg("--out")
@@ -87,7 +104,7 @@ fn make_ensemble(root: &Path, shape: EnsembleShape, out: &Path) -> anyhow::Resul
         .args(["--state-names", &state_names.join(",")])
         .args(["--action-names", &action_names.join(",")])
         .args(["--hidden", &hidden, "--activation", "swish", "--seed", "0"])
-        .args(["--control-period-us", &SPEC.control_period_us.to_string()])
+        .args(["--control-period-us", &spec.control_period_us.to_string()])
         .output()
         .context("running models/make_ensemble.py")?;
     if !output.status.success() {
@@ -99,11 +116,11 @@ fn make_ensemble(root: &Path, shape: EnsembleShape, out: &Path) -> anyhow::Resul
     Ok(())
 }
 
-fn load(path: &Path, intra_threads: usize) -> anyhow::Result<Ensemble> {
+fn load(spec: &PlantSpec, path: &Path, intra_threads: usize) -> anyhow::Result<Ensemble> {
     let expect = ModelExpectation {
-        state_names: SPEC.states.iter().map(|s| s.name.to_owned()).collect(),
-        action_names: SPEC.actions.iter().map(|a| a.name.to_owned()).collect(),
-        control_period_us: u64::from(SPEC.control_period_us),
+        state_names: spec.states.iter().map(|s| s.name.to_owned()).collect(),
+        action_names: spec.actions.iter().map(|a| a.name.to_owned()).collect(),
+        control_period_us: u64::from(spec.control_period_us),
     };
     let options = ModelOptions {
         intra_threads,
@@ -149,7 +166,7 @@ pub fn throughput(
             shape.ensemble_size, shape.hidden_layers, shape.hidden_units
         );
         for threads in [1, 2] {
-            let mut model = load(path, threads)?;
+            let mut model = load(&SPEC, path, threads)?;
             for &n in batch_sizes {
                 let e = shape.ensemble_size;
                 let states = Array3::from_shape_fn((e, n, STATE_DIM), |(i, j, k)| {
@@ -201,10 +218,15 @@ pub fn throughput(
 /// Plan latency of one planner over one model.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanLatency {
+    pub task: Task,
     pub label: String,
     pub shape: EnsembleShape,
     pub config: PlannerConfig,
     pub intra_threads: usize,
+    /// The task's control period, µs: the ceiling a real-time plan must fit.
+    pub period_us: u64,
+    /// One tick's planning work: the latency-compensation prediction (one row, when
+    /// `latency_fraction > 0`) and the plan.
     pub latency: LatencySummary,
     pub mean_iterations: f64,
     pub mean_candidates: f64,
@@ -212,8 +234,12 @@ pub struct PlanLatency {
     pub gflop_per_plan: f64,
 }
 
-/// Times `plans` plans after `warmup` ones, with the config's budget as a deadline.
+/// Times `plans` ticks' planning after `warmup` ones, with the config's budget as a
+/// deadline: the latency-compensation prediction when `latency_fraction > 0` (as a
+/// real-time tick runs it), then the plan. The model is prepared for the planner's row
+/// counts first, as the MPC controller does.
 fn time_plans(
+    kind: PlantKind,
     label: &str,
     (shape, path): &(EnsembleShape, PathBuf),
     config: PlannerConfig,
@@ -221,24 +247,49 @@ fn time_plans(
     warmup: usize,
     plans: usize,
 ) -> anyhow::Result<PlanLatency> {
+    let spec = kind.spec();
+    let (state_dim, action_dim) = (spec.states.len(), spec.actions.len());
     let clock = Clock::real();
-    let mut model = load(path, intra_threads)?;
-    let bounds = [(-3.0f32, 3.0f32)];
+    let mut model = load(spec, path, intra_threads)?;
+    let bounds: Vec<(f32, f32)> = spec
+        .actions
+        .iter()
+        .map(|a| (a.min as f32, a.max as f32))
+        .collect();
     let mut planner = Planner::new(
         config.clone(),
-        STATE_DIM,
-        ACTION_DIM,
+        state_dim,
+        action_dim,
         &bounds,
         shape.ensemble_size,
     )?;
-    let cost = TaskCost(Task::CartpoleSwingup);
+    for rows in planner.batch_rows() {
+        model.prepare(rows)?;
+    }
+    let cost = TaskCost(spec.task);
+    let command = vec![0.5 * bounds[0].1; action_dim];
+    let mut predicted = vec![0.0f32; state_dim];
     let (mut samples, mut iterations, mut candidates) = (Vec::new(), 0u64, 0u64);
     for i in 0..warmup + plans {
         let phase = i as f32 * 0.1;
-        let state = [0.1 * phase.sin(), 0.05 * i as f32, 0.1 * phase.cos(), 0.0];
+        let state: Vec<f32> = (0..state_dim)
+            .map(|k| 0.1 * (phase + k as f32).sin() + 0.05 * (k % 2) as f32 * i as f32)
+            .collect();
         let start_us = clock.now_us();
         let deadline = config.budget_us.map(|b| (&clock, start_us + b));
-        let stats = planner.plan(&state, &mut model, &cost, deadline)?;
+        let from = if config.latency_fraction > 0.0 {
+            planner.predicted_state_at_latency(
+                &state,
+                &command,
+                config.latency_fraction,
+                &mut model,
+                &mut predicted,
+            )?;
+            &predicted
+        } else {
+            &state
+        };
+        let stats = planner.plan(from, &mut model, &cost, deadline)?;
         let us = clock.now_us().saturating_sub(start_us);
         if i >= warmup {
             samples.push(us);
@@ -253,11 +304,13 @@ fn time_plans(
             config.particles as f64 / shape.ensemble_size as f64
         }
     };
-    let flops = shape.flops_per_row(STATE_DIM, ACTION_DIM) as f64;
+    let flops = shape.flops_per_row(state_dim, action_dim) as f64;
     Ok(PlanLatency {
+        task: spec.task,
         label: label.to_owned(),
         shape: *shape,
         intra_threads,
+        period_us: u64::from(spec.control_period_us),
         latency: LatencySummary::from_samples(&samples),
         mean_iterations: iterations as f64 / n,
         mean_candidates: candidates as f64 / n,
@@ -266,47 +319,67 @@ fn time_plans(
     })
 }
 
-/// The PETS paper's planner on the PETS model (few plans: seconds each) and the shipped
-/// real-time planner on the real-time model, with and without its budget.
+/// Per task: the shipped real-time planner (as a real-time run configures it: latency
+/// compensation on) over the shipped-shape model, with and without its budget, on 1 and
+/// 2 intra-op threads; the PETS paper's planner on the cart-pole's PETS model and on the
+/// pendulum's shipped model (few plans: up to seconds each).
 pub fn plan_latency(
     models: &BenchModels,
     plans: usize,
     paper_plans: usize,
 ) -> anyhow::Result<Vec<PlanLatency>> {
-    let task = Task::CartpoleSwingup;
-    let realtime = PlannerConfig::for_task(task);
-    let unbounded = PlannerConfig {
-        budget_us: None,
-        ..realtime.clone()
-    };
     let mut out = Vec::new();
-    for threads in [1, 2] {
-        out.push(time_plans(
-            &format!(
-                "real-time, budget {:?} µs, {threads} thr",
-                realtime.budget_us
-            ),
-            &models.realtime,
-            realtime.clone(),
-            threads,
-            5,
-            plans.max(30),
-        )?);
-        out.push(time_plans(
-            &format!("real-time, no budget, {threads} thr"),
-            &models.realtime,
-            unbounded.clone(),
-            threads,
-            5,
-            plans.max(30),
-        )?);
+    for (kind, model) in [
+        (PlantKind::Cartpole, &models.realtime),
+        (PlantKind::Pendulum, &models.pendulum),
+    ] {
+        let task = kind.spec().task;
+        let realtime = crate::run::default_planner(task, false);
+        let unbounded = PlannerConfig {
+            budget_us: None,
+            ..realtime.clone()
+        };
+        for threads in [1, 2] {
+            out.push(time_plans(
+                kind,
+                &format!(
+                    "{} real-time, budget {:?} µs, {threads} thr",
+                    kind.name(),
+                    realtime.budget_us
+                ),
+                model,
+                realtime.clone(),
+                threads,
+                5,
+                plans.max(30),
+            )?);
+            out.push(time_plans(
+                kind,
+                &format!("{} real-time, no budget, {threads} thr", kind.name()),
+                model,
+                unbounded.clone(),
+                threads,
+                5,
+                plans.max(30),
+            )?);
+        }
     }
     if paper_plans > 0 {
         out.push(time_plans(
-            "PETS paper (P400 K40 5it H25 20p), 2 thr",
+            PlantKind::Cartpole,
+            "cartpole PETS paper (P400 K40 5it H25 20p), PETS net, 2 thr",
             &models.paper,
-            PlannerConfig::pets_paper(task),
+            PlannerConfig::pets_paper(Task::CartpoleSwingup),
             2,
+            1,
+            paper_plans,
+        )?);
+        out.push(time_plans(
+            PlantKind::Pendulum,
+            "pendulum PETS paper (P200 K20 5it H30 20p), shipped net, 1 thr",
+            &models.pendulum,
+            PlannerConfig::pets_paper(Task::PendulumSwingup),
+            1,
             1,
             paper_plans,
         )?);

@@ -1,8 +1,8 @@
 //! `handful bench`: measurements that must not be timed tests. `bench plan` measures the
 //! machine's SGEMM ceiling, the ONNX ensembles' throughput, plan latency of the PETS
-//! paper's and the shipped real-time planner, the planner's own overhead, and what the
-//! real-time settings give up in return with the true dynamics; it prints a table and
-//! writes JSON.
+//! paper's and the shipped real-time planner against each task's control period, the
+//! planner's own overhead, and what the real-time settings give up in return with the
+//! true dynamics (cart-pole and pendulum); it prints a table and writes JSON.
 //!
 //! Orchestration of measurements only: every algorithm it times lives in `mpc` or
 //! `model`. Never used on the control path; it allocates and reads the real clock freely.
@@ -71,9 +71,18 @@ pub struct PlanReport {
     pub latency: Vec<ensemble::PlanLatency>,
     pub overhead: Vec<overhead::OverheadReport>,
     pub returns: Vec<returns::ReturnReport>,
-    pub realtime_config: crate::mpc::PlannerConfig,
-    pub realtime_shape: crate::mpc::EnsembleShape,
+    /// The shipped real-time planner and model shape of each task.
+    pub realtime: Vec<ShippedSettings>,
     pub paper_shape: crate::mpc::EnsembleShape,
+}
+
+/// What a task ships for real time.
+#[derive(Debug, Serialize)]
+pub struct ShippedSettings {
+    pub task: crate::task::Task,
+    pub period_us: u64,
+    pub config: crate::mpc::PlannerConfig,
+    pub shape: crate::mpc::EnsembleShape,
 }
 
 /// Entry point of `handful bench`.
@@ -120,7 +129,6 @@ fn overhead_rows(plans: usize) -> anyhow::Result<Vec<overhead::OverheadReport>> 
 
 /// Runs every measurement of `bench plan`.
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<PlanReport> {
-    let task = crate::task::Task::CartpoleSwingup;
     eprintln!("bench: SGEMM ceiling");
     let sgemm = sgemm::measure_ceiling();
     let (throughput, latency) = if args.skip_onnx {
@@ -143,8 +151,18 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<PlanReport> {
         latency,
         overhead,
         returns,
-        realtime_config: crate::mpc::PlannerConfig::for_task(task),
-        realtime_shape: crate::mpc::EnsembleShape::for_task(task),
+        realtime: [
+            crate::plant::PlantKind::Cartpole,
+            crate::plant::PlantKind::Pendulum,
+        ]
+        .into_iter()
+        .map(|kind| ShippedSettings {
+            task: kind.spec().task,
+            period_us: u64::from(kind.spec().control_period_us),
+            config: crate::mpc::PlannerConfig::for_task(kind.spec().task),
+            shape: crate::mpc::EnsembleShape::for_task(kind.spec().task),
+        })
+        .collect(),
         paper_shape: crate::mpc::EnsembleShape::PETS,
     })
 }
@@ -187,15 +205,16 @@ fn print_report(report: &PlanReport) {
         }
     }
     if !report.latency.is_empty() {
-        println!("Plan latency (µs):");
+        println!("Plan latency per tick (µs; latency prediction + plan):");
         for row in &report.latency {
             println!(
-                "  {:<40} n {:>3}  p50 {:>9}  p99 {:>9}  max {:>9}  GFLOP/plan {:>8.3}  iters {:.2}",
+                "  {:<58} n {:>3}  p50 {:>9}  p99 {:>9}  max {:>9}  period {:>6}  GFLOP/plan {:>8.3}  iters {:.2}",
                 row.label,
                 row.latency.count,
                 row.latency.p50_us,
                 row.latency.p99_us,
                 row.latency.max_us,
+                row.period_us,
                 row.gflop_per_plan,
                 row.mean_iterations
             );
@@ -205,15 +224,26 @@ fn print_report(report: &PlanReport) {
     for row in &report.overhead {
         print_overhead(row);
     }
-    println!("Returns with the true dynamics (cart-pole, 200 steps):");
+    println!("Returns with the true dynamics (200 steps):");
     for row in &report.returns {
         println!(
-            "  {:<28} mean {:>7.2}  min {:>7.2}  over {} seeds  ({:.0} µs/plan mean)",
-            row.label, row.mean_return, row.min_return, row.seeds, row.mean_plan_us
+            "  {:<16} {:<28} mean {:>8.2}  min {:>8.2}  over {} seeds  ({:.0} µs/plan mean)",
+            row.task.name(),
+            row.label,
+            row.mean_return,
+            row.min_return,
+            row.seeds,
+            row.mean_plan_us
         );
     }
-    println!(
-        "Shipped real-time model: {:?}; PETS model: {:?}",
-        report.realtime_shape, report.paper_shape
-    );
+    for shipped in &report.realtime {
+        println!(
+            "Shipped for {}: {:?}, period {} µs, budget {:?} µs",
+            shipped.task.name(),
+            shipped.shape,
+            shipped.period_us,
+            shipped.config.budget_us
+        );
+    }
+    println!("PETS model: {:?}", report.paper_shape);
 }

@@ -1,7 +1,7 @@
 //! What the real-time planner gives up, measured with the true dynamics: MPC over
-//! [`AnalyticDynamics`] wrapping the cart-pole's own `transition`, in-process on the
-//! simulated plant for an episode from seeded starts, with the PETS paper's settings and
-//! with the shipped real-time settings.
+//! [`AnalyticDynamics`] wrapping the plant's own `transition` (cart-pole, pendulum),
+//! in-process on the simulated plant for an episode from seeded starts, with the PETS
+//! paper's settings and with the shipped real-time settings.
 //!
 //! The model is exact and deterministic (`E = 1`), so particles are set to 1 (they
 //! would be identical copies) and no deadline applies: only the search differs.
@@ -14,13 +14,13 @@ use super::stats::time_us;
 use crate::clock::Clock;
 use crate::expert::rollout;
 use crate::mpc::{AnalyticDynamics, MpcController, Planner, PlannerConfig, TaskCost};
-use crate::plant::Plant;
-use crate::plant::cartpole::{self, Cartpole, STATE_DIM};
+use crate::plant::{self, PlantKind};
 use crate::task::Task;
 
 /// Returns of one planner configuration over several seeded starts.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReturnReport {
+    pub task: Task,
     pub label: String,
     pub config: PlannerConfig,
     pub seeds: u64,
@@ -42,14 +42,16 @@ pub fn for_true_dynamics(config: PlannerConfig) -> PlannerConfig {
     }
 }
 
-/// The return of one `steps`-step cart-pole episode from the start drawn with `seed`,
+/// The return of one `steps`-step episode of `kind` from the start drawn with `seed`,
 /// planning with `config` (see [`for_true_dynamics`]) over the true dynamics.
 pub fn true_dynamics_return(
+    kind: PlantKind,
     config: &PlannerConfig,
     seed: u64,
     steps: usize,
 ) -> anyhow::Result<f64> {
-    let spec = &cartpole::SPEC;
+    let spec = kind.spec();
+    let state_dim = spec.states.len();
     let bounds: Vec<(f32, f32)> = spec
         .actions
         .iter()
@@ -59,37 +61,39 @@ pub fn true_dynamics_return(
         seed: config.seed ^ seed,
         ..for_true_dynamics(config.clone())
     };
-    let planner = Planner::new(config, STATE_DIM, bounds.len(), &bounds, 1)?;
-    let dynamics = Box::new(AnalyticDynamics::new(
-        cartpole::transition,
-        STATE_DIM,
-        bounds.len(),
-    ));
-    let cost = Box::new(TaskCost(Task::CartpoleSwingup));
+    let planner = Planner::new(config, state_dim, bounds.len(), &bounds, 1)?;
+    let transition: crate::mpc::Transition = match kind {
+        PlantKind::Cartpole => plant::cartpole::transition,
+        PlantKind::Pendulum => plant::pendulum::transition,
+    };
+    let dynamics = Box::new(AnalyticDynamics::new(transition, state_dim, bounds.len()));
+    let cost = Box::new(TaskCost(spec.task));
     let mut controller = MpcController::new(planner, dynamics, cost, Clock::simulated())?;
-    let mut plant = Cartpole::new();
+    let mut plant = kind.build();
     plant.reset(&mut ChaCha8Rng::seed_from_u64(seed));
-    Ok(rollout(
-        &mut plant,
-        &mut controller,
-        Task::CartpoleSwingup,
-        steps,
-    ))
+    Ok(rollout(&mut *plant, &mut controller, spec.task, steps))
 }
 
-/// Runs `config` from seeds `0..seeds`.
-pub fn measure(label: &str, config: &PlannerConfig, seeds: u64) -> anyhow::Result<ReturnReport> {
+/// Runs `config` on `kind` from seeds `0..seeds`.
+pub fn measure(
+    kind: PlantKind,
+    label: &str,
+    config: &PlannerConfig,
+    seeds: u64,
+) -> anyhow::Result<ReturnReport> {
     let clock = Clock::real();
-    let steps = Task::CartpoleSwingup.episode_steps();
+    let task = kind.spec().task;
+    let steps = task.episode_steps();
     let mut returns = Vec::new();
     let mut total_us = 0;
     for seed in 0..seeds {
-        let (us, value) = time_us(&clock, || true_dynamics_return(config, seed, steps));
+        let (us, value) = time_us(&clock, || true_dynamics_return(kind, config, seed, steps));
         returns.push(value?);
         total_us += us;
     }
     let n = returns.len().max(1) as f64;
     Ok(ReturnReport {
+        task,
         label: label.to_owned(),
         config: for_true_dynamics(config.clone()),
         seeds,
@@ -100,15 +104,23 @@ pub fn measure(label: &str, config: &PlannerConfig, seeds: u64) -> anyhow::Resul
     })
 }
 
-/// The paper's planner settings against the shipped real-time ones.
+/// The paper's planner settings against the shipped real-time ones, for every task.
 pub fn compare(seeds: u64) -> anyhow::Result<Vec<ReturnReport>> {
-    let task = Task::CartpoleSwingup;
-    Ok(vec![
-        measure(
-            "PETS paper (P400 K40 5it H25)",
-            &PlannerConfig::pets_paper(task),
+    let mut out = Vec::new();
+    for kind in [PlantKind::Cartpole, PlantKind::Pendulum] {
+        let task = kind.spec().task;
+        let paper = PlannerConfig::pets_paper(task);
+        let label = format!(
+            "PETS paper (P{} K{} {}it H{})",
+            paper.population, paper.elites, paper.iterations, paper.horizon
+        );
+        out.push(measure(kind, &label, &paper, seeds)?);
+        out.push(measure(
+            kind,
+            "real-time (shipped)",
+            &PlannerConfig::for_task(task),
             seeds,
-        )?,
-        measure("real-time (shipped)", &PlannerConfig::for_task(task), seeds)?,
-    ])
+        )?);
+    }
+    Ok(out)
 }

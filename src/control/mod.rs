@@ -2,17 +2,20 @@
 //!
 //! [`ticker::spawn`] starts the control thread; it talks to the robot only through
 //! [`crate::link::Link`] and to the rest of the program only through bounded channels
-//! ([`Request`] in; [`TickRecord`], [`EpisodeSummary`] and retired controllers out).
+//! ([`Request`] in; [`TickRecord`], [`EpisodeSummary`] and retired controllers out) and
+//! the [`TelemetrySink`] it is given. It names no consumer (no viewer, no recorder).
 
 mod fault_count;
 mod latency;
 mod mode;
+mod telemetry;
 pub mod ticker;
 pub mod timing;
 
 pub use fault_count::FaultCounts;
 pub use latency::LatencyCompensated;
 pub use mode::{EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Mode, Request, TickRecord};
+pub use telemetry::{Telemetry, TelemetrySink};
 pub use ticker::{LoopConfig, LoopHandle, LoopReport, RecordPolicy, spawn};
 /// What a controller sees each tick. Values are SI, in the calibration's channel order.
 #[derive(Clone, Copy, Debug)]

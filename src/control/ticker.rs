@@ -61,8 +61,9 @@ pub struct LoopConfig {
     pub action_limits: Vec<(f32, f32)>,
     pub record_policy: RecordPolicy,
     pub record_capacity: usize,
-    /// Every tick record also goes to the viewer (`try_send`; drops counted there).
-    pub viz: crate::viz::VizSender,
+    /// Every tick record is also offered here (the viewer, in a run with one):
+    /// non-blocking, non-allocating, drops counted by the sink.
+    pub telemetry: super::Telemetry,
 }
 
 impl LoopConfig {
@@ -80,7 +81,7 @@ impl LoopConfig {
             action_limits: calib.actions.iter().map(|a| (a.min, a.max)).collect(),
             record_policy: RecordPolicy::Lossy,
             record_capacity: 4096,
-            viz: crate::viz::VizSender::disabled(),
+            telemetry: super::Telemetry::none(),
         }
     }
 }
@@ -618,7 +619,7 @@ impl Ticker {
     }
 
     fn publish(&mut self, record: TickRecord) {
-        self.config.viz.send_tick(&record);
+        self.config.telemetry.offer_tick(&record);
         match self.config.record_policy {
             RecordPolicy::Lossy => {
                 if self.records.try_send(record).is_err() {

@@ -1,13 +1,18 @@
 //! [`Ensemble`]: one ONNX Runtime session over a contract-checked ensemble file,
 //! implementing [`Dynamics`].
 //!
-//! Real-time contract of [`Ensemble::predict`]: for a given row count `N` the first call
-//! allocates the input and output tensors (`E × N × S|A`, owned here, outputs
-//! preallocated through `OutputSelector::preallocate`); later calls with the same `N`
-//! copy the caller's rows in, run, and copy the results out without allocating on the
-//! Rust side (ONNX Runtime's own intermediate buffers come from its CPU arena, reused
-//! after the first run of a shape). Never panics: bad shapes, runtime failures and
-//! non-finite outputs are small `Copy` errors.
+//! Real-time contract of [`Ensemble::predict`]: every row count `N` the caller will use is
+//! prepared first ([`Dynamics::prepare`]: the input and output tensors `E × N × S|A`,
+//! owned here, outputs preallocated through `OutputSelector::preallocate`, and the
+//! `RunOptions` carrying them, one set per `N`, kept for the ensemble's life). A call
+//! with a prepared `N` copies the caller's rows in, runs, and copies the results out
+//! without allocating on the Rust side: `Session::run_with_options` keeps its names and
+//! value pointers in stack `SmallVec`s and hands back the preallocated outputs (Arc
+//! clones). ONNX Runtime's own C++ buffers come from its CPU arena (reused after the
+//! first run of a shape), not from Rust's allocator. An unprepared `N` still works
+//! (offline scoring): it goes to one transient set, rebuilt (allocating) whenever that
+//! `N` changes. Never panics: bad shapes, runtime failures and non-finite outputs are
+//! small `Copy` errors.
 
 use std::path::Path;
 
@@ -27,9 +32,14 @@ pub struct Ensemble {
     info: ModelInfo,
     layout: Layout,
     options: ModelOptions,
-    /// Tensors for the last row count seen; rebuilt when `N` changes.
-    batch: Option<Batch>,
+    /// Tensors for every row count [`Dynamics::prepare`] was called with.
+    prepared: Vec<Batch>,
+    /// Tensors for the last unprepared row count seen; rebuilt when that `N` changes.
+    transient: Option<Batch>,
 }
+
+/// At most this many row counts are kept prepared (a planner uses two or three).
+pub const MAX_PREPARED_ROW_COUNTS: usize = 16;
 
 /// Owned ORT tensors for one `N`: inputs filled by copy, outputs preallocated.
 struct Batch {
@@ -89,7 +99,8 @@ impl Ensemble {
             info,
             layout,
             options,
-            batch: None,
+            prepared: Vec::new(),
+            transient: None,
         })
     }
 
@@ -100,22 +111,32 @@ impl Ensemble {
     pub fn options(&self) -> ModelOptions {
         self.options
     }
+
+    /// The row counts prepared so far, in the order they were prepared.
+    pub fn prepared_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        self.prepared.iter().map(|b| b.rows)
+    }
+}
+
+/// The batch for `rows`: a prepared one if there is one (no allocation), else the
+/// transient one, rebuilt (allocating) when its row count differs.
+fn batch_for<'b>(
+    prepared: &'b mut [Batch],
+    transient: &'b mut Option<Batch>,
+    layout: &Layout,
+    rows: usize,
+) -> Result<&'b mut Batch, DynamicsError> {
+    if let Some(batch) = prepared.iter_mut().find(|b| b.rows == rows) {
+        return Ok(batch);
+    }
+    if transient.as_ref().map(|b| b.rows) != Some(rows) {
+        *transient = None;
+        *transient = Some(Batch::new(layout, rows).map_err(|_| DynamicsError::Runtime)?);
+    }
+    transient.as_mut().ok_or(DynamicsError::Runtime)
 }
 
 impl Batch {
-    /// The batch for `rows`, built (allocating) only when the row count changes.
-    fn for_rows<'b>(
-        slot: &'b mut Option<Batch>,
-        layout: &Layout,
-        rows: usize,
-    ) -> Result<&'b mut Batch, DynamicsError> {
-        if slot.as_ref().map(|b| b.rows) != Some(rows) {
-            *slot = None;
-            *slot = Some(Batch::new(layout, rows).map_err(|_| DynamicsError::Runtime)?);
-        }
-        slot.as_mut().ok_or(DynamicsError::Runtime)
-    }
-
     fn new(layout: &Layout, rows: usize) -> ort::Result<Self> {
         let allocator = Allocator::default();
         let (e, s, a) = (layout.ensemble_size, layout.state_dim, layout.action_dim);
@@ -150,6 +171,26 @@ impl Dynamics for Ensemble {
         true
     }
 
+    /// Builds and keeps the tensors for `rows` (allocates; idempotent). At most
+    /// 16 row counts (`MAX_PREPARED_ROW_COUNTS`); more is [`DynamicsError::Runtime`].
+    fn prepare(&mut self, rows: usize) -> Result<(), DynamicsError> {
+        if rows == 0 || self.prepared.iter().any(|b| b.rows == rows) {
+            return Ok(());
+        }
+        if self.prepared.len() >= MAX_PREPARED_ROW_COUNTS {
+            return Err(DynamicsError::Runtime);
+        }
+        let batch = match self.transient.take() {
+            Some(batch) if batch.rows == rows => batch,
+            other => {
+                self.transient = other;
+                Batch::new(&self.layout, rows).map_err(|_| DynamicsError::Runtime)?
+            }
+        };
+        self.prepared.push(batch);
+        Ok(())
+    }
+
     /// Shapes: `states` `E × N × S`, `actions` `E × N × A`, `mean`/`logvar` `E × N × S`,
     /// any `N` (including 0), any memory layout (copied into contiguous tensors).
     fn predict(
@@ -174,7 +215,7 @@ impl Dynamics for Ensemble {
             return Ok(());
         }
 
-        let batch = Batch::for_rows(&mut self.batch, &self.layout, rows)?;
+        let batch = batch_for(&mut self.prepared, &mut self.transient, &self.layout, rows)?;
         copy_in(states, batch.state.extract_tensor_mut().1);
         copy_in(actions, batch.action.extract_tensor_mut().1);
         let inputs = if state_input == 0 {

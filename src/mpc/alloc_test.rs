@@ -103,7 +103,7 @@ fn config(optimizer: Optimizer, propagation: Propagation) -> PlannerConfig {
         optimizer,
         propagation,
         epsilon_variance: 0.0,
-        ..PlannerConfig::for_task(Task::PendulumSwingup)
+        ..PlannerConfig::pets_paper(Task::PendulumSwingup)
     }
 }
 

@@ -206,6 +206,30 @@ impl Planner {
         Ok(stats)
     }
 
+    /// Every row count per member `N` this planner's calls pass to
+    /// [`Dynamics::predict`], ascending and distinct: each iteration's rollout batch
+    /// (iCEM's decaying population gives one per iteration) and, when
+    /// `latency_fraction > 0`, the single row of [`Planner::predicted_state_at_latency`].
+    /// Prepare each ([`Dynamics::prepare`]) before the first real-time call. Allocates.
+    pub fn batch_rows(&self) -> Vec<usize> {
+        let max_iterations = match self.config.optimizer {
+            Optimizer::RandomShooting => 1,
+            Optimizer::Cem | Optimizer::ICem => self.config.iterations,
+        };
+        let mut rows: Vec<usize> = (0..max_iterations)
+            .map(|iteration| {
+                self.rollout
+                    .rows_for_candidates(self.population(iteration).0)
+            })
+            .collect();
+        if self.config.latency_fraction > 0.0 {
+            rows.push(1);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
     fn check_inputs(&self, state: &[f32], dynamics: &dyn Dynamics) -> Result<(), PlanError> {
         if state.len() != self.state_dim {
             return Err(PlanError::StateDim {

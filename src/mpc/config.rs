@@ -76,12 +76,13 @@ impl Default for PlannerConfig {
 }
 
 impl PlannerConfig {
-    /// The shipped per-task defaults. Cart-pole: the REAL-TIME configuration for the
-    /// 25 Hz loop (see [`PlannerConfig::realtime_cartpole`]); pendulum: PETS-like CEM.
+    /// The shipped per-task defaults: the real-time configurations for each task's loop
+    /// (cart-pole 25 Hz, [`PlannerConfig::realtime_cartpole`]; pendulum 20 Hz,
+    /// [`PlannerConfig::realtime_pendulum`]).
     pub fn for_task(task: Task) -> Self {
         match task {
             Task::CartpoleSwingup => Self::realtime_cartpole(),
-            Task::PendulumSwingup => Self::pets_paper(task),
+            Task::PendulumSwingup => Self::realtime_pendulum(),
         }
     }
 
@@ -118,18 +119,33 @@ impl PlannerConfig {
     /// anytime cut-off. `bench plan` measures its latency and its return with the true
     /// dynamics against [`PlannerConfig::pets_paper`].
     pub fn realtime_cartpole() -> Self {
+        Self::realtime(Task::CartpoleSwingup, &REALTIME_CARTPOLE)
+    }
+
+    /// The real-time pendulum configuration (50 ms period, same machine budget as the
+    /// cart-pole's: one intra-op thread, a trainer on the other core), with
+    /// [`EnsembleShape::for_task`]'s model: the cart-pole's iCEM search over a 25-step
+    /// (1.25 s) horizon and a 30 ms anytime cut-off, instead of the PETS paper's CEM
+    /// (P 200 × 20 particles × H 30 × 5 iterations, about 0.5 s per plan here). `bench
+    /// plan` measures its latency against the period and its return with the true
+    /// dynamics against [`PlannerConfig::pets_paper`].
+    pub fn realtime_pendulum() -> Self {
+        Self::realtime(Task::PendulumSwingup, &REALTIME_PENDULUM)
+    }
+
+    fn realtime(task: Task, numbers: &RealtimeNumbers) -> Self {
         Self {
-            horizon: REALTIME_CARTPOLE.horizon,
-            population: REALTIME_CARTPOLE.population,
-            elites: REALTIME_CARTPOLE.elites,
-            iterations: REALTIME_CARTPOLE.iterations,
-            particles: REALTIME_CARTPOLE.particles,
+            horizon: numbers.horizon,
+            population: numbers.population,
+            elites: numbers.elites,
+            iterations: numbers.iterations,
+            particles: numbers.particles,
             optimizer: Optimizer::ICem,
-            noise_beta: REALTIME_CARTPOLE.noise_beta,
-            keep_elites_fraction: REALTIME_CARTPOLE.keep_elites_fraction,
-            population_decay: REALTIME_CARTPOLE.population_decay,
-            budget_us: Some(REALTIME_CARTPOLE.budget_us),
-            ..Self::pets_paper(Task::CartpoleSwingup)
+            noise_beta: numbers.noise_beta,
+            keep_elites_fraction: numbers.keep_elites_fraction,
+            population_decay: numbers.population_decay,
+            budget_us: Some(numbers.budget_us),
+            ..Self::pets_paper(task)
         }
     }
 
@@ -208,7 +224,8 @@ impl PlannerConfig {
     }
 }
 
-/// The numbers of [`PlannerConfig::realtime_cartpole`], in one place.
+/// The numbers of a real-time configuration ([`PlannerConfig::realtime_cartpole`],
+/// [`PlannerConfig::realtime_pendulum`]), in one place.
 struct RealtimeNumbers {
     horizon: usize,
     population: usize,
@@ -233,6 +250,12 @@ const REALTIME_CARTPOLE: RealtimeNumbers = RealtimeNumbers {
     // never rebuilds its tensors for a new N on the control thread.
     population_decay: 1.0,
     budget_us: 25_000,
+};
+
+const REALTIME_PENDULUM: RealtimeNumbers = RealtimeNumbers {
+    horizon: 25,
+    budget_us: 30_000,
+    ..REALTIME_CARTPOLE
 };
 
 /// The size of a dynamics ensemble: what the planner's budget was measured with and

@@ -18,6 +18,29 @@ pub trait PlanObserver: Send {
     fn observe(&mut self, tick: u64, planner: &Planner);
 }
 
+/// Makes a fresh [`PlanObserver`] for each controller built (a run builds one; the
+/// retrainer one per published model). Cheap to clone (an `Arc`), shareable across
+/// threads.
+#[derive(Clone)]
+pub struct PlanObserverFactory(std::sync::Arc<dyn Fn() -> Box<dyn PlanObserver> + Send + Sync>);
+
+impl PlanObserverFactory {
+    pub fn new(make: impl Fn() -> Box<dyn PlanObserver> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(make))
+    }
+
+    /// A new observer (allocates: call when building a controller, not on a tick).
+    pub fn make(&self) -> Box<dyn PlanObserver> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for PlanObserverFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanObserverFactory")
+    }
+}
+
 pub struct MpcController {
     /// Shown each plan, if any.
     observer: Option<Box<dyn PlanObserver>>,
@@ -36,9 +59,12 @@ pub struct MpcController {
 
 impl MpcController {
     /// Fails with [`PlanError::ModelMismatch`] if the model does not fit the planner.
+    /// Prepares the model for every batch the planner will ask of it
+    /// ([`Planner::batch_rows`], [`Dynamics::prepare`]): allocates here, so that no tick
+    /// does; a model that cannot prepare is a [`PlanError::Dynamics`].
     pub fn new(
         planner: Planner,
-        dynamics: Box<dyn Dynamics>,
+        mut dynamics: Box<dyn Dynamics>,
         cost: Box<dyn Cost>,
         clock: Clock,
     ) -> Result<Self, PlanError> {
@@ -57,6 +83,7 @@ impl MpcController {
                 ensemble: planner.ensemble_size,
             });
         }
+        prepare(&planner, &mut *dynamics)?;
         Ok(Self {
             observer: None,
             plan_state: vec![0.0; planner.state_dim],
@@ -85,11 +112,13 @@ impl MpcController {
         &self.planner
     }
 
-    /// Swaps in a new model (e.g. after retraining); returns the old one so the caller
-    /// can drop it off the control thread.
+    /// Swaps in a new model (e.g. after retraining), prepared here for the planner's
+    /// batches (allocates: not on the control thread); returns the old one so the caller
+    /// can drop it off the control thread. A model that does not fit or cannot prepare
+    /// comes back as the `Err`.
     pub fn replace_dynamics(
         &mut self,
-        dynamics: Box<dyn Dynamics>,
+        mut dynamics: Box<dyn Dynamics>,
     ) -> Result<Box<dyn Dynamics>, Box<dyn Dynamics>> {
         let fits = (
             dynamics.state_dim(),
@@ -100,7 +129,7 @@ impl MpcController {
             self.planner.action_dim,
             self.planner.ensemble_size,
         );
-        if fits {
+        if fits && prepare(&self.planner, &mut *dynamics).is_ok() {
             Ok(std::mem::replace(&mut self.dynamics, dynamics))
         } else {
             Err(dynamics)
@@ -177,6 +206,14 @@ impl Controller for MpcController {
     fn name(&self) -> &'static str {
         "mpc"
     }
+}
+
+/// Prepares `dynamics` for every row count `planner` will pass it.
+fn prepare(planner: &Planner, dynamics: &mut dyn Dynamics) -> Result<(), PlanError> {
+    for rows in planner.batch_rows() {
+        dynamics.prepare(rows)?;
+    }
+    Ok(())
 }
 
 fn to_control_error(error: PlanError) -> ControlError {

@@ -33,12 +33,22 @@ pub trait Dynamics: Send {
     /// need not sample).
     fn is_probabilistic(&self) -> bool;
 
+    /// Makes calls of [`Dynamics::predict`] with `rows` rows per member (`N`)
+    /// allocation-free from now on, for the model's life. May allocate; called at
+    /// construction or warm-up (never on a tick) for every `N` a planner will use
+    /// ([`crate::mpc::Planner::batch_rows`]). Default: nothing to prepare.
+    fn prepare(&mut self, rows: usize) -> Result<(), DynamicsError> {
+        let _ = rows;
+        Ok(())
+    }
+
     /// For each member `e` and row `n`: the mean and log-variance of `s' − s`.
     ///
     /// Shapes: `states` `E × N × S`, `actions` `E × N × A`, `mean` and `logvar`
-    /// `E × N × S`. Real-time contract: no allocation after the first call with a given
-    /// `N` (implementations preallocate); never panics on bad values, returns
-    /// [`DynamicsError::NonFinite`] instead.
+    /// `E × N × S`. Real-time contract: no allocation for an `N` passed to
+    /// [`Dynamics::prepare`] (implementations preallocate there; an unprepared `N` may
+    /// allocate); never panics on bad values, returns [`DynamicsError::NonFinite`]
+    /// instead.
     ///
     /// On `NonFinite` the planner keeps going: it reads the outputs as written, so an
     /// implementation must leave the offending rows non-finite (never stale), and those

@@ -29,7 +29,7 @@ mod alloc_test;
 pub use analytic::{AnalyticDynamics, Transition};
 pub use cem::Planner;
 pub use config::{ConfigError, EnsembleShape, Optimizer, PlannerConfig, Propagation};
-pub use controller::{MpcController, PlanObserver};
+pub use controller::{MpcController, PlanObserver, PlanObserverFactory};
 pub use cost::{Cost, TaskCost};
 pub use dynamics::{Dynamics, DynamicsError};
 pub use outcome::{PlanError, PlanStats, StopReason};

@@ -166,6 +166,16 @@ impl Rollout {
         }
     }
 
+    /// Rows per member `R` an evaluation of `candidates` candidates passes to the model.
+    pub fn rows_for_candidates(&self, candidates: usize) -> usize {
+        Self::rows_for(
+            self.propagation,
+            self.particles,
+            self.ensemble_size,
+            candidates.min(self.max_candidates),
+        )
+    }
+
     /// Rows per member `R` for the last evaluation.
     pub fn rows_per_member(&self) -> usize {
         Self::rows_for(

@@ -569,7 +569,7 @@ pub fn learn(
     write_json(&config.out_dir.join("robot.json"), robot.link.robot())?;
     let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.robot.lockstep);
-    loop_config.viz = viz.sender();
+    loop_config.telemetry = crate::control::Telemetry::to(viz.sender());
     loop_config.record_policy = if config.robot.lockstep {
         RecordPolicy::Lossless
     } else {

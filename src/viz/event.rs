@@ -63,16 +63,7 @@ pub enum TextLevel {
     Error,
 }
 
-/// One epoch of training an ensemble: negative log-likelihoods per transition.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TrainingPoint {
-    /// The model version being trained (the version it will have once deployed).
-    pub model_version: u32,
-    pub epoch: u32,
-    pub train_nll: f32,
-    /// `None` when there is no validation split yet.
-    pub validation_nll: Option<f32>,
-}
+pub use crate::telemetry::TrainingPoint;
 
 /// A short string stored inline (no allocation): cut at [`INLINE_TEXT_BYTES`].
 #[derive(Clone, Copy, PartialEq, Eq)]

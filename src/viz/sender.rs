@@ -145,6 +145,19 @@ impl VizSender {
         queued
     }
 
+    /// A maker of [`super::PlanTap`]s feeding this sender, one per MPC controller built
+    /// (the retrainer builds one per model); `None` when the sender is disabled, so no
+    /// planner keeps a rollout trace for nothing.
+    pub fn plan_observers(&self) -> Option<crate::mpc::PlanObserverFactory> {
+        if !self.is_enabled() {
+            return None;
+        }
+        let sender = self.clone();
+        Some(crate::mpc::PlanObserverFactory::new(move || {
+            Box::new(super::PlanTap::new(sender.clone()))
+        }))
+    }
+
     /// Events dropped so far because a queue was full or the viz thread had stopped
     /// (all clones together).
     pub fn dropped(&self) -> u64 {
@@ -154,5 +167,28 @@ impl VizSender {
     /// Events queued so far (all clones together).
     pub fn sent(&self) -> u64 {
         self.counters.sent.load(Ordering::Relaxed)
+    }
+}
+
+/// The viewer as the control loop's telemetry consumer: each tick record is queued with
+/// [`VizSender::send_tick`] (`try_send`, drops counted; never blocks or allocates).
+impl crate::control::TelemetrySink for VizSender {
+    fn offer_tick(&self, record: &TickRecord) -> bool {
+        self.send_tick(record)
+    }
+}
+
+/// The viewer as the learner's progress consumer: training points and model versions
+/// become [`VizEvent::Training`] and [`VizEvent::Model`] (`try_send`, drops counted).
+impl crate::telemetry::LearningSink for VizSender {
+    fn training_point(&self, point: &TrainingPoint) {
+        self.send(VizEvent::Training(*point));
+    }
+
+    fn model_deployed(&self, version: u32, label: &str) {
+        self.send(VizEvent::Model {
+            version,
+            label: InlineText::new(label),
+        });
     }
 }

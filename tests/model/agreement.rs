@@ -86,7 +86,7 @@ fn the_planner_plans_the_same_with_either_model() {
         propagation: Propagation::Expectation,
         optimizer: Optimizer::Cem,
         seed: 5,
-        ..PlannerConfig::for_task(handful::task::Task::PendulumSwingup)
+        ..PlannerConfig::pets_paper(handful::task::Task::PendulumSwingup)
     };
     let bounds = [(-2.0, 2.0)];
     let plan = |dynamics: &mut dyn Dynamics| {
