@@ -467,7 +467,8 @@ fn a_rejected_candidate_leaves_the_model_in_use_and_is_not_the_next_warm_start()
         // not continue from a rejected one.
         warm_start: true,
         first_version: 0,
-        viz: handful::viz::VizSender::disabled(),
+        learning: handful::telemetry::LearningTelemetry::none(),
+        plans: None,
     };
     let retrainer =
         Retrainer::spawn(config, &calib, loop_tx, handful::clock::Clock::simulated()).unwrap();

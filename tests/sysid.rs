@@ -102,7 +102,8 @@ fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks()
         models_dir: dir.path().join("models"),
         warm_start: false,
         first_version: 0,
-        viz: handful::viz::VizSender::disabled(),
+        learning: handful::telemetry::LearningTelemetry::none(),
+        plans: None,
     };
     let retrainer = Retrainer::spawn(
         config,

@@ -105,8 +105,10 @@ pub struct RetrainerConfig {
     pub warm_start: bool,
     /// Versions continue after this one (a resumed run's last; 0: the first is v1).
     pub first_version: u32,
-    /// Training curves and published versions go to the viewer.
-    pub viz: crate::viz::VizSender,
+    /// Training curves and published versions go here (the viewer, in a run with one).
+    pub learning: crate::telemetry::LearningTelemetry,
+    /// Each published model's controller shows its plans to an observer made here.
+    pub plans: Option<crate::mpc::PlanObserverFactory>,
 }
 
 /// The running retrainer: its channels and thread (joined on drop).
@@ -240,13 +242,13 @@ impl Worker {
         for (epoch, e) in report.epochs.iter().enumerate() {
             let members = self.config.trainer.ensemble_size.max(1) as f64;
             self.config
-                .viz
-                .send(crate::viz::VizEvent::Training(crate::viz::TrainingPoint {
+                .learning
+                .training_point(&crate::telemetry::TrainingPoint {
                     model_version: self.version + 1,
                     epoch: epoch as u32,
                     train_nll: (e.train_loss / members) as f32,
                     validation_nll: Some(mean(&e.holdout.nll) as f32),
-                }));
+                });
         }
         let meta = ExportMetadata {
             state_names: self.calib.states.iter().map(|s| s.name.clone()).collect(),
@@ -294,12 +296,10 @@ impl Worker {
         self.current = Some(evaluator);
         self.trainer = candidate;
         self.version = version;
-        self.config.viz.send(crate::viz::VizEvent::Model {
+        self.config.learning.model_deployed(
             version,
-            label: crate::viz::InlineText::new(&format!(
-                "v{version}: validation NLL {candidate_nll:.3}"
-            )),
-        });
+            &format!("v{version}: validation NLL {candidate_nll:.3}"),
+        );
         let published = ModelVersion {
             version,
             sha256: crate::calib::hex_sha256(&std::fs::read(&path)?),
@@ -351,9 +351,8 @@ impl Worker {
             clock,
         )
         .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
-        if self.config.viz.is_enabled() {
-            let tap = crate::viz::PlanTap::new(self.config.viz.clone());
-            controller.set_plan_observer(Box::new(tap));
+        if let Some(plans) = &self.config.plans {
+            controller.set_plan_observer(plans.make());
         }
         let state: Vec<f32> = if !validation.is_empty() {
             validation.states.row(0).to_vec()

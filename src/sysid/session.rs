@@ -584,7 +584,8 @@ pub fn learn(
         robot.clock.clone(),
     )?;
     let mut retrainer_config = config.retrainer.clone();
-    retrainer_config.viz = viz.sender();
+    retrainer_config.learning = crate::telemetry::LearningTelemetry::to(viz.sender());
+    retrainer_config.plans = viz.sender().plan_observers();
     // The retrainer's controllers go through this thread (see `Swaps`).
     let (swap_tx, swap_rx) = bounded(16);
     let retrainer = Retrainer::spawn(retrainer_config, calib, swap_tx, robot.clock.clone())?;
