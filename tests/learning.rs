@@ -426,28 +426,6 @@ fn validation_holds_out_whole_blocks_of_each_episode() {
     assert!(firsts.iter().any(|&f| f != firsts[0]), "{firsts:?}");
 }
 
-/// Cart-pole transitions from a scripted-expert-like spread of states (true physics).
-fn cartpole_episode(n: usize, seed: u64) -> Vec<Transition> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let state: Vec<f64> = [1.0, 3.5, 2.0, 6.0]
-                .iter()
-                .map(|s| rng.random_range(-s..*s))
-                .collect();
-            let action = [rng.random_range(-3.0..3.0)];
-            let mut next = [0.0; 4];
-            cartpole::transition(&state, &action, &mut next);
-            let f = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
-            Transition {
-                state: f(&state),
-                action: f(&action),
-                next_state: f(&next),
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn a_rejected_candidate_leaves_the_model_in_use_and_is_not_the_next_warm_start() {
     let calib = calibration("cartpole-sim.toml");
@@ -487,7 +465,7 @@ fn a_rejected_candidate_leaves_the_model_in_use_and_is_not_the_next_warm_start()
     for seed in 0..3 {
         let send = retrainer.requests.send(SysidRequest::Add {
             kind: Kind::Expert,
-            transitions: cartpole_episode(300, seed),
+            transitions: crate::sysid::cartpole_transitions(300, seed),
         });
         send.unwrap();
     }
@@ -502,7 +480,7 @@ fn a_rejected_candidate_leaves_the_model_in_use_and_is_not_the_next_warm_start()
         .requests
         .send(SysidRequest::Add {
             kind: Kind::Learner,
-            transitions: cartpole_episode(300, 10),
+            transitions: crate::sysid::cartpole_transitions(300, 10),
         })
         .unwrap();
     let schedule = Schedule {

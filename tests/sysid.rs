@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::control::rig::{Rig, calibration};
 
 /// Cart-pole transitions under random actions from random states (the true physics).
-fn cartpole_transitions(n: usize, seed: u64) -> Vec<Transition> {
+pub(crate) fn cartpole_transitions(n: usize, seed: u64) -> Vec<Transition> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..n)
         .map(|_| {
