@@ -136,8 +136,14 @@ pub fn transitions_from_frames(
                 Stepping::RealTime => now.applied_command_seq,
             };
             let by = (seq >= 0).then(|| sent.get(&seq)).flatten();
-            // The command must have been sent before the step's end state was taken.
-            match by.filter(|&&j| j <= t + 1) {
+            // The command must have been sent before it can be in force: in lockstep at
+            // the step's first tick at the latest, in real time before it (the state at
+            // tick t was taken before the command sent at t could arrive).
+            let sent_in_time = |j: usize| match stepping {
+                Stepping::Lockstep => j <= t,
+                Stepping::RealTime => j < t,
+            };
+            match by.filter(|&&j| sent_in_time(j)) {
                 Some(&j) => &frames[j].action,
                 None => {
                     counts.unpaired += 1;
