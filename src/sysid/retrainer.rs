@@ -197,7 +197,7 @@ struct Worker {
     calib: Calibration,
     experience: Experience,
     /// The training state of the model in use (the initial ensemble before the first
-    /// publication): every candidate is a clone of it.
+    /// publication): with `warm_start`, every candidate is a clone of it.
     trainer: Trainer,
     /// The model in use, kept here to score it on the (growing) validation set.
     current: Option<Ensemble>,
