@@ -97,9 +97,9 @@ pub struct RetrainerConfig {
     pub models_dir: PathBuf,
     /// Start each candidate from the model in use (weights, statistics and optimiser,
     /// re-standardised to the grown data) instead of a fresh initialisation. Off by
-    /// default: measured on the cart-pole in lockstep (seed 0, five trials), warm starts
-    /// reached returns of 7 and 82 (with and without keeping the function across the new
-    /// statistics) where fresh fits reached 177 — a network fitted to three
+    /// default: measured on the cart-pole in lockstep (seed 0, return at trial 5), warm
+    /// starts reached 7 and 82 (with and without keeping the function across the new
+    /// statistics) where fresh fits reached 176–177 — a network fitted to three
     /// demonstrations adapts to the controller's own states worse than a new one learns
     /// them (ARCHITECTURE.md, "Measured choices").
     pub warm_start: bool,
