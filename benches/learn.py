@@ -85,6 +85,8 @@ def run_one(binary, out_root, task, mode, demos, seed, trials, trainer, extra):
         "deadline_misses": sum(t["deadline_misses"] for t in mpc),
         "plan_p99_us_max": max((t["plan_p99_us"] for t in mpc), default=0),
         "models_published": len(summary.get("models", [])),
+        "train_ms": [m["train_ms"] for m in summary.get("models", [])],
+        "retrains": summary.get("retrains"),
         "pairing": summary.get("pairing"),
         "summary": summary,
     })

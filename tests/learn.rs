@@ -9,29 +9,32 @@ use serde_json::Value;
 
 use crate::cli::handful;
 
+/// Short fits for tests of the plumbing, not of learning quality.
+pub(crate) const QUICK_TRAINER: &str = "tests/fixtures/quick-trainer.toml";
+
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
 
-/// `handful run --lockstep` for a short learning run into `out`, with `extra` arguments;
-/// panics with its stderr unless it succeeds. Returns its summary.
+/// `handful run --lockstep` for a short learning run into `out`, with `extra` arguments
+/// (and the quick trainer unless they name one); panics with its stderr unless it
+/// succeeds. Returns its summary.
 fn learn(out: &Path, extra: &[&str]) -> Value {
-    let output = handful()
-        .args([
-            "run",
-            "--lockstep",
-            "--no-viz",
-            "--steps",
-            "60",
-            "--seed",
-            "2",
-        ])
-        .args(extra)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
+    let mut command = handful();
+    command.args([
+        "run",
+        "--lockstep",
+        "--no-viz",
+        "--steps",
+        "60",
+        "--seed",
+        "2",
+    ]);
+    if !extra.contains(&"--trainer") {
+        command.args(["--trainer", QUICK_TRAINER]);
+    }
+    let output = command.args(extra).arg("--out").arg(out).output().unwrap();
     assert!(
         output.status.success(),
         "handful run {extra:?} failed:\n{}",

@@ -210,6 +210,8 @@ fn real_time_learning_with_dropped_frames_pairs_every_transition_with_the_applie
             "--seed",
             "2",
             "--sim-arg=--drop-prob=0.05",
+            "--trainer",
+            crate::learn::QUICK_TRAINER,
             "--out",
         ])
         .arg(&run)
@@ -250,6 +252,8 @@ fn lockstep_learning_pairs_every_transition_with_the_command_that_drove_it() {
             "--steps",
             "80",
             "--no-viz",
+            "--trainer",
+            crate::learn::QUICK_TRAINER,
             "--out",
         ])
         .arg(&run)

@@ -180,7 +180,7 @@ fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks()
 }
 
 #[test]
-fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
+fn a_short_learning_run_reaches_the_benchmark_level_by_the_third_trial() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let output = crate::cli::handful()
@@ -188,7 +188,7 @@ fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
             "run",
             "--lockstep",
             "--trials",
-            "5",
+            "3",
             "--expert-episodes",
             "3",
             "--out",
@@ -208,11 +208,13 @@ fn a_short_learning_run_learns_the_swing_up_from_demonstrations() {
         "learning curve:\n{}",
         std::fs::read_to_string(out.join("learning_curve.csv")).unwrap()
     );
-    assert!(best > 150.0, "best return {best} after 5 trials");
+    // The shipped trainer and planner, seed 0 in lockstep (deterministic): the PETS
+    // benchmark's level by the third trial, as benches/learn.py measures over seeds.
+    assert!(best >= 170.0, "best return {best} after 3 trials");
     assert!(Path::new(&out.join("best.onnx")).is_file());
     // Every trial's experience is on disk, in the dataset format.
     let learner = handful::dataset::DatasetReader::open(&out.join("learner")).unwrap();
-    assert_eq!(learner.episodes().len(), 5);
+    assert_eq!(learner.episodes().len(), 3);
     let expert = handful::dataset::DatasetReader::open(&out.join("expert")).unwrap();
     assert_eq!(expert.episodes().len(), 3);
     // Every MPC trial names the model that drove it: a published version, on disk, and

@@ -51,8 +51,10 @@ pub struct TrainReport {
     pub epochs: Vec<EpochReport>,
     pub epochs_run: usize,
     pub steps: usize,
-    /// Whether patience ran out before `max_epochs`.
+    /// Whether patience ran out (after `min_steps`) before `max_epochs` and `max_steps`.
     pub stopped_early: bool,
+    /// Whether the fit ended at `max_steps`.
+    pub capped: bool,
     /// Scores before the first step of this fit.
     pub initial: HoldoutScore,
     /// Scores of the kept model (each member at its best epoch).
@@ -281,6 +283,7 @@ impl Trainer {
         let mut batch_rows = vec![usize::MAX; batch];
         let mut grads = self.params.zeros_like();
         let (mut epochs, mut stale, mut steps) = (Vec::new(), 0, 0);
+        let (mut stopped_early, mut capped) = (false, false);
         for epoch in 0..self.config.max_epochs {
             let mut loss_sum = 0.0;
             for _ in 0..steps_per_epoch {
@@ -337,7 +340,9 @@ impl Trainer {
                 train_loss: loss_sum / steps_per_epoch as f64,
                 holdout: holdout_score,
             });
-            if stale >= self.config.patience_epochs && steps >= self.config.min_steps {
+            stopped_early = stale >= self.config.patience_epochs && steps >= self.config.min_steps;
+            capped = self.config.max_steps > 0 && steps >= self.config.max_steps;
+            if stopped_early || capped {
                 break;
             }
         }
@@ -353,7 +358,8 @@ impl Trainer {
         self.training_data_sha256 = Some(sha.clone());
         Ok(TrainReport {
             epochs_run: epochs.len(),
-            stopped_early: epochs.len() < self.config.max_epochs,
+            stopped_early,
+            capped,
             epochs,
             steps,
             initial,
@@ -528,6 +534,9 @@ fn validate(
     }
     if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
         return bad("learning_rate", "must be finite and positive");
+    }
+    if config.max_steps > 0 && config.max_steps < config.min_steps {
+        return bad("max_steps", "must be 0 (no cap) or at least min_steps");
     }
     if !(0.0..1.0).contains(&config.holdout_fraction) {
         return bad("holdout_fraction", "must be in [0, 1)");

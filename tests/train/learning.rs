@@ -84,6 +84,31 @@ fn broadcast(rows: &Array2<f32>, e: usize) -> Array3<f32> {
 }
 
 #[test]
+fn a_fit_takes_at_least_min_steps_and_ends_at_max_steps_whatever_patience_says() {
+    // 600 training rows in batches of 64: 10 steps an epoch.
+    let data = pendulum_transitions(667, 0.01, 3);
+    let fit = |min_steps, max_steps, patience_epochs| {
+        let config = TrainerConfig {
+            max_epochs: 1_000,
+            patience_epochs,
+            min_steps,
+            max_steps,
+            ..small_config()
+        };
+        let mut trainer = Trainer::new(config, 2, 1, 7).expect("valid config");
+        trainer.fit(&data).expect("fit")
+    };
+    // Patience 0 would stop after the first epoch; the floor keeps it going.
+    let floored = fit(200, 0, 0);
+    assert_eq!(floored.steps, 200, "{} steps", floored.steps);
+    assert!(floored.stopped_early && !floored.capped);
+    // Patience that never runs out: the cap ends the fit.
+    let capped = fit(0, 300, 1_000);
+    assert_eq!(capped.steps, 300, "{} steps", capped.steps);
+    assert!(capped.capped && !capped.stopped_early);
+}
+
+#[test]
 fn a_seed_reproduces_the_fit_exactly() {
     let data = pendulum_transitions(400, 0.01, 3);
     let config = TrainerConfig {
@@ -217,6 +242,14 @@ fn bad_input_is_an_error_not_a_panic() {
                 ..TrainerConfig::default()
             },
             "elite_count",
+        ),
+        (
+            TrainerConfig {
+                min_steps: 100,
+                max_steps: 50,
+                ..TrainerConfig::default()
+            },
+            "max_steps",
         ),
     ] {
         assert!(
