@@ -5,7 +5,7 @@ Runs the release binary once per configuration (sequentially: real-time runs nee
 machine to themselves), reads each run's summary.json, prints a table and writes every
 trial's return and timing figures as JSON. Not a test: it asserts nothing, it measures.
 
-    python3 benches/learn.py                     # everything below (~1 h on 2 cores)
+    python3 benches/learn.py                     # everything below (~3 h on 2 cores)
     python3 benches/learn.py --tasks cartpole --modes lockstep --demos 3 --seeds 0-4
     python3 benches/learn.py --trainer T.toml --label elites   # a variant, same grid
 
