@@ -29,12 +29,11 @@ pub fn trainer_config_for(task: crate::task::Task) -> crate::train::TrainerConfi
         ensemble_size: shape.ensemble_size,
         hidden_sizes: vec![shape.hidden_units; shape.hidden_layers],
         elite_count: shape.ensemble_size,
-        // A fit is counted in gradient steps, not epochs: a few hundred rows make an
-        // epoch two or three steps, so epochs and patience alone ended the first fits
-        // after 300-600 steps, far from converged (the first MPC trials scored 0-70 and
-        // reached 170 at trial 4-7). 3,000-5,000 steps (17-36 s beside the real-time
-        // loop here) reach 170 by trial 2-3 in every seed; ARCHITECTURE.md ("Measured
-        // choices"). Steps, not epochs, end a fit.
+        // Steps, not epochs, end a fit: a few hundred rows make an epoch two or three
+        // steps, so epochs and patience alone ended the first fits after 300-600 steps,
+        // far from converged (the first MPC trials scored 0-70 and reached 170 at trial
+        // 3-7). 3,000-5,000 steps (17-36 s beside the real-time loop here) reach 170 by
+        // trial 2-3 in every seed; ARCHITECTURE.md ("Measured choices").
         max_epochs: 100_000,
         patience_epochs: 10,
         min_steps: 3_000,
