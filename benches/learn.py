@@ -9,11 +9,24 @@ trial's return and timing figures as JSON. Not a test: it asserts nothing, it me
     python3 benches/learn.py --tasks cartpole --modes lockstep --demos 3 --seeds 0-4
     python3 benches/learn.py --trainer T.toml --label elites   # a variant, same grid
 
-Figures per run: return per trial, the first MPC trial at the threshold (cart-pole:
-170 over 200 steps, the PETS benchmark's level; pendulum: -200 over 200 steps, see
-THRESHOLDS), whether it holds (every later trial at or above HOLD), deadline misses and
-the plan latency p99 next to the period. The JSON keeps the whole summary.json of each
-run so nothing has to be rerun to look at something else.
+Figures per run: return per trial, the first MPC trial at the level, whether it holds
+(every later trial at the hold level), deadline misses and the plan latency p99 next to
+the period. The JSON keeps the whole summary.json of each run so nothing has to be
+rerun to look at something else.
+
+The oracle: for every (task, mode, seed) the same planner with the true dynamics
+(`--controller mpc-true`) drives as many episodes as the learning run has, from the same
+start states (episode i of a run with seed S starts from the same reset seed, whoever
+drives). Each trial's regret is the oracle's return from its start minus the learner's.
+
+The level. Cart-pole: 170 over 200 steps (the PETS benchmark's), holding = every later
+trial at or above 160; every start is near hanging still, so an absolute level measures
+the controller. Pendulum-v1 starts anywhere on the circle, and its return mostly
+measures the start: the oracle itself scores from -1 (starting upright) through -120
+(one swing) to -360 (two or three swings from hanging), so no absolute level separates
+a good controller from a lucky start. A pendulum trial is at the level when its regret
+is at most 50 (under half the ~110 an extra swing costs: it swung up as the oracle did),
+and holding = every later trial at the level too.
 """
 
 import argparse
@@ -26,15 +39,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# Task -> (calibration, threshold, hold level, control period in µs).
-# Pendulum-v1 scores 0 at best per step (upright, still, no torque); over 200 steps a
-# swing-up from hanging costs about -120 to -150 with a good controller (the swing
-# itself), and hovering without swinging up costs about -1,200. -200 separates a
-# controller that swings up and holds from one that does not; holding = every later
-# trial at or above -250.
+# Task -> (calibration, level, hold level, control period in µs, whether the levels are
+# regrets against the oracle rather than returns). See the module comment.
 TASKS = {
-    "cartpole": ("calib/cartpole-sim.toml", 170.0, 160.0, 40_000),
-    "pendulum": ("calib/pendulum-sim.toml", -200.0, -250.0, 50_000),
+    "cartpole": ("calib/cartpole-sim.toml", 170.0, 160.0, 40_000, False),
+    "pendulum": ("calib/pendulum-sim.toml", 50.0, 50.0, 50_000, True),
 }
 
 
@@ -45,8 +54,32 @@ def seeds(text):
     return [int(s) for s in text.split(",")]
 
 
-def run_one(binary, out_root, task, mode, demos, seed, trials, trainer, extra):
-    calib, threshold, hold, period_us = TASKS[task]
+def oracle(binary, out_root, task, mode, seed, episodes):
+    """Returns of the true-dynamics planner per episode index (reused if already run)."""
+    calib = TASKS[task][0]
+    name = f"oracle-{task}-{mode}-seed{seed}"
+    out = out_root / name
+    summary_path = out / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if len(summary["episodes"]) >= episodes:
+            return [e["episode_return"] for e in summary["episodes"]]
+    cmd = [
+        str(binary), "run", "--calib", str(REPO / calib), "--seed", str(seed),
+        "--controller", "mpc-true", "--episodes", str(episodes), "--no-viz",
+        "--out", str(out), "--name", name,
+    ]
+    if mode == "lockstep":
+        cmd.append("--lockstep")
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0 or not summary_path.exists():
+        sys.exit(f"the oracle run failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    summary = json.loads(summary_path.read_text())
+    return [e["episode_return"] for e in summary["episodes"]]
+
+
+def run_one(binary, out_root, task, mode, demos, seed, trials, trainer, extra, oracle_returns):
+    calib, threshold, hold, period_us, by_regret = TASKS[task]
     name = f"{task}-{mode}-demos{demos}-seed{seed}"
     out = out_root / name
     cmd = [
@@ -72,14 +105,25 @@ def run_one(binary, out_root, task, mode, demos, seed, trials, trainer, extra):
         result["error"] = proc.stderr[-2000:]
         return result
     summary = json.loads(summary_path.read_text())
+    # Every row of `trials` is one episode, in order: its index is the episode index.
+    for index, t in enumerate(summary["trials"]):
+        t["regret"] = (oracle_returns[index] - t["episode_return"]
+                       if oracle_returns and index < len(oracle_returns) else None)
     mpc = [t for t in summary["trials"] if t["policy"] == "mpc"]
     returns = [t["episode_return"] for t in mpc]
-    first = next((t["trial"] for t in mpc if t["episode_return"] >= threshold), None)
+    if by_regret:
+        at = lambda t, level: t["regret"] is not None and t["regret"] <= level  # noqa: E731
+    else:
+        at = lambda t, level: t["episode_return"] >= level  # noqa: E731
+    first = next((t["trial"] for t in mpc if at(t, threshold)), None)
     holds = None
     if first is not None:
-        holds = all(t["episode_return"] >= hold for t in mpc if t["trial"] > first)
+        holds = all(at(t, hold) for t in mpc if t["trial"] > first)
     result.update({
         "returns": [round(r, 2) for r in returns],
+        "oracle_returns": [round(r, 2) for r in oracle_returns[:len(summary["trials"])]]
+        if oracle_returns else None,
+        "regrets": [None if t["regret"] is None else round(t["regret"], 2) for t in mpc],
         "first_at_threshold": first,
         "holds": holds,
         "deadline_misses": sum(t["deadline_misses"] for t in mpc),
@@ -105,6 +149,8 @@ def main():
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench-learn")
     ap.add_argument("--json", type=Path, help="default: <out>/bench-learn-<label>.json")
     ap.add_argument("--binary", type=Path, default=REPO / "target" / "release" / "handful")
+    ap.add_argument("--no-oracle", action="store_true",
+                    help="skip the true-dynamics runs (no regrets; pendulum levels unknown)")
     ap.add_argument("extra", nargs="*", help="more `handful run` arguments, after --")
     args = ap.parse_args()
     if not args.binary.exists():
@@ -121,8 +167,11 @@ def main():
     print(f"{'task':<9} {'mode':<9} {'demos':>5} {'seed':>4}  {'first':>5} {'holds':>5} "
           f"{'misses':>6} {'p99 ms':>7}/{'period':<6}  returns per MPC trial")
     for task, mode, demos, seed in grid:
+        # Demonstrations (or the random trial), then the trials.
+        oracle_returns = None if args.no_oracle else oracle(
+            args.binary, args.out / "oracle", task, mode, seed, max(demos, 1) + args.trials)
         r = run_one(args.binary, args.out / args.label, task, mode, demos, seed,
-                    args.trials, args.trainer, args.extra)
+                    args.trials, args.trainer, args.extra, oracle_returns)
         results.append(r)
         if "error" in r:
             print(f"{task:<9} {mode:<9} {demos:>5} {seed:>4}  FAILED (exit {r['exit_code']}): "
@@ -131,7 +180,9 @@ def main():
             print(f"{task:<9} {mode:<9} {demos:>5} {seed:>4}  {str(r['first_at_threshold']):>5} "
                   f"{str(r['holds']):>5} {r['deadline_misses']:>6} "
                   f"{r['plan_p99_us_max'] / 1000:>7.1f}/{r['period_us'] / 1000:<6.0f}  "
-                  + " ".join(f"{x:.0f}" for x in r["returns"]))
+                  + " ".join(f"{x:.0f}" for x in r["returns"])
+                  + ("" if not r["oracle_returns"] else "  regret "
+                     + " ".join("-" if x is None else f"{x:.0f}" for x in r["regrets"])))
         sys.stdout.flush()
 
     # Per (task, mode, demos): the worst seed's first trial at threshold and whether all hold.

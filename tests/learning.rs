@@ -10,9 +10,9 @@ use handful::control::Request;
 use handful::dataset::{DatasetReader, Frame};
 use handful::plant::cartpole;
 use handful::sysid::{
-    Experience, ExperienceConfig, Kind, PairingCounts, Retrainer, RetrainerConfig, Schedule,
-    Stepping, SysidEvent, SysidRequest, Transition, VALIDATION_BLOCK, trainer_config_for,
-    transitions_from_frames,
+    Experience, ExperienceConfig, GATE_TRIM, GateScore, Kind, PairingCounts, Retrainer,
+    RetrainerConfig, Schedule, Stepping, SysidEvent, SysidRequest, Transition, VALIDATION_BLOCK,
+    trainer_config_for, transitions_from_frames,
 };
 use handful::task::Task;
 use handful::train::{BatchSource, Mixture, Trainer, TrainerConfig, Transitions};
@@ -431,6 +431,48 @@ fn validation_holds_out_whole_blocks_of_each_episode() {
 }
 
 #[test]
+fn the_gate_decides_on_what_most_held_out_rows_say_not_on_a_few_outliers() {
+    // The model in use scores NLL 0 on every row.
+    let current = vec![0.0; 400];
+    // Better on 388 rows, catastrophically overconfident on 12 (3 %, the rail-stop
+    // impacts of a run without demonstrations): its mean is far worse, and a mean
+    // gate rejected it. The trimmed paired comparison publishes it.
+    let mut outliers = vec![-0.5; 400];
+    for row in outliers.iter_mut().step_by(33).take(12) {
+        *row = 4_000.0;
+    }
+    let mean = outliers.iter().sum::<f64>() / 400.0;
+    assert!(mean > 0.0);
+    let gate = GateScore::compare(&outliers, &current);
+    assert!(gate.accepts(), "{gate:?}");
+    assert_eq!((gate.candidate_better_rows, gate.rows), (388, 400));
+    assert!((gate.trimmed_difference + 0.5).abs() < 1e-9, "{gate:?}");
+
+    // The other way round: far better on a few rows, a little worse on most. Its mean
+    // is better; it is rejected.
+    let mut lucky = vec![0.1; 400];
+    for row in lucky.iter_mut().step_by(40) {
+        *row = -100.0;
+    }
+    assert!(lucky.iter().sum::<f64>() < 0.0);
+    assert!(!GateScore::compare(&lucky, &current).accepts());
+
+    // Equal is good enough; a little worse everywhere is not; a non-finite row counts
+    // as the worst, and enough of them reject.
+    assert!(GateScore::compare(&current, &current).accepts());
+    assert!(!GateScore::compare(&vec![0.01; 400], &current).accepts());
+    let mut nan = vec![-0.5; 400];
+    nan[..40].fill(f64::NAN);
+    assert!(!GateScore::compare(&nan, &current).accepts());
+    let mut one_nan = vec![-0.5; 400];
+    one_nan[7] = f64::NAN;
+    assert!(GateScore::compare(&one_nan, &current).accepts());
+    // A single row: no trimming.
+    assert!(!GateScore::compare(&[1.0], &[0.0]).accepts());
+    assert_eq!(GATE_TRIM, 0.05);
+}
+
+#[test]
 fn a_rejected_candidate_leaves_the_model_in_use_and_is_not_the_next_warm_start() {
     let calib = calibration("cartpole-sim.toml");
     let dir = tempfile::tempdir().unwrap();
@@ -500,10 +542,12 @@ fn a_rejected_candidate_leaves_the_model_in_use_and_is_not_the_next_warm_start()
         SysidEvent::Rejected {
             candidate_nll,
             current_nll,
+            gate,
             version_in_use,
             ..
         } => {
             assert!(candidate_nll > current_nll);
+            assert!(!gate.accepts() && gate.trimmed_difference > 0.0, "{gate:?}");
             assert_eq!(version_in_use, v1.version);
         }
         other => panic!("expected a rejection, got {other:?}"),

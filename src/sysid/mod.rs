@@ -18,7 +18,10 @@ pub use experience::{
     VALIDATION_BLOCK, transitions_from_frames,
 };
 pub use random::RandomController;
-pub use retrainer::{ModelVersion, Retrainer, RetrainerConfig, Schedule, SysidEvent, SysidRequest};
+pub use retrainer::{
+    GATE_TRIM, GateScore, ModelVersion, Retrainer, RetrainerConfig, Schedule, SysidEvent,
+    SysidRequest,
+};
 
 /// The trainer settings that go with a task's real-time planner: the shipped model shape
 /// ([`crate::mpc::EnsembleShape::for_task`]) and PETS's angle features.
