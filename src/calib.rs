@@ -173,7 +173,13 @@ impl Calibration {
         }
         let control_period_us = (1e6 / rate).round() as u64;
         let ms = |key: &str, value: f64| -> Result<u64, CalibError> {
-            Ok((check.positive(key, value)? * 1e3).round() as u64)
+            let value = check.positive(key, value)?;
+            // A minute is far beyond any heartbeat or timeout a control loop can use, and
+            // keeps every deadline sum far from overflow.
+            if value > 60_000.0 {
+                return Err(check.invalid(key, "at most 60000 ms", format!("{value} ms")));
+            }
+            Ok((value * 1e3).round() as u64)
         };
         let heartbeat_interval_us = ms("timing.heartbeat_interval_ms", t.heartbeat_interval_ms)?;
         let watchdog_timeout_us = ms("timing.watchdog_timeout_ms", t.watchdog_timeout_ms)?;
@@ -221,51 +227,54 @@ impl Calibration {
                 raw.actions.len().to_string(),
             ));
         }
+        // Every number is checked as the f32 the control path uses: a finite f64 can
+        // become an infinite f32 (1e300), and a non-zero one zero (1e-60), which would
+        // open the clamp or zero a channel without a word.
         let mut states = Vec::with_capacity(raw.states.len());
         for (i, s) in raw.states.iter().enumerate() {
             check.name(&format!("state[{i}].name"), &s.name)?;
-            check.finite(&format!("state[{i}].offset"), s.offset)?;
-            let scale = check.finite(&format!("state[{i}].scale"), s.scale)?;
-            if scale == 0.0 {
+            let offset = check.single(&format!("state[{i}].offset"), s.offset)?;
+            let scale = check.single(&format!("state[{i}].scale"), s.scale)?;
+            if !scale.is_normal() {
                 return Err(check.invalid(
                     &format!("state[{i}].scale"),
                     "a non-zero number",
-                    "0".into(),
+                    s.scale.to_string(),
                 ));
             }
             states.push(StateChannel {
                 name: s.name.clone(),
                 unit: s.unit.clone(),
-                offset: s.offset as f32,
-                scale: s.scale as f32,
+                offset,
+                scale,
             });
         }
         let mut actions = Vec::with_capacity(raw.actions.len());
         for (i, a) in raw.actions.iter().enumerate() {
             check.name(&format!("action[{i}].name"), &a.name)?;
-            let min = check.finite(&format!("action[{i}].min"), a.min)?;
-            let max = check.finite(&format!("action[{i}].max"), a.max)?;
-            let safe = check.finite(&format!("action[{i}].safe"), a.safe)?;
+            let min = check.single(&format!("action[{i}].min"), a.min)?;
+            let max = check.single(&format!("action[{i}].max"), a.max)?;
+            let safe = check.single(&format!("action[{i}].safe"), a.safe)?;
             if min >= max {
                 return Err(check.invalid(
                     &format!("action[{i}].max"),
-                    "greater than min",
-                    format!("{max} (min {min})"),
+                    "greater than min (as 32-bit floats)",
+                    format!("{} (min {})", a.max, a.min),
                 ));
             }
             if !(min..=max).contains(&safe) {
                 return Err(check.invalid(
                     &format!("action[{i}].safe"),
                     "within [min, max]",
-                    format!("{safe} (limits [{min}, {max}])"),
+                    format!("{} (limits [{}, {}])", a.safe, a.min, a.max),
                 ));
             }
             actions.push(ActionChannel {
                 name: a.name.clone(),
                 unit: a.unit.clone(),
-                min: min as f32,
-                max: max as f32,
-                safe: safe as f32,
+                min,
+                max,
+                safe,
             });
         }
 
@@ -338,11 +347,24 @@ impl Checker<'_> {
         }
     }
 
-    fn finite(&self, key: &str, value: f64) -> Result<f64, CalibError> {
-        if value.is_finite() {
-            Ok(value)
+    /// `value` as the f32 the control path uses: finite, and zero only if it was zero
+    /// (a value that underflows to zero or to a subnormal is an error, not a rounding).
+    fn single(&self, key: &str, value: f64) -> Result<f32, CalibError> {
+        let single = value as f32;
+        if !value.is_finite() || !single.is_finite() {
+            Err(self.invalid(
+                key,
+                "a finite number within ±3.4e38 (a 32-bit float)",
+                value.to_string(),
+            ))
+        } else if value != 0.0 && !single.is_normal() {
+            Err(self.invalid(
+                key,
+                "zero or a number of magnitude at least 1.2e-38 (a 32-bit float)",
+                value.to_string(),
+            ))
         } else {
-            Err(self.invalid(key, "a finite number", value.to_string()))
+            Ok(single)
         }
     }
 

@@ -197,6 +197,64 @@ fn mismatching_calibration_is_refused_naming_each_difference() {
 }
 
 #[test]
+fn numbers_the_control_path_cannot_hold_as_32_bit_floats_are_refused_naming_the_key() {
+    // Each is finite as TOML (f64) but not as the f32 the clamp and the scaling use.
+    let cases: &[(&str, &str, &str)] = &[
+        // +inf as f32: the clamp would be [-2, +inf].
+        ("max = 2.0", "max = 1e300", "action[0].max"),
+        ("min = -2.0", "min = -1e39", "action[0].min"),
+        ("safe = 0.0", "safe = 1e-42", "action[0].safe"),
+        // 0 as f32: the channel would always read 0.
+        ("scale = 2.0", "scale = 1e-60", "state[0].scale"),
+        ("scale = 2.0", "scale = 1e-39", "state[0].scale"),
+        ("offset = 0.5", "offset = 1e40", "state[0].offset"),
+        // Distinct in f64, the same f32: no range left to clamp into.
+        (
+            "min = -2.0\nmax = 2.0",
+            "min = 2.0\nmax = 2.00000001",
+            "action[0].max",
+        ),
+        // Timeouts beyond a minute (and sums of deadlines that could overflow).
+        (
+            "watchdog_timeout_ms = 500.0",
+            "watchdog_timeout_ms = 1e300",
+            "timing.watchdog_timeout_ms",
+        ),
+    ];
+    for &(from, to, key) in cases {
+        assert!(CALIB.contains(from), "{from}");
+        let text = CALIB.replacen(from, to, 1);
+        let error = Calibration::from_toml(Path::new("bad.toml"), &text)
+            .err()
+            .unwrap_or_else(|| panic!("{to}: accepted"));
+        let message = error.to_string();
+        assert!(
+            message.contains(key) && message.contains("bad.toml"),
+            "{to}: {message}"
+        );
+    }
+    // Zero stays a valid offset and safe value; the calibration as written is valid.
+    calib(CALIB);
+}
+
+#[test]
+fn a_robot_announcing_an_infinite_limit_is_refused() {
+    let mut config = fake_robot::config();
+    config.action_channels[0].max = f32::INFINITY;
+    let robot = FakeRobot::start_with(config);
+    let result = Link::open(&calib(CALIB), &robot.tty_path, Clock::real());
+    let Err(error @ LinkError::Mismatch { .. }) = result else {
+        panic!("expected a mismatch, got {:?}", result.map(|_| ()));
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("action[0] `force` max: calibration 2, robot inf"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_silent_peer_times_out_and_lost_hellos_are_retried() {
     let pty = nix::pty::openpty(None, None).unwrap();
     let path = nix::unistd::ttyname(&pty.slave).unwrap();

@@ -180,9 +180,13 @@ impl fmt::Display for Mismatches {
 }
 
 /// Limits are compared with a relative tolerance of 1e-6: both sides are f32 renderings of
-/// the same decimal, but a firmware may compute its limits.
+/// the same decimal, but a firmware may compute its limits. Only finite limits can be the
+/// same (an infinite one would make the tolerance infinite too); the calibration's are
+/// always finite.
 fn same(a: f32, b: f32) -> bool {
-    a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
+    a.is_finite()
+        && b.is_finite()
+        && (a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0))
 }
 
 /// Every way `info` differs from `calib`; empty when the robot is the calibrated one.

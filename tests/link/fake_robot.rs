@@ -98,6 +98,11 @@ pub struct FakeRobot {
 
 impl FakeRobot {
     pub fn start() -> Self {
+        Self::start_with(config())
+    }
+
+    /// A fake robot announcing `config` (another robot's channels or limits).
+    pub fn start_with(config: FirmwareConfig) -> Self {
         let pty = nix::pty::openpty(None, None).expect("openpty");
         let mut termios = tcgetattr(&pty.slave).expect("tcgetattr");
         cfmakeraw(&mut termios);
@@ -108,7 +113,7 @@ impl FakeRobot {
         let ctl = Arc::clone(&control);
         let (master, slave) = (pty.master, pty.slave);
         let thread = spawn_named("test-fake-robot", move || {
-            run(&ctl, &master);
+            run(&ctl, &master, config);
             drop(slave);
         })
         .expect("spawn fake robot");
@@ -148,9 +153,9 @@ fn write_all(master: &OwnedFd, mut bytes: &[u8]) {
     }
 }
 
-fn run(ctl: &Control, master: &OwnedFd) {
+fn run(ctl: &Control, master: &OwnedFd, config: FirmwareConfig) {
     let clock = Clock::real();
-    let mut firmware = Firmware::new(config());
+    let mut firmware = Firmware::new(config);
     let mut decoder = Decoder::new();
     let mut outbox = Outbox::new();
     let mut wire = [0u8; MAX_ENCODED_LEN];
