@@ -51,6 +51,32 @@ pub fn open_recording(options: &VizOptions, layout: &Layout) -> Result<Recording
     })
 }
 
+/// How long a viewer sink (spawned or connected) gets to take the last data when a run
+/// ends. A viewer that never came up (nothing listening at the URL, no display for the
+/// spawned one) must not keep handful from exiting.
+pub const VIEWER_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Flushes `rec` and lets it go. File and stdout sinks are flushed to the end; a viewer
+/// that does not take the data within [`VIEWER_FLUSH_TIMEOUT`] is abandoned with its
+/// data: dropping the stream would wait for it forever (rerun joins its sending thread,
+/// which blocks on the connection that never opened), so the stream and its threads are
+/// left to the process's exit.
+pub fn finish_recording(
+    rec: RecordingStream,
+    sink: &VizSink,
+) -> Result<(), rerun::sink::SinkFlushError> {
+    match sink {
+        VizSink::Spawn | VizSink::Connect(_) => {
+            if let Err(e) = rec.flush_with_timeout(VIEWER_FLUSH_TIMEOUT) {
+                std::mem::forget(rec);
+                return Err(e);
+            }
+            Ok(())
+        }
+        _ => rec.flush_blocking(),
+    }
+}
+
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
@@ -67,9 +93,19 @@ pub fn spawn(
     let layout = Layout::from_calibration(calibration);
     let rec = open_recording(options, &layout)?;
     let plans_kept = options.plans_kept;
+    let sink = options.sink.clone();
     spawn_named("handful-viz", move || {
         let mut logger = Logger::new(rec, layout, plans_kept, counters);
-        logger.run(&receivers, &stop)
+        let report = logger.run(&receivers, &stop);
+        let rec = std::mem::replace(&mut logger.rec, RecordingStream::disabled());
+        if let Err(e) = finish_recording(rec, &sink) {
+            tracing::warn!(
+                error = %e,
+                ?sink,
+                "the viewer did not take the recording; its data was dropped"
+            );
+        }
+        report
     })
     .map_err(VizError::Thread)
 }
@@ -145,9 +181,6 @@ impl Logger {
         }
         let result = self.plans.flush(&self.rec, &self.layout);
         self.check(result);
-        if let Err(e) = self.rec.flush_blocking() {
-            tracing::warn!(error = %e, "flushing the rerun sink failed");
-        }
         self.report
     }
 

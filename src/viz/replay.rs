@@ -76,7 +76,7 @@ pub fn view_dataset(root: &Path, options: &VizOptions) -> Result<ReplayReport, V
         )?;
         report.episodes += 1;
     }
-    rec.flush_blocking().map_err(|e| VizError::Flush {
+    super::live::finish_recording(rec, &options.sink).map_err(|e| VizError::Flush {
         sink: options.sink.clone(),
         source: Box::new(e),
     })?;

@@ -242,3 +242,111 @@ fn a_pendulum_is_drawn_from_its_pivot() {
     }
     assert!(!found.contains_key("/robot/cart") && !found.contains_key("/robot/rail"));
 }
+
+/// Waits for `child` (bounded: a hang is what is tested, not a speed); kills it and panics
+/// naming `what` if it is still running after two minutes. Returns its stderr and status.
+fn exits(mut child: std::process::Child, what: &str) -> (std::process::ExitStatus, String) {
+    for _ in 0..1_200 {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let mut stderr = String::new();
+            use std::io::Read;
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            return (status, stderr);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} never exited");
+}
+
+#[test]
+fn a_viewer_that_is_not_there_costs_a_warning_and_a_bounded_wait_not_a_hang() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("rerun+http://127.0.0.1:{port}/proxy");
+    let spawn = |args: &[&str]| {
+        crate::cli::handful()
+            .args(args)
+            .env("RUST_LOG", "warn")
+            // No display for a spawned viewer.
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env("XDG_CACHE_HOME", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("handful")
+    };
+    // A run streaming to nothing: the run's work is done and kept, the viewer's data is
+    // dropped with a warning, and the process exits 0.
+    for (sink, name) in [
+        (vec!["--connect", &url], "connect"),
+        (vec!["--spawn"], "spawn"),
+    ] {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "run",
+            "--controller",
+            "expert",
+            "--lockstep",
+            "--episodes",
+            "1",
+            "--steps",
+            "40",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(sink.iter().copied());
+        let (status, stderr) = exits(spawn(&args), &format!("handful run --{name}"));
+        assert!(status.success(), "--{name}: {status}\n{stderr}");
+        assert!(out.join("summary.json").is_file(), "--{name}: no summary");
+        if name == "connect" {
+            assert!(
+                stderr.contains("the viewer did not take the recording"),
+                "--{name}: {stderr}"
+            );
+        }
+    }
+    // `handful view` exists to deliver to the viewer: not delivering is its failure.
+    let dataset = dir.path().join("demos");
+    let calib = calibration();
+    let spec = DatasetSpec::from_calibration(&calib, serde_json::json!({}), None);
+    let mut writer = DatasetWriter::create(&dataset, spec).expect("create");
+    writer.begin_episode("swing up").expect("begin");
+    for i in 0..5u32 {
+        let r = tick(u64::from(i), Mode::Teleop, None);
+        writer
+            .push(&Frame {
+                state: r.state()[..4].to_vec(),
+                action: r.action().to_vec(),
+                reward: 0.0,
+                done: i == 4,
+                host_time_us: i64::from(i) * 40_000,
+                firmware_time_us: i64::from(i) * 40_000,
+                is_expert: true,
+                command_seq: i64::from(i) + 1,
+                applied_command_seq: i64::from(i),
+            })
+            .expect("push");
+    }
+    writer.end_episode(true).expect("end");
+    writer.close().expect("close");
+    let (status, stderr) = exits(
+        spawn(&["view", dataset.to_str().unwrap(), "--connect", &url]),
+        "handful view --connect",
+    );
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("could not deliver the recording"),
+        "{stderr}"
+    );
+}
