@@ -67,6 +67,11 @@ struct RunArgs {
     /// What drives: `learn` (the main job) learns the dynamics and plans with them.
     #[arg(long, value_enum, default_value_t = ControllerKind::Learn)]
     controller: ControllerKind,
+    /// Episodes ended by a fault (link lost, stale state, firmware fault...) to recover
+    /// from: wait until the robot is healthy, re-arm, go on. 0 stops at the first; an
+    /// e-stop always stops.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    max_recoveries: u32,
     /// Episodes of a fixed controller (expert, mpc-true, mpc).
     #[arg(long, default_value_t = 3)]
     episodes: u32,
@@ -147,6 +152,10 @@ struct RecordArgs {
     /// Steps per episode (expert; default the task's).
     #[arg(long)]
     steps: Option<u32>,
+    /// Expert only: episodes ended by a fault to recover from (wait until the robot is
+    /// healthy, re-arm, go on); 0 stops at the first. An operator restarts by hand.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    max_recoveries: u32,
     /// Simulator only, expert only: faster than real time.
     #[arg(long)]
     lockstep: bool,
@@ -161,8 +170,10 @@ struct RecordArgs {
 enum DatasetCommand {
     /// Episodes, frames, features and provenance.
     Info { path: PathBuf },
-    /// Check every file; explain what is wrong and where.
+    /// Check every file; explain what is wrong and where. Changes nothing.
     Validate { path: PathBuf },
+    /// Commit what a crash left (staged episodes, marked recovered) and remove leftovers.
+    Recover { path: PathBuf },
     /// Merge datasets into a new one (re-indexed; provenance of each kept).
     Merge {
         /// The new dataset.
@@ -232,6 +243,10 @@ fn record_command(args: RecordArgs) -> anyhow::Result<()> {
         task: args.task,
         episodes: args.episodes,
         steps: args.steps,
+        recovery: handful::recovery::RecoveryPolicy {
+            max_recoveries: args.max_recoveries,
+            ..Default::default()
+        },
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;
     let summary = record::record(&config, &calib, &exe)?;
@@ -243,6 +258,10 @@ fn record_command(args: RecordArgs) -> anyhow::Result<()> {
         summary.episodes_discarded,
         summary.records_dropped
     );
+    println!("{}", summary.faults);
+    if let Some(why) = &summary.stopped {
+        anyhow::bail!("the run stopped: {why}");
+    }
     Ok(())
 }
 
@@ -255,12 +274,54 @@ fn dataset_command(command: DatasetCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(info)?);
             for episode in reader.episodes() {
                 println!(
-                    "episode {:>4}: {:>5} frames, rows {}..{}",
+                    "episode {:>4}: {:>5} frames, rows {}..{}{}",
                     episode.episode_index,
                     episode.length,
                     episode.dataset_from_index,
-                    episode.dataset_to_index
+                    episode.dataset_to_index,
+                    if episode.recovered {
+                        " (recovered after a crash)"
+                    } else {
+                        ""
+                    }
                 );
+            }
+            let pending = reader.pending_recovery();
+            if !pending.is_clean() {
+                println!(
+                    "not committed: {} staged episodes, {} leftovers (`handful dataset recover {}`)",
+                    pending.recovered.len(),
+                    pending.removed.len() + pending.trimmed.len() + pending.dropped.len(),
+                    path.display()
+                );
+            }
+            Ok(())
+        }
+        DatasetCommand::Recover { path } => {
+            let report = dataset::recover(&path)?;
+            if report.is_clean() {
+                println!("{}: nothing to recover", path.display());
+            }
+            for e in &report.recovered {
+                println!(
+                    "committed {} as episode {} ({} frames from {} parts, marked recovered)",
+                    e.staging.display(),
+                    e.episode_index,
+                    e.frames,
+                    e.parts_kept
+                );
+                for (part, why) in &e.parts_dropped {
+                    println!("  dropped {}: {why}", part.display());
+                }
+            }
+            for (dir, why) in &report.dropped {
+                println!("dropped {}: {why}", dir.display());
+            }
+            for p in &report.removed {
+                println!("removed {}", p.display());
+            }
+            for p in &report.trimmed {
+                println!("cut uncommitted rows off {}", p.display());
             }
             Ok(())
         }
@@ -350,6 +411,7 @@ fn learn_command(
         },
         viz: config.viz.clone(),
         wait_for_model: !args.overlap,
+        recovery: config.recovery,
     };
     let summary = session::learn(&learn, calib, exe)?;
     println!("run {} ({})", summary.name, config.out_dir.display());
@@ -360,6 +422,10 @@ fn learn_command(
     match summary.first_trial_at_170 {
         Some(t) => println!("  first trial at 170 or above: {t}"),
         None => println!("  no trial reached 170"),
+    }
+    println!("{}", summary.faults);
+    if let Some(why) = &summary.stopped {
+        anyhow::bail!("the run stopped: {why}");
     }
     Ok(())
 }
@@ -425,6 +491,10 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         model: args.model,
         planner: planner_config(args.planner.as_deref(), calib.task, args.lockstep)?,
         viz: viz_options,
+        recovery: handful::recovery::RecoveryPolicy {
+            max_recoveries: args.max_recoveries,
+            ..Default::default()
+        },
         software_version: env!("CARGO_PKG_VERSION"),
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;
@@ -439,7 +509,14 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
             episode.episode, episode.episode_return, episode.steps, episode.end
         );
     }
-    println!("  mean return {:.2}", summary.mean_return);
+    if summary.mean_return.is_finite() {
+        println!("  mean return {:.2}", summary.mean_return);
+    } else {
+        println!("  no episode completed");
+    }
+    if summary.recoveries > 0 {
+        println!("  recovered from {} faulted episodes", summary.recoveries);
+    }
     if let Some(report) = &summary.loop_report {
         println!(
             "  loop: {} ticks, compute p50 {} µs p99 {} µs, jitter p99 {} µs, overruns {}",
@@ -449,6 +526,10 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
             report.timing.jitter.p99_us,
             report.timing.overruns
         );
+    }
+    println!("{}", summary.faults);
+    if let Some(why) = &summary.stopped {
+        anyhow::bail!("the run stopped: {why}");
     }
     Ok(())
 }

@@ -117,7 +117,9 @@ impl EpisodeRecorder {
             self.episode.push(last);
         }
         self.pending = None;
-        self.writer.end_episode(keep)
+        // An episode that never produced a frame (a fault at its start) has nothing to
+        // keep: it is discarded, not an error.
+        self.writer.end_episode(keep && self.frames > 0)
     }
 
     pub fn close(self) -> Result<(), DatasetError> {
@@ -183,6 +185,9 @@ pub struct RecordConfig {
     pub episodes: u32,
     /// Steps per episode (expert: default the task's; devices: none, the operator stops).
     pub steps: Option<u32>,
+    /// Scripted expert: what happens when an episode ends on a fault (an operator decides
+    /// for themself when to start again).
+    pub recovery: crate::recovery::RecoveryPolicy,
 }
 
 /// What a session recorded.
@@ -192,6 +197,12 @@ pub struct RecordSummary {
     pub episodes_discarded: u32,
     pub frames: u64,
     pub records_dropped: u64,
+    /// Host, firmware and link faults in one place (printed at the end).
+    pub faults: crate::faults::FaultAccount,
+    /// Faulted episodes the session recovered from (re-armed and went on).
+    pub recoveries: u32,
+    /// Why the session stopped before its last episode, if it did (it then exits non-zero).
+    pub stopped: Option<String>,
 }
 
 /// Drives the robot by teleop and records every tick of every episode into
@@ -291,7 +302,19 @@ pub fn record(
     match &source {
         None => {
             let steps = config.steps.unwrap_or(calib.task.episode_steps() as u32);
+            let mut recovery = crate::recovery::Recovery::new(config.recovery);
+            let mut last_end = None;
             for index in 0..config.episodes {
+                if let Some(end) = last_end.take()
+                    && let Err(why) =
+                        recovery.after(index - 1, end, &link, calib, config.robot.lockstep, || {
+                            while handle.records.try_recv().is_ok() {}
+                        })
+                {
+                    tracing::error!(%why, "stopping the recording");
+                    summary.stopped = Some(why.to_string());
+                    break;
+                }
                 if let Err(e) = recorder.begin() {
                     outcome = Err(e);
                     break;
@@ -304,6 +327,7 @@ pub fn record(
                 match drive_until_summary(&handle, &mut recorder) {
                     Ok(episode) => {
                         let keep = episode.end == control::EpisodeEnd::Completed;
+                        last_end = Some(episode.end);
                         match recorder.finish_episode(&handle.records, &episode, keep) {
                             Ok(_) => tally(&mut summary, keep, recorder.frames()),
                             Err(e) => {
@@ -317,6 +341,15 @@ pub fn record(
                         break;
                     }
                 }
+            }
+            summary.recoveries = recovery.used;
+            if summary.stopped.is_none()
+                && let Some(control::EpisodeEnd::Faulted(fault)) = last_end
+            {
+                summary.stopped = Some(format!(
+                    "the last episode ended on a fault ({})",
+                    fault.name()
+                ));
             }
         }
         Some(source) => {
@@ -340,7 +373,9 @@ pub fn record(
         )));
     }
     summary.records_dropped = handle.records_dropped();
-    handle.stop();
+    let report = handle.stop();
+    summary.faults =
+        crate::faults::FaultAccount::new(report.as_ref(), &link.stats(), summary.records_dropped);
     recorder.close().context("closing the dataset")?;
     Ok(summary)
 }
@@ -403,7 +438,9 @@ fn operator_session(
             recorder.on_tick(&record)?;
         }
         if let Ok(episode) = handle.episodes.try_recv() {
-            let keep = keep_next && episode.steps > 0;
+            // A faulted episode is never kept: the operator did not choose where it ended.
+            let faulted = matches!(episode.end, crate::control::EpisodeEnd::Faulted(_));
+            let keep = keep_next && episode.steps > 0 && !faulted;
             recorder.finish_episode(&handle.records, &episode, keep)?;
             tally(summary, keep, recorder.frames());
             eprint!(
@@ -412,6 +449,12 @@ fn operator_session(
                 if keep { "kept" } else { "discarded" },
                 recorder.frames()
             );
+            if let crate::control::EpisodeEnd::Faulted(fault) = episode.end {
+                eprint!(
+                    "[record] it ended on a fault ({}): the robot is disarmed; start again once the link shows ok\r\n",
+                    fault.name()
+                );
+            }
         }
         match buttons.poll(source.latest()) {
             Some(EpisodeCommand::Start) if !recorder.is_active() => {

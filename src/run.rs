@@ -76,6 +76,8 @@ pub struct RunConfig {
     /// Where the visualization goes.
     #[serde(skip)]
     pub viz: crate::viz::VizOptions,
+    /// What happens when an episode ends on a fault.
+    pub recovery: crate::recovery::RecoveryPolicy,
     pub software_version: &'static str,
 }
 
@@ -92,6 +94,12 @@ pub struct RunSummary {
     pub loop_report: Option<LoopReport>,
     pub link: LinkStats,
     pub records_dropped: u64,
+    /// Host, firmware and link faults in one place (printed at the end).
+    pub faults: crate::faults::FaultAccount,
+    /// Faulted episodes the run recovered from (re-armed and went on).
+    pub recoveries: u32,
+    /// Why the run stopped before its last episode, if it did (it then exits non-zero).
+    pub stopped: Option<String>,
     pub started_unix: f64,
     pub finished_unix: f64,
 }
@@ -136,6 +144,8 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         .context("starting the control thread")?;
 
     let mut episodes = Vec::new();
+    let mut recovery = crate::recovery::Recovery::new(config.recovery);
+    let mut stopped = None;
     let mut csv = std::fs::File::create(config.out_dir.join("episodes.csv"))
         .context("creating episodes.csv")?;
     writeln!(csv, "episode,steps,return,end")?;
@@ -170,16 +180,35 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
             end_name(summary.end)
         )?;
         csv.flush()?;
-        let faulted = matches!(summary.end, EpisodeEnd::Faulted(_));
         episodes.push(summary);
-        if faulted {
-            tracing::warn!("episode ended by a fault; stopping the run");
+        let last = index + 1 == config.episodes;
+        if let EpisodeEnd::Faulted(_) = summary.end
+            && !last
+            && let Err(why) =
+                recovery.after(index, summary.end, &link, calib, config.lockstep, || {
+                    while handle.records.try_recv().is_ok() {}
+                    send_link(&link, &viz.sender());
+                })
+        {
+            tracing::error!(%why, "stopping the run");
+            stopped = Some(why.to_string());
             break;
         }
+    }
+    // The last episode ending on a fault ends the run on one.
+    if stopped.is_none()
+        && let Some(EpisodeEnd::Faulted(fault)) = episodes.last().map(|e| e.end)
+    {
+        stopped = Some(format!(
+            "the last episode ended on a fault ({})",
+            fault.name()
+        ));
     }
 
     let records_dropped = handle.records_dropped();
     let loop_report = handle.stop();
+    let faults =
+        crate::faults::FaultAccount::new(loop_report.as_ref(), &link.stats(), records_dropped);
     let completed: Vec<f64> = episodes
         .iter()
         .filter(|e| e.end == EpisodeEnd::Completed)
@@ -201,6 +230,9 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         loop_report,
         link: link.stats(),
         records_dropped,
+        faults,
+        recoveries: recovery.used,
+        stopped,
         started_unix,
         finished_unix: clock::wall_time_unix_secs(),
     };

@@ -84,6 +84,169 @@ fn run_writes_the_run_directory_with_returns_timing_and_link_counters() {
 }
 
 #[test]
+fn every_run_ends_with_one_account_of_what_the_host_the_firmware_and_the_link_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    // A clean run says so.
+    let clean = handful()
+        .args([
+            "run",
+            "--controller",
+            "expert",
+            "--lockstep",
+            "--episodes",
+            "1",
+            "--steps",
+            "30",
+            "--out",
+        ])
+        .arg(dir.path().join("clean"))
+        .output()
+        .unwrap();
+    assert!(clean.status.success());
+    let stdout = String::from_utf8_lossy(&clean.stdout);
+    assert!(stdout.contains("  faults: none"), "{stdout}");
+    let summary = read_json(&dir.path().join("clean/summary.json"));
+    assert_eq!(
+        summary["faults"]["link"]["frames_lost"], 0,
+        "{}",
+        summary["faults"]
+    );
+
+    // In real time over a lossy, noisy line: the lost frames and the CRC errors the link
+    // counted are in the printout and in summary.json, the same numbers in both.
+    let out = dir.path().join("lossy");
+    let lossy = handful()
+        .args([
+            "run",
+            "--controller",
+            "expert",
+            "--episodes",
+            "1",
+            "--steps",
+            "50",
+            "--sim-arg=--drop-prob=0.03",
+            "--sim-arg=--corrupt-prob=0.03",
+            "--seed",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&lossy.stdout);
+    assert!(lossy.status.success(), "{stdout}");
+    let summary = read_json(&out.join("summary.json"));
+    let faults = &summary["faults"];
+    let lost = summary["link"]["dropped_frames"].as_u64().unwrap();
+    let crc = summary["link"]["crc_errors"].as_u64().unwrap();
+    assert!(lost > 0 && crc > 0, "{}", summary["link"]);
+    assert_eq!(faults["link"]["frames_lost"], lost);
+    assert_eq!(faults["link"]["crc_errors"], crc);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("  link: "))
+        .unwrap_or_else(|| panic!("no link line in {stdout}"));
+    assert!(line.contains(&format!("{lost} frames lost")), "{line}");
+    assert!(line.contains(&format!("{crc} CRC errors")), "{line}");
+    assert!(!stdout.contains("faults: none"), "{stdout}");
+}
+
+/// `handful run` of the scripted expert in real time, three short episodes, with the
+/// cable pulled 1.2 s in and plugged back 1.5 s later; extra arguments after.
+fn run_with_a_pulled_cable(out: &Path, extra: &[&str]) -> std::process::Output {
+    handful()
+        .args([
+            "run",
+            "--controller",
+            "expert",
+            "--episodes",
+            "3",
+            "--steps",
+            "50",
+            "--sim-arg=--disconnect-at-ms=1200",
+            "--sim-arg=--reconnect-after-ms=1500",
+            "--out",
+        ])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_run_recovers_from_a_pulled_cable_and_goes_on_or_stops_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // With the default policy: the faulted episode is reported, the robot is re-armed once
+    // the link is back, and the other two episodes complete.
+    let out = dir.path().join("recovers");
+    let output = run_with_a_pulled_cable(&out, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let summary = read_json(&out.join("summary.json"));
+    let ends: Vec<String> = summary["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["end"].to_string())
+        .collect();
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    assert!(ends[0].contains("link_lost"), "{ends:?}");
+    assert_eq!(ends[1..], ["\"completed\"", "\"completed\""], "{ends:?}");
+    assert_eq!(summary["recoveries"], 1);
+    assert!(summary["stopped"].is_null());
+    assert!(summary["faults"]["link"]["reconnects"].as_u64().unwrap() >= 1);
+    assert!(summary["faults"]["host"]["link_lost"].as_u64().unwrap() >= 1);
+    assert!(
+        stdout.contains("recovered from 1 faulted episodes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("host faults (ticks on the safe command): link_lost"),
+        "{stdout}"
+    );
+
+    // With no recoveries allowed: it stops at the fault, says why, keeps what it did, and
+    // exits non-zero.
+    let out = dir.path().join("stops");
+    let output = run_with_a_pulled_cable(&out, &["--max-recoveries", "0"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the run stopped")
+            && stderr.contains("link_lost")
+            && stderr.contains("no recoveries left"),
+        "{stderr}"
+    );
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["episodes"].as_array().unwrap().len(), 1);
+    assert!(summary["stopped"].as_str().unwrap().contains("link_lost"));
+}
+
+#[test]
+fn every_host_fault_prints_under_the_name_summary_json_gives_it() {
+    use handful::control::HostFault::*;
+    for fault in [
+        LinkLost,
+        StaleState,
+        NonFiniteState,
+        NonFiniteAction,
+        Controller,
+        Overrun,
+        RepeatedOverrun,
+        Firmware,
+        NotArmed,
+        SendFailed,
+    ] {
+        assert_eq!(
+            serde_json::to_value(fault).unwrap(),
+            fault.name(),
+            "{fault:?}"
+        );
+    }
+}
+
+#[test]
 fn an_ensemble_built_outside_the_project_drives_the_robot() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = repo.join(".venv/bin/python");

@@ -122,8 +122,15 @@ fn check_resumed(
         .collect();
     let got: Vec<(PathBuf, String)> = loaded.iter().map(|s| (s.0.clone(), s.1.clone())).collect();
     assert_eq!(got, want, "seed sources of the resumed run");
-    for (path, _, eps, transitions) in &loaded {
-        assert_eq!(*eps as usize, episodes(path), "{}", path.display());
+    for (i, (path, _, eps, transitions)) in loaded.iter().enumerate() {
+        // Every episode on disk is used, but recovered ones are no demonstrations.
+        let skipped = resumed["seed"][i]["skipped_recovered"].as_u64().unwrap();
+        assert_eq!(
+            (eps + skipped) as usize,
+            episodes(path),
+            "{}",
+            path.display()
+        );
         assert!(*transitions > 0, "{}", path.display());
     }
     let sum = |kind: &str| -> u64 { loaded.iter().filter(|s| s.1 == kind).map(|s| s.3).sum() };
@@ -235,12 +242,41 @@ fn a_recorded_dataset_seeds_a_learning_run_and_its_resumption() {
         .status()
         .unwrap();
     assert!(status.success());
+    // A third episode that a crash left staged (its frames copied from the first), then
+    // recovered: never kept by the operator, so no demonstration.
+    {
+        let reader = handful::dataset::DatasetReader::open(&demos).unwrap();
+        let frames: Vec<_> = reader
+            .episode_frames(0)
+            .unwrap()
+            .map(|f| f.unwrap().frame)
+            .collect();
+        let mut w = handful::dataset::DatasetWriter::open_append(&demos).unwrap();
+        w.begin_episode("crashed").unwrap();
+        for frame in &frames {
+            w.push(frame).unwrap();
+        }
+        std::mem::forget(w);
+    }
+    let out = handful()
+        .args(["dataset", "recover"])
+        .arg(&demos)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("as episode 2") && stdout.contains("marked recovered"),
+        "{stdout}"
+    );
+    assert_eq!(episodes(&demos), 3);
     let se = learn(&e, &["--trials", "1", "--expert", demos.to_str().unwrap()]);
     // The demonstrations are the expert data: all of it, and no scripted expert ran.
     let loaded = seed(&se);
     assert_eq!(loaded.len(), 1, "{loaded:?}");
     assert_eq!(loaded[0].0, demos.canonicalize().unwrap());
     assert_eq!(loaded[0].2, 2);
+    assert_eq!(se["seed"][0]["skipped_recovered"], 1, "{}", se["seed"]);
     assert_eq!(rows(&se["models"][0], "expert"), loaded[0].3);
     assert_eq!(rows(&se["models"][0], "learner"), 0);
     assert!(!e.join("expert").exists());
@@ -472,4 +508,58 @@ fn an_expert_fraction_out_of_range_is_an_error_not_a_clamp() {
             "{value}: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_stall_during_a_demonstration_is_recovered_from_and_learning_goes_on() {
+    // Before: the next episode started on the still-faulted robot, recorded no frame and
+    // aborted the run ("the episode has no frames").
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stall");
+    let output = handful()
+        .args([
+            "run",
+            "--no-viz",
+            "--steps",
+            "60",
+            "--expert-episodes",
+            "2",
+            "--trials",
+            "1",
+            "--trainer",
+            QUICK_TRAINER,
+            "--sim-arg=--stall-at-ms=1200",
+            "--sim-arg=--stall-for-ms=1000",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let summary = read_json(&out.join("summary.json"));
+    let trials = summary["trials"].as_array().unwrap();
+    let ends: Vec<&str> = trials.iter().map(|t| t["end"].as_str().unwrap()).collect();
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    assert_ne!(ends[0], "completed", "{ends:?}");
+    assert_eq!(ends[1..], ["completed", "completed"], "{ends:?}");
+    assert_eq!(summary["recoveries"], 1);
+    assert!(summary["stopped"].is_null());
+    assert!(!summary["models"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn planner_settings_that_do_not_fit_the_ensemble_are_refused_before_the_robot_moves() {
+    // Before: checked when the first model was wrapped, after every demonstration.
+    let dir = tempfile::tempdir().unwrap();
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(&planner, "particles = 7\n").unwrap();
+    let stderr = refused(
+        &["--planner", planner.to_str().unwrap()],
+        &dir.path().join("refused"),
+    );
+    assert!(
+        stderr.contains("planner settings") && stderr.contains("multiple of the ensemble size (5)"),
+        "{stderr}"
+    );
 }

@@ -37,6 +37,7 @@ fn expert_episodes_recorded_over_the_pty_read_back_consistently() {
         task: "swing up".into(),
         episodes: 3,
         steps: Some(120),
+        recovery: Default::default(),
     };
     let calib = calibration();
     let summary = record::record(&config, &calib, exe()).unwrap();
@@ -115,8 +116,30 @@ fn kill_9_while_recording_keeps_every_completed_episode_intact() {
         .filter(|e| e.length == 50)
         .collect();
     assert!(complete.len() >= 2, "{:?}", reader.episodes());
-    assert!(validate(&dataset).unwrap().is_valid());
     let frames = reader.frames().map(Result::unwrap).count() as i64;
     let total: i64 = reader.episodes().iter().map(|e| e.length).sum();
     assert_eq!(frames, total);
+    // The episode the kill cut short is staged, not committed: validation says so and
+    // changes nothing; `dataset recover` commits it, marked recovered.
+    let report = validate(&dataset).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| p.file.starts_with(dataset.join("staging"))),
+        "{:#?}",
+        report.problems
+    );
+    let committed = reader.episodes().len();
+    let out = Command::new(exe())
+        .args(["dataset", "recover"])
+        .arg(&dataset)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let reader = DatasetReader::open(&dataset).unwrap();
+    assert!(validate(&dataset).unwrap().is_valid());
+    let recovered: Vec<_> = reader.episodes()[committed..].iter().collect();
+    assert!(recovered.iter().all(|e| e.recovered), "{recovered:?}");
+    assert!(reader.episodes()[..committed].iter().all(|e| !e.recovered));
 }

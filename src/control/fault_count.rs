@@ -35,6 +35,11 @@ impl FaultCounts {
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
+
+    /// Every kind with its count, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (HostFault, u64)> + '_ {
+        KINDS.iter().copied().zip(self.counts)
+    }
 }
 
 fn index(fault: HostFault) -> usize {
@@ -45,11 +50,7 @@ impl Serialize for FaultCounts {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(KINDS.len()))?;
         for (kind, count) in KINDS.iter().zip(self.counts) {
-            let name = serde_json::to_value(kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            map.serialize_entry(&name, &count)?;
+            map.serialize_entry(kind.name(), &count)?;
         }
         map.end()
     }

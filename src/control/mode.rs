@@ -57,6 +57,22 @@ pub enum HostFault {
 }
 
 impl HostFault {
+    /// The snake_case name used in `summary.json` and printouts.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::LinkLost => "link_lost",
+            Self::StaleState => "stale_state",
+            Self::NonFiniteState => "non_finite_state",
+            Self::NonFiniteAction => "non_finite_action",
+            Self::Controller => "controller",
+            Self::Overrun => "overrun",
+            Self::RepeatedOverrun => "repeated_overrun",
+            Self::Firmware => "firmware",
+            Self::NotArmed => "not_armed",
+            Self::SendFailed => "send_failed",
+        }
+    }
+
     /// Whether the fault latches the loop into [`Mode::Fault`] (overruns alone do not:
     /// that tick gets the safe command and the next tick tries again).
     pub const fn latches(self) -> bool {

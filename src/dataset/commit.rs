@@ -72,7 +72,14 @@ impl Committed {
 
     /// Checks the footers of the data files (all, or only the last, which appends go to):
     /// each must decode and hold the rows its episodes say. Errors name the file.
-    pub fn check_data_files(&self, root: &Path, all: bool) -> Result<(), DatasetError> {
+    /// Checks the row count of every data file (`all`) or the last only; with `trailing`,
+    /// the last may hold more rows than committed (a crash mid-commit, not yet recovered).
+    pub fn check_data_files(
+        &self,
+        root: &Path,
+        all: bool,
+        trailing: bool,
+    ) -> Result<(), DatasetError> {
         let mut files: Vec<(i64, i64)> = self
             .episodes
             .iter()
@@ -84,11 +91,13 @@ impl Committed {
         } else {
             files.len().saturating_sub(1)
         };
+        let last = files.last().copied();
         for &(chunk, file) in &files[skip..] {
             let path = data_path(root, chunk, file);
             let rows = open_parquet(&path)?.metadata().file_metadata().num_rows();
             let want = self.rows_in(chunk, file);
-            if rows != want {
+            let extra_allowed = trailing && Some((chunk, file)) == last && rows > want;
+            if rows != want && !extra_allowed {
                 let message = format!("holds {rows} rows; the episodes table says {want}");
                 return Err(DatasetError::Malformed { path, message });
             }

@@ -58,7 +58,7 @@ pub use merge::merge;
 pub use meta::{EpisodeMeta, HandfulMeta, Info, Provenance, SourceProvenance};
 pub use problem::{Problem, ValidationReport};
 pub use reader::{DatasetReader, FrameIter};
-pub use recover::RecoveryReport;
+pub use recover::{RecoveryReport, inspect, recover};
 pub use stats::FeatureStats;
 pub use validate::validate;
 pub use writer::DatasetWriter;

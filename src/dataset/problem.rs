@@ -36,6 +36,7 @@ impl fmt::Display for Problem {
 /// The outcome of [`super::validate()`].
 #[derive(Clone, Debug, Default)]
 pub struct ValidationReport {
+    /// What `handful dataset recover` would do (each item is also a problem).
     pub recovery: RecoveryReport,
     pub episodes: usize,
     pub frames: u64,

@@ -1,6 +1,8 @@
-//! [`DatasetReader`]: opens a dataset (recovering a crash first) and streams its frames, one
-//! record batch of one data file at a time (never the whole dataset in memory), all of them or
-//! one episode's, located through the episodes table's global frame ranges.
+//! [`DatasetReader`]: opens a dataset read-only and streams its committed frames, one record
+//! batch of one data file at a time (never the whole dataset in memory), all of them or one
+//! episode's, located through the episodes table's global frame ranges. What a crash left
+//! (staged episodes, uncommitted rows) is reported by [`DatasetReader::pending_recovery`]
+//! and not read: `handful dataset recover` commits it.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +13,7 @@ use super::columns::{Columns, RecordedFrame};
 use super::commit::Committed;
 use super::fsio::{open_parquet, pq_err};
 use super::meta::{EpisodeMeta, Info, data_path};
-use super::recover::{RecoveryReport, recover};
+use super::recover::{RecoveryReport, inspect};
 
 /// Rows decoded per record batch while streaming.
 const BATCH_ROWS: usize = 1024;
@@ -20,19 +22,30 @@ const BATCH_ROWS: usize = 1024;
 pub struct DatasetReader {
     root: PathBuf,
     state: Committed,
-    recovery: RecoveryReport,
+    pending: RecoveryReport,
 }
 
 impl DatasetReader {
-    /// Opens `root`, recovering first what a crash left (see [`super::recover`]).
+    /// Opens `root` without changing it: the committed episodes only.
     pub fn open(root: &Path) -> Result<Self, DatasetError> {
-        let recovery = recover(root)?;
+        let pending = inspect(root)?;
         let state = Committed::load(root)?;
-        state.check_data_files(root, true)?;
+        // Rows a crash left after the committed ones are not read (frames are located by
+        // the episodes table); every other count must match.
+        let trailing = !pending.trimmed.is_empty();
+        state.check_data_files(root, true, trailing)?;
+        if !pending.is_clean() {
+            tracing::warn!(
+                dataset = %root.display(),
+                staged_episodes = pending.recovered.len(),
+                "the dataset has what a crash left (read: the committed episodes only); \
+                 `handful dataset recover` commits it"
+            );
+        }
         Ok(Self {
             root: root.to_path_buf(),
             state,
-            recovery,
+            pending,
         })
     }
 
@@ -53,8 +66,9 @@ impl DatasetReader {
         &self.state.tasks
     }
 
-    pub fn recovery(&self) -> &RecoveryReport {
-        &self.recovery
+    /// What `handful dataset recover` would do (clean for a dataset closed cleanly).
+    pub fn pending_recovery(&self) -> &RecoveryReport {
+        &self.pending
     }
 
     /// Every frame in `index` order.

@@ -1,5 +1,8 @@
-//! Crash recovery, run by every open (writer, reader, [`super::validate`]). It brings the
-//! directory back to "committed episodes + nothing else":
+//! Crash recovery, run explicitly (`handful dataset recover`, [`recover`]) and by opening a
+//! dataset for appending ([`super::DatasetWriter::open_append`], which reports it). Reading
+//! and validating never change a dataset: they call [`inspect`], which says what recovery
+//! would do and touches nothing. Recovery brings the directory back to "committed episodes
+//! + nothing else":
 //! - temporary files (`*.tmp`) from interrupted atomic writes are removed;
 //! - data rows or files written by a commit that never reached `info.json` are cut off (the
 //!   file is rebuilt from its committed rows and renamed over) or removed;
@@ -20,6 +23,8 @@ use super::meta::{Info, data_path};
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecoveredEpisode {
     pub episode_index: i64,
+    /// Where it was staged.
+    pub staging: PathBuf,
     pub frames: i64,
     pub parts_kept: usize,
     /// Parts that did not decode (and the ones after them), with why.
@@ -47,24 +52,54 @@ impl RecoveryReport {
     }
 }
 
-fn remove_file(path: &Path, report: &mut RecoveryReport) -> Result<(), DatasetError> {
-    std::fs::remove_file(path).map_err(io_err("remove", path))?;
+/// Whether recovery changes the directory or only says what it would do.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Apply,
+    Inspect,
+}
+
+fn remove_file(path: &Path, mode: Mode, report: &mut RecoveryReport) -> Result<(), DatasetError> {
+    if mode == Mode::Apply {
+        std::fs::remove_file(path).map_err(io_err("remove", path))?;
+    }
     report.removed.push(path.to_path_buf());
     Ok(())
 }
 
-fn remove_tmp_files(dir: &Path, report: &mut RecoveryReport) -> Result<(), DatasetError> {
+fn remove_dir(dir: &Path, mode: Mode) -> Result<(), DatasetError> {
+    if mode == Mode::Apply {
+        std::fs::remove_dir_all(dir).map_err(io_err("remove", dir))?;
+    }
+    Ok(())
+}
+
+fn remove_tmp_files(
+    dir: &Path,
+    mode: Mode,
+    report: &mut RecoveryReport,
+) -> Result<(), DatasetError> {
     for path in list_sorted(dir, "", ".tmp")? {
-        remove_file(&path, report)?;
+        remove_file(&path, mode, report)?;
     }
     Ok(())
 }
 
 /// Recovers `root` after a crash; see the module docs.
 pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
+    run(root, Mode::Apply)
+}
+
+/// What [`recover`] would do to `root`, without changing anything. Clean when the dataset
+/// was closed cleanly.
+pub fn inspect(root: &Path) -> Result<RecoveryReport, DatasetError> {
+    run(root, Mode::Inspect)
+}
+
+fn run(root: &Path, mode: Mode) -> Result<RecoveryReport, DatasetError> {
     let mut report = RecoveryReport::default();
     Info::load(root)?;
-    remove_tmp_files(&root.join("meta"), &mut report)?;
+    remove_tmp_files(&root.join("meta"), mode, &mut report)?;
     for dir in [
         root.join("meta/episodes"),
         root.join("data"),
@@ -72,7 +107,7 @@ pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
     ] {
         for sub in list_sorted(&dir, "", "")? {
             if sub.is_dir() {
-                remove_tmp_files(&sub, &mut report)?;
+                remove_tmp_files(&sub, mode, &mut report)?;
             }
         }
     }
@@ -81,12 +116,12 @@ pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
     let uncommitted = |d: &PathBuf| staging_index(d).is_none_or(|i| i >= state.info.total_episodes);
     if staged.iter().any(uncommitted) {
         // A crash mid-commit may have left rows or files the meta never recorded.
-        cut_uncommitted_data(root, &state, &mut report)?;
+        cut_uncommitted_data(root, &state, mode, &mut report)?;
     }
     let (s, a) = state.info.dims();
     for dir in staged {
         if staging_index(&dir).is_some_and(|i| i < state.info.total_episodes) {
-            std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+            remove_dir(&dir, mode)?;
             report.removed.push(dir);
             continue;
         }
@@ -97,16 +132,22 @@ pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
                 Some((path, why)) => format!("no part decodes; {} : {why}", path.display()),
                 None => "no parts were flushed".to_string(),
             };
-            std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+            remove_dir(&dir, mode)?;
             report.dropped.push((dir, why));
             continue;
         }
         let frames = cols.len() as i64;
-        let task = task.unwrap_or_else(|| "unknown".to_string());
-        let ep = commit_episode(root, &mut state, cols, &task, true)?;
-        std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        let episode_index = match mode {
+            Mode::Apply => {
+                let task = task.unwrap_or_else(|| "unknown".to_string());
+                commit_episode(root, &mut state, cols, &task, true)?.episode_index
+            }
+            Mode::Inspect => state.info.total_episodes + report.recovered.len() as i64,
+        };
+        remove_dir(&dir, mode)?;
         report.recovered.push(RecoveredEpisode {
-            episode_index: ep.episode_index,
+            episode_index,
+            staging: dir,
             frames,
             parts_kept: kept,
             parts_dropped: dropped,
@@ -119,6 +160,7 @@ pub fn recover(root: &Path) -> Result<RecoveryReport, DatasetError> {
 fn cut_uncommitted_data(
     root: &Path,
     state: &Committed,
+    mode: Mode,
     report: &mut RecoveryReport,
 ) -> Result<(), DatasetError> {
     let last = state
@@ -131,7 +173,7 @@ fn cut_uncommitted_data(
                 continue;
             };
             if last.is_none_or(|l| (chunk, file) > l) {
-                remove_file(&path, report)?;
+                remove_file(&path, mode, report)?;
             }
         }
     }
@@ -139,7 +181,9 @@ fn cut_uncommitted_data(
         let path = data_path(root, chunk, file);
         let rows = open_parquet(&path)?.metadata().file_metadata().num_rows();
         if rows != state.rows_in(chunk, file) {
-            rewrite_data_file(root, state, chunk, file, None)?;
+            if mode == Mode::Apply {
+                rewrite_data_file(root, state, chunk, file, None)?;
+            }
             report.trimmed.push(path);
         }
     }

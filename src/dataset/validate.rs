@@ -1,5 +1,6 @@
-//! [`validate`]: checks a dataset against the format (after recovering a crash) and lists
-//! every problem with its file, row and column: info totals, episode ranges and lengths, data
+//! [`validate`]: checks a dataset against the format, read-only, and lists every problem with
+//! its file, row and column: what a crash left for recovery (each item is a problem: the
+//! dataset is not valid until `handful dataset recover` has run), info totals, episode ranges and lengths, data
 //! file schemas, contiguous `index`, `episode_index`/`frame_index`/`task_index`/`timestamp`
 //! of every row, unreferenced data files, `stats.json`. Streams the data, one batch at a time.
 
@@ -11,14 +12,41 @@ use super::commit::Committed;
 use super::fsio::{list_sorted, open_parquet};
 use super::meta::{data_path, episodes_path, info_path, stats_path};
 use super::problem::{Collector, ValidationReport};
-use super::recover::recover;
+use super::recover::inspect;
 
 /// Validates the dataset at `root`. `Err` only when it cannot be opened at all (no or
 /// malformed `info.json`, unreadable episodes table); everything else is a [`super::Problem`].
 pub fn validate(root: &Path) -> Result<ValidationReport, DatasetError> {
-    let recovery = recover(root)?;
+    let recovery = inspect(root)?;
     let state = Committed::load(root)?;
     let mut out = Collector(Vec::new());
+    let recover = "`handful dataset recover` ";
+    for e in &recovery.recovered {
+        let message = format!(
+            "an episode a crash left staged ({} frames from {} of its {} parts): {recover}\
+             commits it as episode {}, marked recovered",
+            e.frames,
+            e.parts_kept,
+            e.parts_kept + e.parts_dropped.len(),
+            e.episode_index
+        );
+        out.add(&e.staging, None, None, message);
+    }
+    for (dir, why) in &recovery.dropped {
+        out.add(dir, None, None, format!("{why}: {recover}removes it"));
+    }
+    for path in &recovery.removed {
+        out.add(
+            path,
+            None,
+            None,
+            format!("left by an interrupted write: {recover}removes it"),
+        );
+    }
+    for path in &recovery.trimmed {
+        let message = format!("holds rows of an episode never committed: {recover}cuts them");
+        out.add(path, None, None, message);
+    }
     let info = &state.info;
     let (ipath, epath) = (info_path(root), episodes_path(root));
     let last_to = state.episodes.last().map_or(0, |e| e.dataset_to_index);

@@ -62,7 +62,7 @@ impl DatasetWriter {
     pub fn open_append(root: &Path) -> Result<Self, DatasetError> {
         let recovery = recover(root)?;
         let state = Committed::load(root)?;
-        state.check_data_files(root, false)?;
+        state.check_data_files(root, false, false)?;
         Ok(Self::with_state(root, state, recovery))
     }
 

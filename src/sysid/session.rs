@@ -66,6 +66,8 @@ pub struct LearnConfig {
     /// Wait for each retrain before the next trial (PETS's schedule). Otherwise trials
     /// run back to back and models are swapped in whenever they are ready.
     pub wait_for_model: bool,
+    /// What happens when an episode ends on a fault.
+    pub recovery: crate::recovery::RecoveryPolicy,
 }
 
 impl LearnConfig {
@@ -90,6 +92,23 @@ impl LearnConfig {
             self.retrainer.seed,
         )
         .context("trainer settings")?;
+        // The planner every model will drive, checked now rather than after the
+        // demonstrations and the first fit (the robot would have moved for nothing).
+        let bounds: Vec<(f32, f32)> = calib.actions.iter().map(|a| (a.min, a.max)).collect();
+        let trainer = &self.retrainer.trainer;
+        let members = if trainer.export_elites_only {
+            trainer.elite_count
+        } else {
+            trainer.ensemble_size
+        };
+        crate::mpc::Planner::new(
+            self.retrainer.planner.clone(),
+            calib.state_dim(),
+            calib.action_dim(),
+            &bounds,
+            members,
+        )
+        .context("planner settings")?;
         seed_sources(self)?;
         if let Some(run) = &self.resume
             && let (Ok(run), Ok(out)) = (run.canonicalize(), self.out_dir.canonicalize())
@@ -150,7 +169,10 @@ pub struct TrialRow {
 pub struct SeedSource {
     pub path: PathBuf,
     pub kind: Kind,
+    /// Episodes used.
     pub episodes: usize,
+    /// Expert episodes not used: recovered after a crash, never kept by an operator.
+    pub skipped_recovered: usize,
     pub transitions: usize,
 }
 
@@ -208,6 +230,12 @@ pub struct LearnSummary {
     pub first_trial_at_170: Option<u32>,
     pub loop_report: Option<control::LoopReport>,
     pub link: crate::link::LinkStats,
+    /// Host, firmware and link faults in one place (printed at the end).
+    pub faults: crate::faults::FaultAccount,
+    /// Faulted episodes the run recovered from (re-armed and went on).
+    pub recoveries: u32,
+    /// Why the run stopped before its last trial, if it did (it then exits non-zero).
+    pub stopped: Option<String>,
     /// How recorded steps were paired with the commands applied by them: transitions
     /// kept, chains ended at gaps, steps dropped for an unknown command.
     pub pairing: PairingCounts,
@@ -418,6 +446,9 @@ struct Session<'a> {
     viz: crate::viz::VizSender,
     link: Arc<crate::link::Link>,
     pairing: PairingCounts,
+    recovery: crate::recovery::Recovery,
+    /// How the last episode ended (a fault is recovered from before the next starts).
+    last_end: Option<(u32, control::EpisodeEnd)>,
 }
 
 /// The datasets a run is seeded with, oldest first: the resumed run's (recursively),
@@ -627,11 +658,34 @@ pub fn learn(
         viz: viz.sender(),
         link: Arc::clone(&robot.link),
         pairing: PairingCounts::default(),
+        recovery: crate::recovery::Recovery::new(config.recovery),
+        last_end: None,
     };
     session.seed_data(&robot)?;
+    let mut stopped = None;
     for trial in 1..=config.trials {
-        let row = session.trial(trial, "mpc", &robot)?;
-        tracing::info!(trial, episode_return = format!("{:.1}", row.episode_return), model = ?row.model_version, drivers = row.drivers.len(), "trial finished");
+        match session.trial(trial, "mpc", &robot) {
+            Ok(row) => {
+                tracing::info!(trial, episode_return = format!("{:.1}", row.episode_return), model = ?row.model_version, drivers = row.drivers.len(), "trial finished");
+            }
+            Err(e) => match e.downcast::<crate::recovery::Stopped>() {
+                // Stopped on a fault: the run so far is still written out, then it fails.
+                Ok(why) => {
+                    tracing::error!(%why, "stopping the run");
+                    stopped = Some(why.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            },
+        }
+    }
+    if stopped.is_none()
+        && let Some((_, control::EpisodeEnd::Faulted(fault))) = session.last_end
+    {
+        stopped = Some(format!(
+            "the last episode ended on a fault ({})",
+            fault.name()
+        ));
     }
 
     // The best trial, credited to the model that computed most of its commands.
@@ -676,9 +730,16 @@ pub fn learn(
         pairing,
         seed,
         retraining,
+        recovery,
         ..
     } = session;
+    let records_dropped = handle.records_dropped();
     let loop_report = handle.stop();
+    let faults = crate::faults::FaultAccount::new(
+        loop_report.as_ref(),
+        &robot.link.stats(),
+        records_dropped,
+    );
     let model_use = retraining.swaps.model_use();
     let Retraining {
         retrainer,
@@ -709,6 +770,9 @@ pub fn learn(
         first_trial_at_170,
         loop_report,
         link: robot.link.stats(),
+        faults,
+        recoveries: recovery.used,
+        stopped,
         pairing,
         started_unix,
         finished_unix: clock::wall_time_unix_secs(),
@@ -779,12 +843,15 @@ impl Retraining {
             SysidEvent::Rejected {
                 candidate_nll,
                 current_nll,
+                gate,
                 ..
             } => {
                 self.counts.rejected += 1;
                 tracing::info!(
                     candidate_nll,
                     current_nll,
+                    trimmed_difference = gate.trimmed_difference,
+                    better_rows = format!("{} of {}", gate.candidate_better_rows, gate.rows),
                     "model not published: worse on validation"
                 );
                 None
@@ -846,7 +913,14 @@ impl Session<'_> {
                 .unwrap_or(false);
             let stepping = Stepping::new(lockstep);
             let mut loaded = 0;
+            let mut skipped = 0;
             for episode in reader.episodes() {
+                // An episode a crash left staged was never kept by an operator: it is no
+                // demonstration. (The robot's own recovered trials are still experience.)
+                if episode.recovered && kind == Kind::Expert {
+                    skipped += 1;
+                    continue;
+                }
                 let frames: Vec<Frame> = reader
                     .episode_frames(episode.episode_index)?
                     .map(|f| f.map(|f| f.frame))
@@ -859,11 +933,15 @@ impl Session<'_> {
                 Kind::Expert => expert_rows += loaded,
                 Kind::Learner => learner_rows += loaded,
             }
-            tracing::info!(dataset = %path.display(), episodes = reader.episodes().len(), transitions = loaded, ?kind, "experience loaded");
+            if skipped > 0 {
+                tracing::warn!(dataset = %path.display(), skipped, "episodes recovered after a crash are not used as demonstrations");
+            }
+            tracing::info!(dataset = %path.display(), episodes = reader.episodes().len() - skipped, transitions = loaded, ?kind, "experience loaded");
             self.seed.push(SeedSource {
                 path,
                 kind,
-                episodes: reader.episodes().len(),
+                episodes: reader.episodes().len() - skipped,
+                skipped_recovered: skipped,
                 transitions: loaded,
             });
         }
@@ -1050,6 +1128,21 @@ impl Session<'_> {
         mode: Mode,
         expert: Option<&mut EpisodeRecorder>,
     ) -> anyhow::Result<EpisodeOutcome> {
+        // After a faulted episode: wait for the robot, or stop (a `Stopped` error).
+        if let Some((episode, end)) = self.last_end.take() {
+            let (handle, link, viz) = (&self.handle, &self.link, &self.viz);
+            self.recovery.after(
+                episode,
+                end,
+                link,
+                self.calib,
+                self.config.robot.lockstep,
+                || {
+                    while handle.records.try_recv().is_ok() {}
+                    crate::run::send_link(link, viz);
+                },
+            )?;
+        }
         let recorder = match expert {
             Some(r) => r,
             None => &mut self.learner,
@@ -1113,6 +1206,7 @@ impl Session<'_> {
         }
         recorder.end(true)?;
         let frames = recorder.episode_frames().to_vec();
+        self.last_end = Some((summary.episode, summary.end));
         self.viz.send(crate::viz::VizEvent::Episode(summary));
         // A model that drove is named by its `Published` event, sent right after its
         // controller: wait for it if the episode ended first.

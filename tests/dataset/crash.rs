@@ -126,7 +126,7 @@ fn kill_9_mid_episode_loses_at_most_a_second() {
         lost * PERIOD_US as i64 / 1000
     );
     let r = DatasetReader::open(dir.path()).unwrap();
-    assert!(r.recovery().is_clean());
+    assert!(r.pending_recovery().is_clean());
     assert_eq!(r.info().handful.recovered_episodes, vec![2]);
     for (e, frames) in written.iter().enumerate() {
         let back: Vec<_> = r
@@ -163,8 +163,35 @@ fn corrupt_parts_are_dropped_and_reported() {
     let bytes = std::fs::read(&part1).unwrap();
     std::fs::write(&part1, &bytes[..bytes.len() - 9]).unwrap();
     std::fs::write(staging.join("part-0003.parquet.tmp"), b"half-written").unwrap();
+
+    // Reading and validating change nothing: the reader sees the committed episode only,
+    // validation names what recovery would do, and every file stays as it was.
+    let before = files(dir.path());
     let r = DatasetReader::open(dir.path()).unwrap();
-    let rec = &r.recovery().recovered[0];
+    assert_eq!((r.info().total_episodes, r.info().total_frames), (1, 10));
+    assert_eq!(r.frames().count(), 10);
+    assert_eq!(r.pending_recovery().recovered.len(), 1);
+    let v = validate(dir.path()).unwrap();
+    assert!(!v.is_valid());
+    let problems: Vec<String> = v.problems.iter().map(ToString::to_string).collect();
+    assert!(
+        problems.iter().any(|p| p.contains("episode-000001")
+            && p.contains("25 frames from 1 of its 3 parts")
+            && p.contains("`handful dataset recover`")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("part-0003.parquet.tmp")),
+        "{problems:#?}"
+    );
+    assert_eq!(
+        files(dir.path()),
+        before,
+        "reading or validating changed the dataset"
+    );
+
+    let report = handful::dataset::recover(dir.path()).unwrap();
+    let rec = &report.recovered[0];
     assert_eq!((rec.frames, rec.parts_kept), (25, 1), "{rec:?}");
     assert_eq!(
         rec.parts_dropped.len(),
@@ -173,11 +200,14 @@ fn corrupt_parts_are_dropped_and_reported() {
     );
     assert!(rec.parts_dropped[0].0.ends_with("part-0001.parquet"));
     assert!(
-        r.recovery()
+        report
             .removed
             .iter()
             .any(|p| p.ends_with("part-0003.parquet.tmp"))
     );
+    let r = DatasetReader::open(dir.path()).unwrap();
+    assert!(r.pending_recovery().is_clean());
+    assert!(r.episodes()[1].recovered);
     assert_eq!(r.info().total_frames, 35);
 
     // A staged episode whose only part is corrupt is dropped cleanly.
@@ -192,9 +222,34 @@ fn corrupt_parts_are_dropped_and_reported() {
         b"garbage",
     )
     .unwrap();
-    let r = DatasetReader::open(dir.path()).unwrap();
-    assert_eq!(r.recovery().dropped.len(), 1, "{:?}", r.recovery());
-    assert!(r.recovery().dropped[0].1.contains("part-0000.parquet"));
-    assert_eq!(r.info().total_episodes, 2);
+    let report = handful::dataset::recover(dir.path()).unwrap();
+    assert_eq!(report.dropped.len(), 1, "{report:?}");
+    assert!(report.dropped[0].1.contains("part-0000.parquet"));
+    assert_eq!(
+        DatasetReader::open(dir.path())
+            .unwrap()
+            .info()
+            .total_episodes,
+        2
+    );
     assert!(validate(dir.path()).unwrap().is_valid());
+}
+
+/// Every file under `root` with its size and modification time, sorted.
+fn files(root: &std::path::Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
 }

@@ -13,7 +13,11 @@ fn three_episodes_read_back_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let written = record(dir.path(), true, 0, &[40, 1, 77]);
     let r = DatasetReader::open(dir.path()).unwrap();
-    assert!(r.recovery().is_clean(), "{:?}", r.recovery());
+    assert!(
+        r.pending_recovery().is_clean(),
+        "{:?}",
+        r.pending_recovery()
+    );
     let info = r.info();
     assert_eq!((info.codebase_version.as_str(), info.fps), ("v3.0", FPS));
     assert_eq!(
@@ -159,5 +163,18 @@ fn full_disk_is_a_clear_error_and_completed_episodes_survive() {
     let all: Vec<_> = r.frames().map(Result::unwrap).collect();
     assert_eq!(all.len(), 60);
     assert_eq!(all[59].frame, written[1][29]);
+    // What the failed write left is all validation finds, and recovery clears it.
+    let report = validate(dir.path()).unwrap();
+    assert!(
+        !report.problems.is_empty()
+            && report
+                .problems
+                .iter()
+                .all(|p| p.file.starts_with(dir.path().join("staging"))
+                    && p.message.contains("`handful dataset recover`")),
+        "{:#?}",
+        report.problems
+    );
+    handful::dataset::recover(dir.path()).unwrap();
     assert!(validate(dir.path()).unwrap().is_valid());
 }
