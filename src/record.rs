@@ -151,12 +151,34 @@ impl EpisodeRecorder {
 pub fn open_or_create(
     root: &Path,
     spec: crate::dataset::DatasetSpec,
-) -> Result<DatasetWriter, DatasetError> {
-    if root.join("meta/info.json").exists() {
-        DatasetWriter::open_append(root)
-    } else {
-        DatasetWriter::create(root, spec)
+) -> anyhow::Result<DatasetWriter> {
+    if !root.join("meta/info.json").exists() {
+        return Ok(DatasetWriter::create(root, spec)?);
     }
+    // Appending: the episodes must be this robot's, checked before it moves.
+    let info = crate::dataset::Info::load(root)?;
+    let differences = spec.differences(&info);
+    if !differences.is_empty() {
+        anyhow::bail!(
+            "{} holds another robot's episodes, so this robot's cannot be appended: {}",
+            root.display(),
+            differences.join("; ")
+        );
+    }
+    let mut writer = DatasetWriter::open_append(root)?;
+    if !writer.recovery().is_clean() {
+        tracing::warn!(dataset = %root.display(), report = ?writer.recovery(), "recovered what a crash left");
+    }
+    let provenance = &spec.provenance;
+    if info.handful.provenance.calibration_sha256 != provenance.calibration_sha256 {
+        tracing::warn!(
+            dataset = %root.display(),
+            calibration = &provenance.calibration_sha256[..12.min(provenance.calibration_sha256.len())],
+            "appending under another calibration of the same robot: each episode names its own"
+        );
+    }
+    writer.set_calibration(&provenance.calibration_sha256, &provenance.calibration_text);
+    Ok(writer)
 }
 
 /// Who drives while recording.
@@ -224,9 +246,6 @@ pub fn record(
             "lockstep runs faster than real time: a person cannot drive it (use --teleop expert)"
         );
     }
-    std::fs::create_dir_all(&config.robot.dir).context("creating the session directory")?;
-    let robot = crate::run::Robot::connect(calib, &config.robot, exe)?;
-    let link = Arc::clone(&robot.link);
     let session = serde_json::json!({
         "teleop": config.teleop,
         "task": config.task,
@@ -236,11 +255,12 @@ pub fn record(
         "port": config.robot.port,
     });
     let spec = crate::dataset::DatasetSpec::from_calibration(calib, session, None);
+    // The dataset first: a refusal (another robot's) comes before anything starts.
     let writer = open_or_create(&config.dataset, spec)
         .with_context(|| format!("opening dataset {}", config.dataset.display()))?;
-    if !writer.recovery().is_clean() {
-        tracing::warn!(report = ?writer.recovery(), "recovered a partly written episode");
-    }
+    std::fs::create_dir_all(&config.robot.dir).context("creating the session directory")?;
+    let robot = crate::run::Robot::connect(calib, &config.robot, exe)?;
+    let link = Arc::clone(&robot.link);
     let mut recorder = EpisodeRecorder::new(writer, &config.task, true);
 
     let source: Option<Arc<dyn TeleopSource>> = match config.teleop {

@@ -270,6 +270,16 @@ fn a_recorded_dataset_seeds_a_learning_run_and_its_resumption() {
         "{stdout}"
     );
     assert_eq!(episodes(&demos), 3);
+    // A merge keeps it marked.
+    let merged = dir.path().join("merged");
+    handful::dataset::merge(&[demos.as_path()], &merged).unwrap();
+    let flags: Vec<bool> = handful::dataset::DatasetReader::open(&merged)
+        .unwrap()
+        .episodes()
+        .iter()
+        .map(|e| e.recovered)
+        .collect();
+    assert_eq!(flags, [false, false, true]);
     let se = learn(&e, &["--trials", "1", "--expert", demos.to_str().unwrap()]);
     // The demonstrations are the expert data: all of it, and no scripted expert ran.
     let loaded = seed(&se);
@@ -560,6 +570,40 @@ fn planner_settings_that_do_not_fit_the_ensemble_are_refused_before_the_robot_mo
     );
     assert!(
         stderr.contains("planner settings") && stderr.contains("multiple of the ensemble size (5)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn demonstrations_of_another_robot_are_refused_before_the_robot_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let demos = dir.path().join("pendulum-demos");
+    let status = handful()
+        .args([
+            "record",
+            "--calib",
+            "calib/pendulum-sim.toml",
+            "--teleop",
+            "expert",
+            "--lockstep",
+            "--episodes",
+            "1",
+            "--steps",
+            "10",
+            "--dataset",
+        ])
+        .arg(&demos)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Before: it failed after the first fit, as "no model could be trained".
+    let stderr = refused(
+        &["--expert", demos.to_str().unwrap()],
+        &dir.path().join("refused"),
+    );
+    assert!(
+        stderr.contains("was recorded on another robot")
+            && stderr.contains("robot \"pendulum-sim\" (this robot: \"cartpole-sim\")"),
         "{stderr}"
     );
 }

@@ -143,3 +143,87 @@ fn kill_9_while_recording_keeps_every_completed_episode_intact() {
     assert!(recovered.iter().all(|e| e.recovered), "{recovered:?}");
     assert!(reader.episodes()[..committed].iter().all(|e| !e.recovered));
 }
+
+/// Records `episodes` lockstep expert episodes of `steps` steps with `calib` into `dataset`.
+fn record_into(
+    dataset: &Path,
+    calib: &Calibration,
+    session: &Path,
+    episodes: u32,
+) -> anyhow::Result<record::RecordSummary> {
+    let config = RecordConfig {
+        robot: RobotOptions {
+            port: None,
+            lockstep: true,
+            seed: 1,
+            sim_args: vec![],
+            dir: session.to_path_buf(),
+        },
+        teleop: TeleopKind::Expert,
+        dataset: dataset.to_path_buf(),
+        task: "swing up".into(),
+        episodes,
+        steps: Some(20),
+        recovery: Default::default(),
+    };
+    record::record(&config, calib, exe())
+}
+
+#[test]
+fn appends_are_this_robots_and_each_episode_names_its_calibration() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cartpole = calibration();
+    let dataset = dir.path().join("demos");
+    record_into(&dataset, &cartpole, &dir.path().join("s1"), 1).unwrap();
+
+    // Another robot's episodes cannot be appended: refused before its robot starts.
+    let pendulum = Calibration::load(&repo.join("calib/pendulum-sim.toml")).unwrap();
+    let error = record_into(&dataset, &pendulum, &dir.path().join("s2"), 1)
+        .expect_err("a pendulum appended to a cart-pole dataset");
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("another robot") && message.contains("\"cartpole-sim\""),
+        "{message}"
+    );
+    assert!(!dir.path().join("s2").exists(), "the robot was started");
+    assert_eq!(DatasetReader::open(&dataset).unwrap().episodes().len(), 1);
+
+    // The same robot recalibrated: appended, and each episode names its calibration,
+    // whose text the dataset keeps.
+    let text = format!("{}\n# recalibrated\n", cartpole.text);
+    let path = dir.path().join("recalibrated.toml");
+    std::fs::write(&path, &text).unwrap();
+    let recalibrated = Calibration::load(&path).unwrap();
+    assert_ne!(recalibrated.hash, cartpole.hash);
+    record_into(&dataset, &recalibrated, &dir.path().join("s3"), 1).unwrap();
+    let reader = DatasetReader::open(&dataset).unwrap();
+    let hashes: Vec<_> = reader
+        .episodes()
+        .iter()
+        .map(|e| e.calibration_sha256.clone())
+        .collect();
+    assert_eq!(
+        hashes,
+        vec![Some(cartpole.hash.clone()), Some(recalibrated.hash.clone())]
+    );
+    let handful = &reader.info().handful;
+    assert_eq!(handful.provenance.calibration_sha256, cartpole.hash);
+    assert_eq!(handful.calibrations.get(&recalibrated.hash), Some(&text));
+    assert!(validate(&dataset).unwrap().is_valid());
+
+    // A merge keeps both, and whether an episode was recovered.
+    let merged = dir.path().join("merged");
+    handful::dataset::merge(&[dataset.as_path()], &merged).unwrap();
+    let reader = DatasetReader::open(&merged).unwrap();
+    let merged_hashes: Vec<_> = reader
+        .episodes()
+        .iter()
+        .map(|e| e.calibration_sha256.clone())
+        .collect();
+    assert_eq!(merged_hashes, hashes);
+    assert_eq!(
+        reader.info().handful.calibrations.get(&recalibrated.hash),
+        Some(&text)
+    );
+}

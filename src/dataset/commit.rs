@@ -24,6 +24,8 @@ pub(crate) struct Committed {
 
 /// Key of the task string in a staged part's parquet metadata.
 pub(crate) const TASK_KEY: &str = "handful.task";
+/// Key of a staged part's metadata naming the calibration it was recorded under.
+pub(crate) const CALIBRATION_KEY: &str = "handful.calibration_sha256";
 
 impl Committed {
     pub fn new(spec: &DatasetSpec) -> Self {
@@ -123,12 +125,24 @@ pub(crate) fn part_path(dir: &Path, part: u32) -> PathBuf {
     dir.join(format!("part-{part:04}.parquet"))
 }
 
-pub(crate) fn task_metadata(task: &str) -> Vec<KeyValue> {
-    vec![KeyValue::new(TASK_KEY.to_string(), task.to_string())]
+pub(crate) fn part_metadata(task: &str, calibration: Option<&str>) -> Vec<KeyValue> {
+    let mut kv = vec![KeyValue::new(TASK_KEY.to_string(), task.to_string())];
+    if let Some(sha) = calibration {
+        kv.push(KeyValue::new(CALIBRATION_KEY.to_string(), sha.to_string()));
+    }
+    kv
 }
 
-/// What [`read_staged`] found: the frames, the task, and the dropped parts with why.
-pub(crate) type Staged = (Columns, Option<String>, Vec<(PathBuf, String)>);
+/// A staged episode's task and calibration, from its parts' metadata.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StagedMeta {
+    pub task: Option<String>,
+    pub calibration: Option<String>,
+}
+
+/// What [`read_staged`] found: the frames, the task and calibration, and the dropped
+/// parts with why.
+pub(crate) type Staged = (Columns, StagedMeta, Vec<(PathBuf, String)>);
 
 /// Staged parts of an episode, in order, stopping at the first that does not decode.
 /// Returns the frames, the task, and the parts that were dropped with why.
@@ -138,15 +152,16 @@ pub(crate) fn read_staged(
     action_len: usize,
 ) -> Result<Staged, DatasetError> {
     let mut cols = Columns::with_capacity(state_len, action_len, 0);
-    let mut task = None;
+    let mut meta = StagedMeta::default();
     let mut dropped = Vec::new();
     let parts = list_sorted(dir, "part-", ".parquet")?;
     for (i, path) in parts.iter().enumerate() {
         let decoded = read_part(path, state_len, action_len);
         match decoded {
-            Ok((c, t)) => {
+            Ok((c, m)) => {
                 cols.append(&c);
-                task = task.or(t);
+                meta.task = meta.task.or(m.task);
+                meta.calibration = meta.calibration.or(m.calibration);
             }
             Err(e) => {
                 for p in &parts[i..] {
@@ -161,31 +176,39 @@ pub(crate) fn read_staged(
             }
         }
     }
-    Ok((cols, task, dropped))
+    Ok((cols, meta, dropped))
 }
 
-fn read_part(path: &Path, s: usize, a: usize) -> Result<(Columns, Option<String>), DatasetError> {
+fn read_part(path: &Path, s: usize, a: usize) -> Result<(Columns, StagedMeta), DatasetError> {
     let builder = open_parquet(path)?;
     let kv = builder.metadata().file_metadata().key_value_metadata();
-    let task = kv.and_then(|kv| {
-        kv.iter()
-            .find(|k| k.key == TASK_KEY)
-            .and_then(|k| k.value.clone())
-    });
+    let value = |key: &str| {
+        kv.and_then(|kv| {
+            kv.iter()
+                .find(|k| k.key == key)
+                .and_then(|k| k.value.clone())
+        })
+    };
+    let meta = StagedMeta {
+        task: value(TASK_KEY),
+        calibration: value(CALIBRATION_KEY),
+    };
     let mut cols = Columns::with_capacity(s, a, 0);
     for batch in read_parquet(path)? {
         cols.append(&Columns::from_batch(&batch, s, a, path)?);
     }
-    Ok((cols, task))
+    Ok((cols, meta))
 }
 
-/// Commits `cols` (one episode's frames, in order) as the next episode with `task`.
-/// `recovered` marks an episode rebuilt after a crash: its last frame gets `next.done`.
+/// Commits `cols` (one episode's frames, in order) as the next episode with `task`,
+/// recorded under the calibration `calibration` names. `recovered` marks an episode
+/// rebuilt after a crash: its last frame gets `next.done`.
 pub(crate) fn commit_episode(
     root: &Path,
     state: &mut Committed,
     mut cols: Columns,
     task: &str,
+    calibration: Option<&str>,
     recovered: bool,
 ) -> Result<EpisodeMeta, DatasetError> {
     let mut next = state.clone();
@@ -230,6 +253,7 @@ pub(crate) fn commit_episode(
         dataset_from_index: from,
         dataset_to_index: from + cols.len() as i64,
         recovered,
+        calibration_sha256: calibration.map(str::to_string),
         stats: episode_stats(&cols),
     };
     next.episodes.push(ep.clone());

@@ -61,6 +61,12 @@ pub(crate) fn write_episodes(root: &Path, episodes: &[EpisodeMeta]) -> Result<()
         "handful/recovered",
         Arc::new(BooleanArray::from_iter(e.iter().map(|e| Some(e.recovered)))),
     );
+    add(
+        "handful/calibration_sha256",
+        Arc::new(StringArray::from_iter(
+            e.iter().map(|e| e.calibration_sha256.as_deref()),
+        )),
+    );
     let features: Vec<String> = e
         .first()
         .map(|e| e.stats.keys().cloned().collect())
@@ -152,6 +158,9 @@ fn read_batch(
     let recovered = batch
         .column_by_name("handful/recovered")
         .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+    let calibration = batch
+        .column_by_name("handful/calibration_sha256")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>());
     let stat_features: Vec<String> = batch
         .schema()
         .fields()
@@ -204,6 +213,9 @@ fn read_batch(
             dataset_from_index: from.value(row),
             dataset_to_index: to.value(row),
             recovered: recovered.is_some_and(|r| r.value(row)),
+            calibration_sha256: calibration
+                .filter(|c| c.is_valid(row))
+                .map(|c| c.value(row).to_string()),
             stats,
         });
     }

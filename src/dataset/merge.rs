@@ -59,9 +59,24 @@ pub fn merge(inputs: &[&Path], out: &Path) -> Result<Info, DatasetError> {
     let mut sources = Vec::new();
     for (path, reader) in inputs.iter().zip(&readers) {
         let first_episode = writer.episodes().len() as i64;
+        // Every calibration the input's episodes name, kept with their first commit.
+        let handful = &reader.info().handful;
+        let mut calibrations = handful.calibrations.clone();
+        calibrations.insert(
+            handful.provenance.calibration_sha256.clone(),
+            handful.provenance.calibration_text.clone(),
+        );
+        for (sha, text) in calibrations.into_iter().filter(|(sha, _)| !sha.is_empty()) {
+            writer.set_calibration(&sha, &text);
+        }
         for ep in reader.episodes() {
             let task = ep.tasks.first().cloned().unwrap_or_default();
-            writer.begin_episode(&task)?;
+            // Each episode keeps its calibration and whether it was recovered.
+            let calibration = ep
+                .calibration_sha256
+                .clone()
+                .or_else(|| non_empty(&reader.info().handful.provenance.calibration_sha256));
+            writer.begin_episode_as(&task, calibration, ep.recovered)?;
             for frame in reader.episode_frames(ep.episode_index)? {
                 writer.push(&frame?.frame)?;
             }
@@ -79,4 +94,8 @@ pub fn merge(inputs: &[&Path], out: &Path) -> Result<Info, DatasetError> {
     info.handful.sources = sources;
     info.save(out)?;
     Ok(info)
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_string())
 }

@@ -76,6 +76,10 @@ pub struct HandfulMeta {
     /// Episodes rebuilt from staging after a crash.
     #[serde(default)]
     pub recovered_episodes: Vec<i64>,
+    /// Calibrations episodes were recorded under besides `calibration_sha256`'s (an
+    /// append after a recalibration), by SHA-256; each episode names its own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calibrations: BTreeMap<String, String>,
     /// For a merged dataset, each input in order.
     #[serde(default)]
     pub sources: Vec<SourceProvenance>,
@@ -290,5 +294,8 @@ pub struct EpisodeMeta {
     pub dataset_to_index: i64,
     /// Rebuilt from staging after a crash.
     pub recovered: bool,
+    /// SHA-256 of the calibration it was recorded under (`None`: not recorded, e.g.
+    /// another tool's dataset).
+    pub calibration_sha256: Option<String>,
     pub stats: Stats,
 }

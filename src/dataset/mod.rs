@@ -165,4 +165,41 @@ impl DatasetSpec {
             },
         }
     }
+
+    /// Every way the dataset `info` describes differs from this spec in what matters for
+    /// using its episodes together with this robot's: the robot, the control rate and
+    /// the state and action channels (the calibration's hash may differ: a recalibrated
+    /// robot is still the same robot). Empty when they match.
+    pub fn differences(&self, info: &Info) -> Vec<String> {
+        let mut out = Vec::new();
+        let robot = match info.handful.provenance.robot_id.as_str() {
+            "" => info.robot_type.clone().unwrap_or_default(),
+            id => id.to_string(),
+        };
+        if robot != self.provenance.robot_id {
+            out.push(format!(
+                "robot {robot:?} (this robot: {:?})",
+                self.provenance.robot_id
+            ));
+        }
+        if info.fps != self.fps {
+            out.push(format!(
+                "{} frames per second (this robot: {})",
+                info.fps, self.fps
+            ));
+        }
+        for (key, mine) in [
+            ("observation.state", &self.state_names),
+            ("action", &self.action_names),
+        ] {
+            let theirs = info.features.get(key).and_then(|f| f.names.clone());
+            if theirs.as_ref() != Some(mine) {
+                out.push(format!(
+                    "{key} channels {} (this robot: {mine:?})",
+                    theirs.map_or("unnamed".to_string(), |t| format!("{t:?}"))
+                ));
+            }
+        }
+        out
+    }
 }

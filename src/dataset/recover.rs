@@ -125,7 +125,7 @@ fn run(root: &Path, mode: Mode) -> Result<RecoveryReport, DatasetError> {
             report.removed.push(dir);
             continue;
         }
-        let (cols, task, dropped) = read_staged(&dir, s, a)?;
+        let (cols, meta, dropped) = read_staged(&dir, s, a)?;
         let kept = list_sorted(&dir, "part-", ".parquet")?.len() - dropped.len();
         if cols.len() == 0 {
             let why = match dropped.first() {
@@ -139,8 +139,9 @@ fn run(root: &Path, mode: Mode) -> Result<RecoveryReport, DatasetError> {
         let frames = cols.len() as i64;
         let episode_index = match mode {
             Mode::Apply => {
-                let task = task.unwrap_or_else(|| "unknown".to_string());
-                commit_episode(root, &mut state, cols, &task, true)?.episode_index
+                let task = meta.task.unwrap_or_else(|| "unknown".to_string());
+                let calibration = meta.calibration.as_deref();
+                commit_episode(root, &mut state, cols, &task, calibration, true)?.episode_index
             }
             Mode::Inspect => state.info.total_episodes + report.recovered.len() as i64,
         };

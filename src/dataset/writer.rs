@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::DatasetError;
 use super::columns::{Columns, frame_schema};
 use super::commit::{
-    Committed, commit_episode, part_path, read_staged, staging_dir, task_metadata,
+    Committed, commit_episode, part_metadata, part_path, read_staged, staging_dir,
 };
 use super::fsio::{create_dir_all, io_err, sync_dir, write_parquet_atomic};
 use super::meta::{EpisodeMeta, Info, info_path};
@@ -21,6 +21,8 @@ pub const FLUSH_INTERVAL_US: i64 = 500_000;
 
 struct Current {
     task: String,
+    calibration: Option<String>,
+    recovered: bool,
     task_index: i64,
     dir: PathBuf,
     frames: i64,
@@ -37,6 +39,8 @@ pub struct DatasetWriter {
     flush_every_frames: usize,
     failed: bool,
     recovery: RecoveryReport,
+    /// SHA-256 of the calibration new episodes are recorded under.
+    calibration: Option<String>,
 }
 
 impl DatasetWriter {
@@ -69,6 +73,8 @@ impl DatasetWriter {
     fn with_state(root: &Path, state: Committed, recovery: RecoveryReport) -> Self {
         let (s, a) = state.info.dims();
         let every = (state.info.fps as i64 * FLUSH_INTERVAL_US / 1_000_000).max(1) as usize;
+        let sha = &state.info.handful.provenance.calibration_sha256;
+        let calibration = (!sha.is_empty()).then(|| sha.clone());
         Self {
             root: root.to_path_buf(),
             state,
@@ -77,6 +83,7 @@ impl DatasetWriter {
             flush_every_frames: every,
             failed: false,
             recovery,
+            calibration,
         }
     }
 
@@ -99,8 +106,34 @@ impl DatasetWriter {
         &self.state.episodes
     }
 
+    /// New episodes are recorded under the calibration `text` (SHA-256 `sha256`): each
+    /// names it in the episodes table, and a calibration other than the dataset's first is
+    /// kept in `info.json` (`handful.calibrations`) with the next commit.
+    pub fn set_calibration(&mut self, sha256: &str, text: &str) {
+        let handful = &mut self.state.info.handful;
+        if handful.provenance.calibration_sha256 != sha256 {
+            handful
+                .calibrations
+                .entry(sha256.to_string())
+                .or_insert_with(|| text.to_string());
+        }
+        self.calibration = Some(sha256.to_string());
+    }
+
     /// Starts an episode of `task`.
     pub fn begin_episode(&mut self, task: &str) -> Result<(), DatasetError> {
+        let calibration = self.calibration.clone();
+        self.begin_episode_as(task, calibration, false)
+    }
+
+    /// Starts an episode of `task` that was recorded under `calibration` and, if
+    /// `recovered`, rebuilt after a crash (a merge copying another dataset's episode).
+    pub fn begin_episode_as(
+        &mut self,
+        task: &str,
+        calibration: Option<String>,
+        recovered: bool,
+    ) -> Result<(), DatasetError> {
         if self.current.is_some() {
             return Err(DatasetError::State(
                 "begin_episode: an episode is already in progress",
@@ -122,6 +155,8 @@ impl DatasetWriter {
         self.buffer.clear();
         self.current = Some(Current {
             task: task.to_string(),
+            calibration,
+            recovered,
             task_index: self.state.task_index(task),
             dir,
             frames: 0,
@@ -182,7 +217,7 @@ impl DatasetWriter {
             &path,
             frame_schema(s, a),
             &[vec![batch]],
-            task_metadata(&cur.task),
+            part_metadata(&cur.task, cur.calibration.as_deref()),
         )?;
         cur.parts += 1;
         cur.last_flush_host_us = self.buffer.host_time_us.last().copied();
@@ -228,7 +263,14 @@ impl DatasetWriter {
         if let Some((path, why)) = dropped.into_iter().next() {
             return Err(DatasetError::Malformed { path, message: why });
         }
-        let ep = commit_episode(&self.root, &mut self.state, cols, &cur.task, false)?;
+        let ep = commit_episode(
+            &self.root,
+            &mut self.state,
+            cols,
+            &cur.task,
+            cur.calibration.as_deref(),
+            cur.recovered,
+        )?;
         std::fs::remove_dir_all(&cur.dir).map_err(io_err("remove staging", &cur.dir))?;
         Ok(ep)
     }

@@ -109,7 +109,25 @@ impl LearnConfig {
             members,
         )
         .context("planner settings")?;
-        seed_sources(self)?;
+        // Every dataset learned from must be this robot's: refused now, naming what
+        // differs, not as "no model could be trained" after the demonstrations.
+        let spec = DatasetSpec::from_calibration(calib, serde_json::Value::Null, None);
+        for (path, kind) in seed_sources(self)? {
+            let reader = DatasetReader::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            let differences = spec.differences(reader.info());
+            if !differences.is_empty() {
+                bail!(
+                    "{} ({kind:?} data) was recorded on another robot: {}",
+                    path.display(),
+                    differences.join("; ")
+                );
+            }
+            let sha = &reader.info().handful.provenance.calibration_sha256;
+            if !sha.is_empty() && *sha != calib.hash {
+                tracing::warn!(dataset = %path.display(), "recorded under another calibration of this robot");
+            }
+        }
         if let Some(run) = &self.resume
             && let (Ok(run), Ok(out)) = (run.canonicalize(), self.out_dir.canonicalize())
             && run == out
