@@ -6,7 +6,9 @@
 //! driver then either stops the run, or — while its budget of recoveries lasts — waits
 //! until the robot is healthy again and starts the next episode, which re-arms it:
 //!
-//! 1. an e-stop is never recovered from: someone pressed it; the run stops;
+//! 1. an e-stop is never recovered from: someone pressed it, and the host's disarm after
+//!    the fault releases it in the firmware, so any `EStop` report the link has received
+//!    during the run stops it;
 //! 2. wait (bounded by [`RecoveryPolicy::wait_us`]) until the link is connected, frames
 //!    arrive, and — in real time — a state fresher than the calibration's staleness
 //!    bound has been seen for [`SETTLE_US`] without a break;
@@ -135,7 +137,8 @@ fn wait_until_healthy(
         let now = clock.now_us();
         let health = link.health(link.clock().now_us());
         let state = link.latest_state();
-        if state.is_some_and(|s| s.fault_flags & handful_protocol::FAULT_ESTOP != 0) {
+        let flagged = state.is_some_and(|s| s.fault_flags & handful_protocol::FAULT_ESTOP != 0);
+        if flagged || link.stats().estops_received > 0 {
             return Err(Stopped::EStopped);
         }
         // In lockstep the simulator only answers commands: a connected link is all an

@@ -278,3 +278,60 @@ fn a_silent_peer_times_out_and_lost_hellos_are_retried() {
     assert!(link.stats().decode_errors.total() >= 1);
     first_state(&link);
 }
+
+#[test]
+fn recovery_waits_for_a_healthy_robot_but_never_recovers_from_an_e_stop() {
+    use handful::control::{EpisodeEnd, HostFault};
+    use handful::recovery::{Recovery, RecoveryPolicy, Stopped};
+    let robot = FakeRobot::start();
+    let link = open(&robot);
+    first_state(&link);
+    let calib = calib(CALIB);
+    let policy = RecoveryPolicy {
+        max_recoveries: 2,
+        wait_us: 1_000_000,
+    };
+    let mut recovery = Recovery::new(policy);
+    let after = |r: &mut Recovery, end| r.after(0, end, &link, &calib, false, || {});
+    // A completed episode needs nothing; a fault on a healthy robot is recovered from.
+    after(&mut recovery, EpisodeEnd::Completed).unwrap();
+    assert_eq!(recovery.used, 0);
+    after(&mut recovery, EpisodeEnd::Faulted(HostFault::StaleState)).unwrap();
+    assert_eq!(recovery.used, 1);
+    // A robot that sends nothing is waited for, then given up on, saying why.
+    robot.control.paused.store(true, Ordering::Relaxed);
+    let error = after(&mut recovery, EpisodeEnd::Faulted(HostFault::LinkLost)).unwrap_err();
+    assert!(matches!(error, Stopped::NotHealthy { .. }), "{error}");
+    assert!(error.to_string().contains("within 1 s"), "{error}");
+    robot.control.paused.store(false, Ordering::Relaxed);
+    // The budget: 2 recoveries, then the run stops.
+    after(&mut recovery, EpisodeEnd::Faulted(HostFault::LinkLost)).unwrap();
+    let error = after(&mut recovery, EpisodeEnd::Faulted(HostFault::LinkLost)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Stopped::NoRecoveriesLeft {
+                used: 2,
+                max: 2,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    // An e-stop the firmware reported during the run stops it, even once the host's
+    // disarm has released it and the robot looks healthy.
+    let mut fresh = Recovery::new(policy);
+    robot.control.inject(&wire(
+        1_000_000,
+        Message::Fault(handful_protocol::Fault {
+            code: handful_protocol::FaultCode::EStop,
+            detail: 0,
+        }),
+    ));
+    wait_until("the e-stop report arrived", || {
+        link.stats().estops_received == 1
+    });
+    let error = after(&mut fresh, EpisodeEnd::Faulted(HostFault::Firmware)).unwrap_err();
+    assert!(matches!(error, Stopped::EStopped), "{error}");
+    assert_eq!(fresh.used, 0);
+}

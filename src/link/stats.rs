@@ -76,6 +76,8 @@ pub struct LinkStats {
     pub last_heartbeat_us: Option<u64>,
     pub last_state_us: Option<u64>,
     pub faults_received: u64,
+    /// Of those, `EStop` reports: someone stopped the robot.
+    pub estops_received: u64,
     pub last_fault: Option<FaultRecord>,
     /// Fault events not queued because the `fault_events()` channel was full.
     pub fault_events_dropped: u64,
@@ -128,6 +130,7 @@ pub(crate) struct Counters {
     pub last_heartbeat_us: AtomicU64,
     pub last_state_us: AtomicU64,
     pub faults_received: AtomicU64,
+    pub estops_received: AtomicU64,
     /// `code << 32 | detail`; 0 = none (no fault code is 0).
     last_fault: AtomicU64,
     pub fault_events_dropped: AtomicU64,
@@ -165,6 +168,7 @@ impl Counters {
             last_heartbeat_us: AtomicU64::new(NEVER),
             last_state_us: AtomicU64::new(NEVER),
             faults_received: zero(),
+            estops_received: zero(),
             last_fault: zero(),
             fault_events_dropped: zero(),
             teleop_received: zero(),
@@ -203,6 +207,9 @@ impl Counters {
 
     pub fn fault(&self, code: FaultCode, detail: u32) {
         add(&self.faults_received, 1);
+        if code == FaultCode::EStop {
+            add(&self.estops_received, 1);
+        }
         let packed = (u64::from(code as u16) << 32) | u64::from(detail);
         self.last_fault.store(packed, Ordering::Relaxed);
     }
@@ -244,6 +251,7 @@ impl Counters {
             last_heartbeat_us: stamp(get(&self.last_heartbeat_us)),
             last_state_us: stamp(get(&self.last_state_us)),
             faults_received: get(&self.faults_received),
+            estops_received: get(&self.estops_received),
             last_fault: FaultCode::from_u16((fault >> 32) as u16).map(|code| FaultRecord {
                 code,
                 detail: fault as u32,
