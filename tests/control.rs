@@ -2,6 +2,8 @@
 //! plant, and back. Closed-loop returns, faults and the safe command.
 
 mod faults;
+// Safety as a property: no controller output leaves the host outside the limits.
+mod properties;
 pub(crate) mod rig;
 
 use self::rig::{Rig, calibration};

@@ -293,7 +293,7 @@ impl Controller for Misbehaving {
 }
 
 /// Every record until the episode's summary arrives, then the summary.
-fn records_of_episode(
+pub(super) fn records_of_episode(
     rig: &Rig,
     steps: u32,
     seed: u64,
