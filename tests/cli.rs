@@ -357,3 +357,96 @@ fn a_malformed_calibration_is_an_error_naming_the_file_and_the_key() {
         "{stderr}"
     );
 }
+
+/// Inodes of the sockets `pid` has open.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let t = target.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Inodes of every listening TCP or UDP socket on the machine.
+fn listening_inodes() -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, listen_state) in [
+        ("/proc/net/tcp", "0A"),
+        ("/proc/net/tcp6", "0A"),
+        ("/proc/net/udp", "07"),
+        ("/proc/net/udp6", "07"),
+    ] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() > 9 && fields[3] == listen_state {
+                out.push(fields[9].to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn nothing_listens_on_a_network_port_unless_a_viewer_is_asked_for() {
+    // The positive control: this test process listening is seen.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mine = socket_inodes(std::process::id());
+    assert!(
+        mine.iter().any(|i| listening_inodes().contains(i)),
+        "a listening socket was not seen"
+    );
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    // The main job's defaults (the visualization saved to a file), in real time so it
+    // runs long enough to be looked at.
+    let mut child = handful()
+        .args([
+            "run",
+            "--trials",
+            "1",
+            "--expert-episodes",
+            "1",
+            "--steps",
+            "75",
+        ])
+        .args(["--trainer", crate::learn::QUICK_TRAINER, "--out"])
+        .arg(dir.path().join("run"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut looked = 0;
+    while child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        // The process and its children (the simulator).
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let mut pids = vec![pid];
+        pids.extend(
+            children
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+        let listening = listening_inodes();
+        for p in pids {
+            let open: Vec<String> = socket_inodes(p)
+                .into_iter()
+                .filter(|i| listening.contains(i))
+                .collect();
+            assert!(open.is_empty(), "pid {p} listens on sockets {open:?}");
+        }
+        looked += 1;
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(looked >= 4, "the run ended before it could be looked at");
+}
