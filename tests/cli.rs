@@ -450,3 +450,53 @@ fn nothing_listens_on_a_network_port_unless_a_viewer_is_asked_for() {
     assert!(child.wait().unwrap().success());
     assert!(looked >= 4, "the run ended before it could be looked at");
 }
+
+#[test]
+fn a_host_stalled_long_enough_for_the_firmware_to_time_it_out_recovers() {
+    // As a 537 ms scheduling stall under load did: the host process stops for 700 ms, the
+    // firmware's 500 ms host timeout trips, and the run used to stop there.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stalled");
+    let child = handful()
+        .args([
+            "run",
+            "--controller",
+            "expert",
+            "--episodes",
+            "3",
+            "--steps",
+            "50",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Into the first episode (the robot is up within a few hundred ms).
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let summary = read_json(&out.join("summary.json"));
+    let ends: Vec<String> = summary["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["end"].to_string())
+        .collect();
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    assert_ne!(ends[0], "\"completed\"", "{ends:?}");
+    assert_eq!(ends[1..], ["\"completed\"", "\"completed\""], "{ends:?}");
+    assert_eq!(summary["recoveries"], 1);
+    // The firmware saw the host go silent and said so.
+    assert!(
+        summary["faults"]["firmware_reports"].as_u64().unwrap() >= 1,
+        "{}",
+        summary["faults"]
+    );
+}
