@@ -35,8 +35,9 @@
 //! # Crash safety
 //! Parts are written to a temporary name, fsynced and renamed. At `end_episode` the data file is
 //! rebuilt beside itself (committed row groups + the new one) and renamed over, then tasks,
-//! episodes, stats and finally `info.json` (the commit point) are replaced the same way. Opening
-//! a dataset (writer, reader or [`validate`]) first recovers what a crash left (see [`recover`]).
+//! episodes, stats and finally `info.json` (the commit point) are replaced the same way.
+//! Reading and [`validate`] never change a dataset; [`recover()`] (`handful dataset recover`)
+//! and opening it to append commit what a crash left (see [`mod@recover`]).
 
 mod columns;
 mod commit;
