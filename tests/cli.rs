@@ -151,6 +151,16 @@ fn every_run_ends_with_one_account_of_what_the_host_the_firmware_and_the_link_sa
     assert!(!stdout.contains("faults: none"), "{stdout}");
 }
 
+/// How each episode of a fixed-controller run ended, as JSON text.
+fn episode_ends(summary: &Value) -> Vec<String> {
+    summary["episodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["end"].to_string())
+        .collect()
+}
+
 /// `handful run` of the scripted expert in real time, three short episodes, with the
 /// cable pulled 1.2 s in and plugged back 1.5 s later; extra arguments after.
 fn run_with_a_pulled_cable(out: &Path, extra: &[&str]) -> std::process::Output {
@@ -184,12 +194,7 @@ fn a_run_recovers_from_a_pulled_cable_and_goes_on_or_stops_saying_why() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
     let summary = read_json(&out.join("summary.json"));
-    let ends: Vec<String> = summary["episodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["end"].to_string())
-        .collect();
+    let ends = episode_ends(&summary);
     assert_eq!(ends.len(), 3, "{ends:?}");
     assert!(ends[0].contains("link_lost"), "{ends:?}");
     assert_eq!(ends[1..], ["\"completed\"", "\"completed\""], "{ends:?}");
@@ -225,19 +230,8 @@ fn a_run_recovers_from_a_pulled_cable_and_goes_on_or_stops_saying_why() {
 
 #[test]
 fn every_host_fault_prints_under_the_name_summary_json_gives_it() {
-    use handful::control::HostFault::*;
-    for fault in [
-        LinkLost,
-        StaleState,
-        NonFiniteState,
-        NonFiniteAction,
-        Controller,
-        Overrun,
-        RepeatedOverrun,
-        Firmware,
-        NotArmed,
-        SendFailed,
-    ] {
+    // Every kind the fault counts list.
+    for (fault, _) in handful::control::FaultCounts::default().iter() {
         assert_eq!(
             serde_json::to_value(fault).unwrap(),
             fault.name(),
@@ -483,12 +477,7 @@ fn a_host_stalled_long_enough_for_the_firmware_to_time_it_out_recovers() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let summary = read_json(&out.join("summary.json"));
-    let ends: Vec<String> = summary["episodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["end"].to_string())
-        .collect();
+    let ends = episode_ends(&summary);
     assert_eq!(ends.len(), 3, "{ends:?}");
     assert_ne!(ends[0], "\"completed\"", "{ends:?}");
     assert_eq!(ends[1..], ["\"completed\"", "\"completed\""], "{ends:?}");

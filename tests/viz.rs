@@ -114,6 +114,34 @@ fn check_rrd(home: &Path, rrd: &Path, expected: &[(&str, &str)]) {
     assert!(missing.is_empty(), "missing {missing:?}; found {found:#?}");
 }
 
+/// A dataset of `episodes` teleop episodes of `frames` frames at `root`, made of
+/// [`tick`] records; episode `e` earns 0.25·e a frame.
+fn tiny_dataset(root: &Path, calib: &Calibration, episodes: u32, frames: u32) {
+    let spec = DatasetSpec::from_calibration(calib, serde_json::json!({}), None);
+    let mut writer = DatasetWriter::create(root, spec).expect("create");
+    for episode in 0..episodes {
+        writer.begin_episode("swing up").expect("begin");
+        for i in 0..frames {
+            let r = tick(u64::from(i), Mode::Teleop, None);
+            writer
+                .push(&Frame {
+                    state: r.state()[..4].to_vec(),
+                    action: r.action().to_vec(),
+                    reward: 0.25 * episode as f32,
+                    done: i + 1 == frames,
+                    host_time_us: i64::from(i) * 40_000,
+                    firmware_time_us: i64::from(i) * 40_000 + 7,
+                    is_expert: true,
+                    command_seq: i64::from(i) + 1,
+                    applied_command_seq: i64::from(i),
+                })
+                .expect("push");
+        }
+        writer.end_episode(true).expect("end");
+    }
+    writer.close().expect("close");
+}
+
 fn tick(t: u64, mode: Mode, fault: Option<HostFault>) -> TickRecord {
     let mut state = [0.0; handful_protocol::MAX_STATE_DIM];
     let theta = t as f32 * 0.1;

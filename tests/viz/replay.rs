@@ -7,29 +7,7 @@ fn handful_view_replays_a_dataset_into_a_valid_rrd() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("demos");
     let calib = calibration();
-    let spec = DatasetSpec::from_calibration(&calib, serde_json::json!({}), None);
-    let mut writer = DatasetWriter::create(&root, spec).expect("create");
-    for episode in 0..2u32 {
-        writer.begin_episode("swing up").expect("begin");
-        for i in 0..12u32 {
-            let r = tick(u64::from(i), Mode::Teleop, None);
-            writer
-                .push(&Frame {
-                    state: r.state()[..4].to_vec(),
-                    action: r.action().to_vec(),
-                    reward: 0.25 * episode as f32,
-                    done: i == 11,
-                    host_time_us: i64::from(i) * 40_000,
-                    firmware_time_us: i64::from(i) * 40_000 + 7,
-                    is_expert: true,
-                    command_seq: i64::from(i) + 1,
-                    applied_command_seq: i64::from(i),
-                })
-                .expect("push");
-        }
-        writer.end_episode(true).expect("end");
-    }
-    writer.close().expect("close");
+    tiny_dataset(&root, &calib, 2, 12);
 
     let rrd = dir.path().join("view.rrd");
     let out = Command::new(env!("CARGO_BIN_EXE_handful"))

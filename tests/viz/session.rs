@@ -318,28 +318,7 @@ fn a_viewer_that_is_not_there_costs_a_warning_and_a_bounded_wait_not_a_hang() {
     }
     // `handful view` exists to deliver to the viewer: not delivering is its failure.
     let dataset = dir.path().join("demos");
-    let calib = calibration();
-    let spec = DatasetSpec::from_calibration(&calib, serde_json::json!({}), None);
-    let mut writer = DatasetWriter::create(&dataset, spec).expect("create");
-    writer.begin_episode("swing up").expect("begin");
-    for i in 0..5u32 {
-        let r = tick(u64::from(i), Mode::Teleop, None);
-        writer
-            .push(&Frame {
-                state: r.state()[..4].to_vec(),
-                action: r.action().to_vec(),
-                reward: 0.0,
-                done: i == 4,
-                host_time_us: i64::from(i) * 40_000,
-                firmware_time_us: i64::from(i) * 40_000,
-                is_expert: true,
-                command_seq: i64::from(i) + 1,
-                applied_command_seq: i64::from(i),
-            })
-            .expect("push");
-    }
-    writer.end_episode(true).expect("end");
-    writer.close().expect("close");
+    tiny_dataset(&dataset, &calibration(), 1, 5);
     let (status, stderr) = exits(
         spawn(&["view", dataset.to_str().unwrap(), "--connect", &url]),
         "handful view --connect",
