@@ -56,10 +56,16 @@ def dir_bytes(path):
 
 
 def growth(samples, key):
-    """max − min of `key` over the samples after the first quarter (warm-up)."""
-    rest = samples[len(samples) // 4:]
-    values = [s[key] for s in rest if s.get(key) is not None]
-    return (max(values) - min(values)) if values else 0
+    """How much `key` rose from the middle of the run to its end: the median of the last
+    third minus the median of the second (after warm-up). A leak grows steadily; the
+    sawtooth of the `.rrd` segments (memory freed each time a file ends) does not."""
+    values = [s[key] for s in samples if s.get(key) is not None]
+    if len(values) < 3:
+        return 0
+    third = len(values) // 3
+    middle = sorted(values[third:2 * third])
+    last = sorted(values[2 * third:])
+    return last[len(last) // 2] - middle[len(middle) // 2]
 
 
 def main():
@@ -68,7 +74,8 @@ def main():
     ap.add_argument("--window-minutes", type=float, default=5.0)
     ap.add_argument("--sample-s", type=float, default=5.0)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "soak")
-    ap.add_argument("--binary", type=Path, default=REPO / "target" / "release" / "handful")
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    ap.add_argument("--binary", type=Path, default=target / "release" / "handful")
     ap.add_argument("--check", action="store_true", help="exit 1 if a behaviour check fails")
     args = ap.parse_args()
     if not args.binary.exists():

@@ -94,8 +94,22 @@ pub fn spawn(
     let rec = open_recording(options, &layout)?;
     let plans_kept = options.plans_kept;
     let sink = options.sink.clone();
+    let segments = match &options.sink {
+        VizSink::Save(path) => Some(Segments {
+            first: path.clone(),
+            every_us: options.segment_us.max(1),
+            next: 1,
+            clock: crate::clock::Clock::real(),
+            started_us: 0,
+        }),
+        _ => None,
+    };
     spawn_named("handful-viz", move || {
         let mut logger = Logger::new(rec, layout, plans_kept, counters);
+        logger.segments = segments.map(|mut s| {
+            s.started_us = s.clock.now_us();
+            s
+        });
         let report = logger.run(&receivers, &stop);
         let rec = std::mem::replace(&mut logger.rec, RecordingStream::disabled());
         if let Err(e) = finish_recording(rec, &sink) {
@@ -126,6 +140,34 @@ struct Logger {
     missed_commands: u64,
     /// Whether a refused log call was already traced (one warning, then counts).
     warned: bool,
+    /// File sinks: when to start the next file.
+    segments: Option<Segments>,
+}
+
+/// A file sink written as a sequence of files (see `VizOptions::segment_us`).
+struct Segments {
+    first: std::path::PathBuf,
+    every_us: u64,
+    /// Number of the next file (the first is `first` itself).
+    next: u32,
+    clock: crate::clock::Clock,
+    started_us: u64,
+}
+
+impl Segments {
+    /// `viz.rrd` → `viz.001.rrd`, `viz.002.rrd`, ...
+    fn path(&self, n: u32) -> std::path::PathBuf {
+        let stem = self.first.file_stem().unwrap_or_default().to_string_lossy();
+        let ext = self
+            .first
+            .extension()
+            .map(|e| e.to_string_lossy().into_owned());
+        let name = match ext {
+            Some(ext) => format!("{stem}.{n:03}.{ext}"),
+            None => format!("{stem}.{n:03}"),
+        };
+        self.first.with_file_name(name)
+    }
 }
 
 impl Logger {
@@ -149,6 +191,7 @@ impl Logger {
             overruns: 0,
             missed_commands: 0,
             warned: false,
+            segments: None,
         }
     }
 
@@ -211,7 +254,33 @@ impl Logger {
         }
     }
 
+    /// Starts the next file when the current one is due to end: rerun ends the old one
+    /// (footer, memory freed) and the static entities are logged again, so every file
+    /// opens on its own.
+    fn rotate_if_due(&mut self) {
+        let Some(s) = self.segments.as_mut() else {
+            return;
+        };
+        let now = s.clock.now_us();
+        if now.saturating_sub(s.started_us) < s.every_us {
+            return;
+        }
+        let path = s.path(s.next);
+        s.next += 1;
+        s.started_us = now;
+        match self.rec.save(&path) {
+            Ok(()) => {
+                let result = self.layout.log_static(&self.rec);
+                self.check(result);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "could not start the next .rrd file")
+            }
+        }
+    }
+
     fn event(&mut self, event: Queued) {
+        self.rotate_if_due();
         let result = match event {
             Queued::Tick(record) => self.tick(&record),
             Queued::Episode(summary) => self.episode(&summary),

@@ -46,6 +46,11 @@ pub struct VizOptions {
     /// The viewer executable for [`VizSink::Spawn`] (default: `rerun` on `PATH`, else
     /// `.venv/bin/rerun` under the working directory).
     pub viewer: Option<PathBuf>,
+    /// [`VizSink::Save`]: a new file every this many µs of wall time (`viz.rrd`, then
+    /// `viz.001.rrd`, ...). rerun's file writer keeps every chunk's metadata in memory
+    /// until its file ends (about 0.6 MB a second here), so one file for a run of hours
+    /// would hold gigabytes; each segment ends with its footer and frees it.
+    pub segment_us: u64,
 }
 
 impl Default for VizOptions {
@@ -58,6 +63,7 @@ impl Default for VizOptions {
             plan_capacity: 64,
             plans_kept: 64,
             viewer: None,
+            segment_us: 60_000_000,
         }
     }
 }
