@@ -9,5 +9,4 @@ bash models/setup.sh   # Python venv (.venv) with onnxruntime, onnx, numpy; mode
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -- -D warnings
 cargo test --workspace --release
-python3 benches/soak.py --minutes 2 --check   # the main job for 2 min: no panic, no growing memory, descriptors or threads
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release
