@@ -242,5 +242,6 @@ fn assert_sane(report: &SimReport) {
     assert_eq!(report.frames_lost_outbox, 0);
 }
 
+mod faults;
 mod realtime;
 mod wire;

@@ -2,10 +2,11 @@
 //! decode host bytes, tick the firmware on a sensor reading, step the plant with the
 //! firmware's actuation, publish the outbox, and pull or replug the cable.
 //!
-//! Owns the firmware, the plant, the pty and the link. After `new`, nothing here
-//! allocates except `reconnect` (a new pty path) and nothing blocks: reads and writes
-//! on the pty are non-blocking, and waiting is the loops' business (`realtime.rs`,
-//! `lockstep.rs`).
+//! Owns the firmware, the plant, the pty, the link and the trace. After `new`, nothing
+//! here allocates except `reconnect` (a new pty path) and nothing blocks: reads and
+//! writes on the pty are non-blocking, and waiting is the loops' business
+//! (`realtime.rs`, `lockstep.rs`). With `--trace`, every 64 KiB of trace is one write to
+//! the page cache.
 
 use std::time::Duration;
 
@@ -17,9 +18,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::config::firmware_config;
-use super::fault::Transmitter;
+use super::fault::{Gate, Transmitter, corrupt_byte};
 use super::pty::{Link, Pty};
 use super::sensor::Sensor;
+use super::trace::Trace;
 use super::{SimError, SimOptions, SimReport};
 use crate::plant::Plant;
 
@@ -53,6 +55,10 @@ pub struct Sim {
     pub(super) period_us: u64,
     pub(super) stall: Outage,
     pub(super) disconnect: Outage,
+    pub(super) trace: Trace,
+    /// The transmit gate as of the last [`Sim::update_gate`] (edges go to the trace).
+    gate: Gate,
+    heartbeats_stopped: bool,
 }
 
 impl Sim {
@@ -73,12 +79,17 @@ impl Sim {
         }
         let mut sensor = Sensor::new(spec.states.len(), latency_steps, options.sensor_noise_std);
         sensor.fill(plant.state());
+        let trace = Trace::open(options.trace.as_deref())?;
         let port = Pty::open()?;
         let mut link = Link::new(options.link.clone());
         link.point_to(port.slave_path())?;
         Ok(Self {
             rng: ChaCha8Rng::seed_from_u64(options.seed),
-            tx: Transmitter::new(options.drop_prob, options.corrupt_prob),
+            tx: Transmitter::new(
+                options.drop_prob,
+                options.corrupt_prob,
+                options.corrupt_byte_prob,
+            ),
             firmware: Firmware::new(config),
             action: spec.actions.iter().map(|a| a.safe).collect(),
             plant,
@@ -92,6 +103,9 @@ impl Sim {
             period_us,
             stall: Outage::Pending,
             disconnect: Outage::Pending,
+            trace,
+            gate: Gate::default(),
+            heartbeats_stopped: false,
             options,
         })
     }
@@ -121,10 +135,12 @@ impl Sim {
         }
     }
 
-    /// Reads everything the host has sent and passes each decoded frame to `on_frame`.
-    /// Stops early if `on_frame` disconnects (bytes of the old connection are dropped).
+    /// Reads everything the host has sent (through the line noise, if any) and passes
+    /// each decoded frame to `on_frame`. Stops early if `on_frame` disconnects (bytes of
+    /// the old connection are dropped). `now_us` stamps undecodable runs in the trace.
     pub fn receive(
         &mut self,
+        now_us: u64,
         mut on_frame: impl FnMut(&mut Self, &Frame) -> Result<(), SimError>,
     ) -> Result<(), SimError> {
         loop {
@@ -135,10 +151,17 @@ impl Sim {
                 .read(&mut self.rx)
                 .map_err(|source| SimError::PtyIo { op: "read", source })?;
             for i in 0..n {
-                let byte = self.rx[i];
+                let mut byte = self.rx[i];
+                let noise = self.options.corrupt_byte_prob;
+                if corrupt_byte(&mut byte, &mut self.rng, noise) {
+                    self.report.bytes_corrupted_rx += 1;
+                }
                 match self.decoder.push(byte) {
                     None => {}
-                    Some(Err(_)) => self.report.decode_errors += 1,
+                    Some(Err(_)) => {
+                        self.report.decode_errors += 1;
+                        self.trace.rx_error(now_us);
+                    }
                     Some(Ok(frame)) => {
                         self.report.frames_received += 1;
                         on_frame(self, &frame)?;
@@ -157,7 +180,11 @@ impl Sim {
     /// Passes a host frame to the firmware at firmware time `now_us`; a Reset resets the
     /// plant. Returns the firmware's event.
     pub fn handle(&mut self, frame: &Frame, now_us: u64) -> Option<Event> {
+        let accepted = self.firmware.accepted_commands();
         let event = self.firmware.handle(frame, now_us, &mut self.outbox);
+        let accepted = self.firmware.accepted_commands() > accepted;
+        self.trace
+            .rx(now_us, frame, self.firmware.arm_state(), accepted);
         if let Some(Event::Reset { seed }) = event {
             self.plant.reset(&mut ChaCha8Rng::seed_from_u64(seed));
             self.sensor.fill(self.plant.state());
@@ -171,8 +198,17 @@ impl Sim {
         let reading = self.sensor.read(&mut self.rng);
         let faults = self.plant.fault_flags();
         self.report.sim_time_us = now_us;
-        self.firmware
-            .tick(now_us, reading, faults, &mut self.outbox)
+        let action = self
+            .firmware
+            .tick(now_us, reading, faults, &mut self.outbox);
+        self.trace.tick(
+            now_us,
+            self.firmware.arm_state(),
+            self.firmware.last_command_seq(),
+            self.firmware.fault_flags(),
+            action.as_slice(),
+        );
+        action
     }
 
     /// Forwards an operator's input to the host (a Teleop frame in the outbox).
@@ -190,25 +226,72 @@ impl Sim {
     }
 
     /// Advances the plant one control period with the action it had (a stalled
-    /// firmware holds its outputs).
-    pub fn step_held(&mut self) {
+    /// firmware holds its outputs); `now_us` stamps the trace.
+    pub fn step_stalled(&mut self, now_us: u64) {
+        self.trace.held(now_us, &self.action);
+        self.step_held();
+    }
+
+    fn step_held(&mut self) {
         self.plant.step(&self.action);
         self.sensor.record(self.plant.state());
         self.report.steps += 1;
     }
 
-    /// Encodes and transmits every queued frame (lost when disconnected).
-    pub fn publish(&mut self) -> Result<(), SimError> {
+    /// Encodes and transmits every queued frame at firmware time `now_us` (lost when
+    /// disconnected), through the fault windows' gate.
+    pub fn publish(&mut self, now_us: u64) -> Result<(), SimError> {
+        self.update_gate(now_us)?;
         while let Some(frame) = self.outbox.pop_front() {
             let port = self.port.as_ref();
-            self.tx
-                .send(&frame, port, &mut self.rng, &mut self.report)?;
+            let fate = self
+                .tx
+                .send(&frame, port, self.gate, &mut self.rng, &mut self.report)?;
+            self.trace.tx(now_us, &frame, fate);
         }
         Ok(())
     }
 
-    /// Pulls the cable: closes the pty and removes the link.
-    pub fn disconnect(&mut self) {
+    /// Opens and closes the fault windows of the transmit path (latency spikes, mute)
+    /// at `now_us`, and stops the firmware's heartbeats when due; the frames a spike held
+    /// go out when it ends.
+    pub fn update_gate(&mut self, now_us: u64) -> Result<(), SimError> {
+        let options = &self.options;
+        if !self.heartbeats_stopped && options.heartbeat_stop_us.is_some_and(|at| now_us >= at) {
+            self.heartbeats_stopped = true;
+            self.firmware.stop_heartbeats();
+            self.trace.inject(now_us, "heartbeats_stop");
+        }
+        let gate = Gate {
+            mute: options.mute.is_some_and(|w| w.contains(now_us)),
+            hold: options.latency_spikes.is_some_and(|s| s.contains(now_us)),
+        };
+        let was = std::mem::replace(&mut self.gate, gate);
+        for (before, after, on, off) in [
+            (was.mute, gate.mute, "mute_start", "mute_end"),
+            (was.hold, gate.hold, "spike_start", "spike_end"),
+        ] {
+            if !before && after {
+                self.trace.inject(now_us, on);
+            } else if before && !after {
+                self.trace.inject(now_us, off);
+            }
+        }
+        if gate.hold && !was.hold {
+            self.report.latency_spikes += 1;
+        }
+        if was.hold
+            && !gate.hold
+            && let Some(port) = &self.port
+        {
+            self.tx.flush(port)?;
+        }
+        Ok(())
+    }
+
+    /// Pulls the cable at `now_us`: closes the pty and removes the link.
+    pub fn disconnect(&mut self, now_us: u64) {
+        self.trace.inject(now_us, "disconnect");
         self.link.remove();
         self.port = None;
         self.tx.clear();
@@ -217,8 +300,9 @@ impl Sim {
         tracing::info!(link = %self.link.path().display(), "sim: disconnected");
     }
 
-    /// Plugs the cable back in: a new pty, and the link pointed at it.
-    pub fn reconnect(&mut self) -> Result<(), SimError> {
+    /// Plugs the cable back in at `now_us`: a new pty, and the link pointed at it.
+    pub fn reconnect(&mut self, now_us: u64) -> Result<(), SimError> {
+        self.trace.inject(now_us, "reconnect");
         let port = Pty::open()?;
         self.link.point_to(port.slave_path())?;
         tracing::info!(pty = %port.slave_path().display(), "sim: reconnected");
@@ -229,6 +313,7 @@ impl Sim {
 
     /// The counters, with the firmware's outbox losses; removes the link.
     pub fn finish(mut self) -> SimReport {
+        self.trace.flush();
         self.link.remove();
         self.report.frames_lost_outbox = self.firmware.dropped_frames();
         self.report

@@ -32,7 +32,7 @@ impl Sim {
         while !stop.load(Ordering::Relaxed) {
             self.lockstep_outages(&mut now_us, &clock, stop)?;
             if self.wait_readable(MAX_WAIT_US)? {
-                self.receive(|sim, frame| {
+                self.receive(now_us, |sim, frame| {
                     sim.lockstep_frame(frame, &mut now_us)?;
                     sim.lockstep_outages(&mut now_us, &clock, stop)
                 })?;
@@ -61,7 +61,7 @@ impl Sim {
             }
             _ => {}
         }
-        self.publish()
+        self.publish(*now_us)
     }
 
     /// Runs any stall or disconnect whose window has begun at `T = now_us`.
@@ -77,16 +77,18 @@ impl Sim {
         {
             self.stall = Outage::Active;
             self.report.stalls += 1;
+            self.trace.inject(*now_us, "stall_start");
             let end_us = window.end_us().unwrap_or(u64::MAX);
             pace(clock, stop, end_us.saturating_sub(*now_us));
             *now_us = (*now_us).max(end_us);
             self.stall = Outage::Done;
+            self.trace.inject(*now_us, "stall_end");
         }
         if let Some(window) = self.options.disconnect
             && self.disconnect == Outage::Pending
             && *now_us >= window.at_us
         {
-            self.disconnect();
+            self.disconnect(*now_us);
             self.disconnect = Outage::Active;
             let Some(end_us) = window.end_us() else {
                 return Ok(());
@@ -94,7 +96,7 @@ impl Sim {
             pace(clock, stop, end_us.saturating_sub(*now_us));
             *now_us = (*now_us).max(end_us);
             if !stop.load(Ordering::Relaxed) {
-                self.reconnect()?;
+                self.reconnect(*now_us)?;
                 self.disconnect = Outage::Done;
             }
         }

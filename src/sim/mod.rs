@@ -5,8 +5,11 @@
 //! default) to the pty's slave. Two clock modes: real time (the firmware ticks on the
 //! real clock at absolute deadlines, `realtime.rs`) and lockstep (one control period per
 //! Command, sim time is the firmware clock, `lockstep.rs`). Faults can be injected on
-//! the way out (drops, bit flips, stalls, unplugging) and in the sensors (noise,
-//! latency), all from one seeded RNG and on the firmware clock.
+//! the wire (drops, bit flips, line noise on every byte both ways, latency spikes, a
+//! mute transmitter, no heartbeats, stalls, unplugging) and in the sensors (noise,
+//! latency), all from one seeded RNG and on the firmware clock. `--trace` writes what
+//! the robot saw and did to a CSV file (`trace.rs`), to measure a fault's effect at the
+//! actuator.
 //!
 //! Entry points: [`run`] (blocking), [`spawn`] (a named thread, [`SimHandle`]),
 //! [`spawn_process`] (a child `handful sim` process, [`SimProcess`]) and [`run_cli`]
@@ -26,6 +29,7 @@ mod process;
 mod pty;
 mod realtime;
 mod sensor;
+mod trace;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use config::{firmware_config, firmware_version};
 pub use operator::OperatorScript;
-pub use options::{SimArgs, SimOptions, Window};
+pub use options::{SimArgs, SimOptions, Spikes, Window};
 pub use process::{SimProcess, run_cli, spawn_process};
 
 use crate::plant::Plant;
@@ -99,6 +103,12 @@ pub enum SimError {
     },
     #[error("signal handling setup failed")]
     Signal(#[source] nix::errno::Errno),
+    #[error("cannot create the trace file {}", path.display())]
+    Trace {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What the simulator did, counted.
@@ -110,8 +120,18 @@ pub struct SimReport {
     pub frames_sent: u64,
     /// Frames dropped by fault injection.
     pub frames_dropped: u64,
-    /// Frames with one bit flipped by fault injection (and still sent).
+    /// Frames with one bit flipped or bytes corrupted by fault injection (and still sent).
     pub frames_corrupted: u64,
+    /// Bytes the line noise corrupted, outgoing and incoming.
+    pub bytes_corrupted: u64,
+    pub bytes_corrupted_rx: u64,
+    /// Frames not sent while mute (or, heartbeats, after they stopped).
+    pub frames_muted: u64,
+    /// Frames held back by a latency spike (sent when it ended).
+    pub frames_held: u64,
+    /// Frames lost because a spike's queue was full.
+    pub frames_lost_hold: u64,
+    pub latency_spikes: u64,
     /// Frames lost because the pty buffer was full (the host was not reading).
     pub frames_lost_full: u64,
     /// Frames lost while disconnected.
@@ -138,21 +158,28 @@ impl std::fmt::Display for SimReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "steps {} | sent {} dropped {} corrupted {} lost (full {}, offline {}, outbox {}) \
-             | received {} decode errors {} | resets {} overruns {} stalls {} disconnects {} \
-             reconnects {} | sim time {:.3} s",
+            "steps {} | sent {} dropped {} corrupted {} muted {} held {} lost (full {}, \
+             offline {}, outbox {}, spike {}) | bytes corrupted {} out {} in | received {} \
+             decode errors {} | resets {} overruns {} stalls {} latency spikes {} \
+             disconnects {} reconnects {} | sim time {:.3} s",
             self.steps,
             self.frames_sent,
             self.frames_dropped,
             self.frames_corrupted,
+            self.frames_muted,
+            self.frames_held,
             self.frames_lost_full,
             self.frames_lost_offline,
             self.frames_lost_outbox,
+            self.frames_lost_hold,
+            self.bytes_corrupted,
+            self.bytes_corrupted_rx,
             self.frames_received,
             self.decode_errors,
             self.resets,
             self.overruns,
             self.stalls,
+            self.latency_spikes,
             self.disconnects,
             self.reconnects,
             self.sim_time_us as f64 * 1e-6,

@@ -3,9 +3,10 @@
 //! bytes are handled as they arrive between ticks.
 //!
 //! Firmware time is the real clock since the loop started; fault windows (stall,
-//! disconnect) are on it too. While stalled the firmware neither reads nor ticks nor
-//! publishes, and the plant keeps moving under the held action; while disconnected the
-//! firmware runs on and its frames are lost.
+//! disconnect, latency spikes, mute) are on it too. While stalled the firmware neither
+//! reads nor ticks nor publishes, and the plant keeps moving under the held action;
+//! while disconnected the firmware runs on and its frames are lost; a latency spike's
+//! frames go out when it ends.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,9 +28,12 @@ impl Sim {
             let now_us = clock.now_us();
             self.update_connection(now_us)?;
             let stalled = self.update_stall(now_us);
+            if !stalled {
+                self.update_gate(now_us)?;
+            }
             if now_us >= next_us {
                 if stalled {
-                    self.step_held();
+                    self.step_stalled(now_us);
                 } else {
                     if let Some(script) = self.options.operator {
                         let input = script.input(now_us.saturating_sub(started_us));
@@ -37,7 +41,7 @@ impl Sim {
                     }
                     let action = self.tick(now_us);
                     self.step(&action);
-                    self.publish()?;
+                    self.publish(now_us)?;
                 }
                 next_us += period_us;
                 let after_us = clock.now_us();
@@ -54,9 +58,10 @@ impl Sim {
                 continue;
             }
             if self.wait_readable(wait_us)? {
-                self.receive(|sim, frame| {
-                    sim.handle(frame, clock.now_us());
-                    sim.publish()
+                self.receive(clock.now_us(), |sim, frame| {
+                    let now_us = clock.now_us();
+                    sim.handle(frame, now_us);
+                    sim.publish(now_us)
                 })?;
             }
         }
@@ -73,9 +78,13 @@ impl Sim {
             Outage::Pending if now_us >= window.at_us && !ended => {
                 self.stall = Outage::Active;
                 self.report.stalls += 1;
+                self.trace.inject(now_us, "stall_start");
                 tracing::info!(now_us, "sim: firmware stalled");
             }
-            Outage::Active if ended => self.stall = Outage::Done,
+            Outage::Active if ended => {
+                self.stall = Outage::Done;
+                self.trace.inject(now_us, "stall_end");
+            }
             _ => {}
         }
         self.stall == Outage::Active
@@ -89,11 +98,11 @@ impl Sim {
         let ended = window.end_us().is_some_and(|end| now_us >= end);
         match self.disconnect {
             Outage::Pending if now_us >= window.at_us => {
-                self.disconnect();
+                self.disconnect(now_us);
                 self.disconnect = Outage::Active;
             }
             Outage::Active if ended => {
-                self.reconnect()?;
+                self.reconnect(now_us)?;
                 self.disconnect = Outage::Done;
             }
             _ => {}

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use clap::Parser;
 use handful::plant::PlantKind;
-use handful::sim::{SimArgs, SimError, SimOptions, Window, spawn, spawn_process};
+use handful::sim::{SimArgs, SimError, SimOptions, Spikes, Window, spawn, spawn_process};
 
 use super::host::Integrator;
 
@@ -71,6 +71,35 @@ fn sim_args_render_back_to_themselves() {
             "--host-timeout-ms",
             "90",
         ],
+        &[
+            "cartpole",
+            "--corrupt-byte-prob",
+            "0.01",
+            "--latency-spike-at-ms",
+            "1000",
+            "--latency-spike-ms",
+            "150",
+            "--latency-spike-every-ms",
+            "2000",
+            "--trace",
+            "/tmp/a trace.csv",
+        ],
+        &[
+            "cartpole",
+            "--heartbeat-stop-at-ms",
+            "3000",
+            "--mute-at-ms",
+            "4000",
+            "--mute-for-ms",
+            "500",
+        ],
+        &[
+            "pendulum",
+            "--mute-at-ms",
+            "10",
+            "--latency-spike-at-ms",
+            "5",
+        ],
     ];
     for argv in cases {
         let args = parse(argv).unwrap();
@@ -108,6 +137,42 @@ fn sim_args_render_back_to_themselves() {
             for_us: None
         })
     );
+    let options = parse(&[
+        "cartpole",
+        "--latency-spike-at-ms=1000",
+        "--latency-spike-ms=150",
+        "--latency-spike-every-ms=2000",
+        "--mute-at-ms=300",
+        "--heartbeat-stop-at-ms=200",
+    ])
+    .unwrap()
+    .to_options()
+    .unwrap();
+    assert_eq!(
+        options.latency_spikes,
+        Some(Spikes {
+            at_us: 1_000_000,
+            hold_us: 150_000,
+            every_us: Some(2_000_000)
+        })
+    );
+    let spikes = options.latency_spikes.unwrap();
+    for (t_ms, inside) in [(999, false), (1_000, true), (1_149, true), (1_150, false)] {
+        assert_eq!(spikes.contains(t_ms * 1_000), inside, "{t_ms} ms");
+        assert_eq!(
+            spikes.contains((t_ms + 2_000) * 1_000),
+            inside,
+            "{t_ms} ms + 2 s"
+        );
+    }
+    assert_eq!(
+        options.mute,
+        Some(Window {
+            at_us: 300_000,
+            for_us: None
+        })
+    );
+    assert_eq!(options.heartbeat_stop_us, Some(200_000));
 }
 
 #[test]
@@ -120,6 +185,31 @@ fn bad_options_are_named() {
         (
             &["cartpole", "--host-timeout-ms", "4294968"],
             "host_timeout_ms",
+        ),
+        (
+            &["cartpole", "--corrupt-byte-prob", "2"],
+            "corrupt_byte_prob",
+        ),
+        (
+            &[
+                "cartpole",
+                "--latency-spike-at-ms=5",
+                "--latency-spike-ms=0",
+            ],
+            "latency_spike_ms",
+        ),
+        (
+            &[
+                "cartpole",
+                "--latency-spike-at-ms=5",
+                "--latency-spike-ms=100",
+                "--latency-spike-every-ms=100",
+            ],
+            "latency_spike_every_ms",
+        ),
+        (
+            &["cartpole", "--latency-spike-at-ms=5", "--lockstep"],
+            "latency_spike_at_ms",
         ),
     ];
     for (argv, name) in cases {

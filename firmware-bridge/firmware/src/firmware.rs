@@ -39,6 +39,8 @@ pub struct Firmware {
     /// The last frame from the host: the host timeout's reference.
     host_seen_us: u64,
     next_heartbeat_us: Option<u64>,
+    /// Fault injection: no more Heartbeats ([`Firmware::stop_heartbeats`]).
+    heartbeats_stopped: bool,
     next_seq: u32,
     dropped_frames: u64,
 }
@@ -64,6 +66,7 @@ impl Firmware {
             watchdog_from_us: 0,
             host_seen_us: 0,
             next_heartbeat_us: None,
+            heartbeats_stopped: false,
             next_seq: 0,
             dropped_frames: 0,
         }
@@ -147,7 +150,7 @@ impl Firmware {
             now_us,
             out,
         );
-        if self.next_heartbeat_us.is_none_or(|due| now_us >= due) {
+        if !self.heartbeats_stopped && self.next_heartbeat_us.is_none_or(|due| now_us >= due) {
             let interval = u64::from(self.config.heartbeat_interval_us);
             self.next_heartbeat_us = Some(now_us.saturating_add(interval));
             let heartbeat = Heartbeat {
@@ -168,6 +171,13 @@ impl Firmware {
             (ArmState::Armed, Some(command)) => command,
             _ => self.safe,
         }
+    }
+
+    /// Fault injection, for simulators and tests: from now on no Heartbeat is queued, as
+    /// if the firmware's heartbeat task had hung; States, Faults and answers go on, with
+    /// no gap in the frame seq. A real firmware never calls it.
+    pub fn stop_heartbeats(&mut self) {
+        self.heartbeats_stopped = true;
     }
 
     /// Forward operator inputs to the host (queues a Teleop frame).

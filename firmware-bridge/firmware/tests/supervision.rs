@@ -158,6 +158,38 @@ fn heartbeats_follow_their_interval() {
 }
 
 #[test]
+fn stopped_heartbeats_leave_states_and_the_seq_unbroken() {
+    let mut rig = Rig::new();
+    rig.send(Message::Arm);
+    let mut frames = Vec::new();
+    for k in 0..40u32 {
+        if k == 15 {
+            rig.firmware.stop_heartbeats();
+        }
+        rig.command(k + 1, &[1.0, 0.0]);
+        assert_eq!(rig.tick(), [1.0, 0.0], "tick {k}: still obeying");
+        frames.extend(rig.drain());
+        rig.wait(PERIOD_US);
+    }
+    let heartbeats: Vec<u64> = frames
+        .iter()
+        .filter(|f| matches!(f.message, Message::Heartbeat(_)))
+        .map(|f| f.timestamp_us - 1_000)
+        .collect();
+    assert_eq!(heartbeats, [0, 100_000], "none after the stop at 150 ms");
+    let states = frames
+        .iter()
+        .filter(|f| matches!(f.message, Message::State(_)))
+        .count();
+    assert_eq!(states, 40);
+    let seqs: Vec<u32> = frames.iter().map(|f| f.seq).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no seq gap: {seqs:?}"
+    );
+}
+
+#[test]
 fn heartbeats_carry_arm_state_and_faults() {
     let mut rig = Rig::new();
     rig.send(Message::EStop);
