@@ -8,6 +8,7 @@ pub mod calib;
 pub mod clock;
 pub mod control;
 pub mod dataset;
+pub mod episodes;
 pub mod expert;
 pub mod faults;
 pub mod link;

@@ -272,11 +272,41 @@ fn dataset_command(command: DatasetCommand) -> anyhow::Result<()> {
             let reader = dataset::DatasetReader::open(&path)?;
             let info = reader.info();
             println!("{}", serde_json::to_string_pretty(info)?);
+            // Frames per phase, per episode and in all (a continual run's split).
+            let mut phases: std::collections::BTreeMap<i64, std::collections::BTreeMap<i64, u64>> =
+                Default::default();
+            for frame in reader.frames() {
+                let frame = frame?;
+                *phases
+                    .entry(frame.episode_index)
+                    .or_default()
+                    .entry(frame.frame.phase)
+                    .or_default() += 1;
+            }
+            let split = |counts: &std::collections::BTreeMap<i64, u64>| {
+                counts
+                    .iter()
+                    .map(|(&phase, n)| {
+                        let name = u8::try_from(phase)
+                            .ok()
+                            .and_then(handful::control::PhaseKind::from_index)
+                            .map_or_else(|| format!("phase {phase}"), |k| k.name().to_owned());
+                        format!("{name} {n}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut total = std::collections::BTreeMap::new();
             for episode in reader.episodes() {
+                let counts = phases.remove(&episode.episode_index).unwrap_or_default();
+                for (&phase, &n) in &counts {
+                    *total.entry(phase).or_insert(0) += n;
+                }
                 println!(
-                    "episode {:>4}: {:>5} frames, rows {}..{}{}",
+                    "episode {:>4}: {:>5} frames ({}), rows {}..{}{}",
                     episode.episode_index,
                     episode.length,
+                    split(&counts),
                     episode.dataset_from_index,
                     episode.dataset_to_index,
                     if episode.recovered {
@@ -286,6 +316,7 @@ fn dataset_command(command: DatasetCommand) -> anyhow::Result<()> {
                     }
                 );
             }
+            println!("frames per phase: {}", split(&total));
             let pending = reader.pending_recovery();
             if !pending.is_clean() {
                 println!(

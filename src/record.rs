@@ -93,6 +93,7 @@ impl EpisodeRecorder {
                 } else {
                     -1
                 },
+                phase: i64::from(previous.phase.index()),
             };
             if let Some(done) = self.last.replace(frame) {
                 self.writer.push(&done)?;
@@ -144,6 +145,12 @@ impl EpisodeRecorder {
             }
         }
         self.end(keep)
+    }
+}
+
+impl crate::episodes::Watch for EpisodeRecorder {
+    fn record(&mut self, record: &TickRecord) -> anyhow::Result<()> {
+        Ok(self.on_tick(record)?)
     }
 }
 
@@ -238,7 +245,7 @@ pub fn record(
     use anyhow::Context;
     use std::sync::Arc;
 
-    use crate::control::{self, LoopConfig, Mode, RecordPolicy, Request};
+    use crate::control::{self, LoopConfig, Mode, Phase, RecordPolicy, Request};
     use crate::teleop::{self, TeleopController, TeleopMapping, TeleopSource};
 
     if config.robot.lockstep && config.teleop != TeleopKind::Expert {
@@ -307,69 +314,52 @@ pub fn record(
         controller,
         robot.clock.clone(),
     )?;
-    let reset = |index: u32| {
-        link.robot().has_reset().then(|| {
-            config
-                .robot
-                .seed
-                .wrapping_mul(1_000_003)
-                .wrapping_add(u64::from(index))
-        })
-    };
+    let mut driver = crate::episodes::EpisodeDriver::new(
+        calib,
+        Arc::clone(&link),
+        config.robot.lockstep,
+        config.robot.seed,
+        config.recovery,
+    );
     let mut summary = RecordSummary::default();
-    let mut outcome = Ok(());
+    let mut outcome: anyhow::Result<()> = Ok(());
 
     match &source {
         None => {
             let steps = config.steps.unwrap_or(calib.task.episode_steps() as u32);
-            let mut recovery = crate::recovery::Recovery::new(config.recovery);
-            let mut last_end = None;
-            for index in 0..config.episodes {
-                if let Some(end) = last_end.take()
-                    && let Err(why) =
-                        recovery.after(index - 1, end, &link, calib, config.robot.lockstep, || {
-                            while handle.records.try_recv().is_ok() {}
-                        })
-                {
-                    tracing::error!(%why, "stopping the recording");
-                    summary.stopped = Some(why.to_string());
-                    break;
-                }
+            let phase = Phase::of_task(calib.task, Some(steps));
+            for _ in 0..config.episodes {
                 if let Err(e) = recorder.begin() {
-                    outcome = Err(e);
+                    outcome = Err(e.into());
                     break;
                 }
-                let _ = handle.requests.send(Request::StartEpisode {
-                    mode: Mode::Teleop,
-                    steps: Some(steps),
-                    reset_seed: reset(index),
-                });
-                match drive_until_summary(&handle, &mut recorder) {
-                    Ok(episode) => {
-                        let keep = episode.end == control::EpisodeEnd::Completed;
-                        last_end = Some(episode.end);
-                        match recorder.finish_episode(&handle.records, &episode, keep) {
-                            Ok(_) => tally(&mut summary, keep, recorder.frames()),
-                            Err(e) => {
-                                outcome = Err(e);
-                                break;
-                            }
-                        }
-                    }
+                let episode = match driver.episode(&handle, Mode::Teleop, phase, &mut recorder) {
+                    Ok(episode) => episode,
                     Err(e) => {
-                        outcome = Err(e);
+                        // Nothing of an episode that did not start or end is kept.
+                        let _ = recorder.end(false);
+                        match e.downcast::<crate::recovery::Stopped>() {
+                            Ok(why) => {
+                                tracing::error!(%why, "stopping the recording");
+                                summary.stopped = Some(why.to_string());
+                            }
+                            Err(e) => outcome = Err(e),
+                        }
+                        break;
+                    }
+                };
+                let keep = episode.end.finished();
+                match recorder.end(keep) {
+                    Ok(_) => tally(&mut summary, keep, recorder.frames()),
+                    Err(e) => {
+                        outcome = Err(e.into());
                         break;
                     }
                 }
             }
-            summary.recoveries = recovery.used;
-            if summary.stopped.is_none()
-                && let Some(control::EpisodeEnd::Faulted(fault)) = last_end
-            {
-                summary.stopped = Some(format!(
-                    "the last episode ended on a fault ({})",
-                    fault.name()
-                ));
+            summary.recoveries = driver.recoveries();
+            if summary.stopped.is_none() {
+                summary.stopped = driver.ended_on_fault();
             }
         }
         Some(source) => {
@@ -379,15 +369,17 @@ pub fn record(
                 source.as_ref(),
                 &mut recorder,
                 &mut summary,
-                &reset,
-            );
+                &|index| driver.reset_seed(index),
+                calib.task,
+            )
+            .map_err(anyhow::Error::new);
         }
     }
     if let Err(e) = outcome {
         // A full disk (or any write error): the robot goes to the safe state first.
         let _ = handle.requests.send(Request::Disarm);
         handle.stop();
-        return Err(anyhow::Error::new(e).context(format!(
+        return Err(e.context(format!(
             "recording into {} failed; the robot was disarmed",
             config.dataset.display()
         )));
@@ -409,28 +401,6 @@ fn tally(summary: &mut RecordSummary, kept: bool, frames: u64) {
     }
 }
 
-/// Feeds records to the recorder until the loop reports the episode's end.
-fn drive_until_summary(
-    handle: &crate::control::LoopHandle,
-    recorder: &mut EpisodeRecorder,
-) -> Result<EpisodeSummary, DatasetError> {
-    loop {
-        while let Ok(record) = handle.records.try_recv() {
-            recorder.on_tick(&record)?;
-        }
-        match handle
-            .episodes
-            .recv_timeout(std::time::Duration::from_millis(5))
-        {
-            Ok(summary) => return Ok(summary),
-            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
-                return Err(DatasetError::State("the control loop stopped"));
-            }
-        }
-    }
-}
-
 /// The interactive session: button presses start, keep, discard and stop episodes; a
 /// status line shows what is happening.
 fn operator_session(
@@ -440,8 +410,9 @@ fn operator_session(
     recorder: &mut EpisodeRecorder,
     summary: &mut RecordSummary,
     reset: &dyn Fn(u32) -> Option<u64>,
+    task: crate::task::Task,
 ) -> Result<(), DatasetError> {
-    use crate::control::{Mode, Request};
+    use crate::control::{EpisodeStart, Mode, Phase, Request};
     use crate::teleop::{EpisodeButtons, EpisodeCommand};
 
     let clock = crate::clock::Clock::real();
@@ -480,11 +451,13 @@ fn operator_session(
             Some(EpisodeCommand::Start) if !recorder.is_active() => {
                 recorder.begin()?;
                 keep_next = true;
-                let _ = handle.requests.send(Request::StartEpisode {
-                    mode: Mode::Teleop,
-                    steps: None,
-                    reset_seed: reset(index),
-                });
+                let _ = handle
+                    .requests
+                    .send(Request::StartEpisode(EpisodeStart::arm(
+                        Mode::Teleop,
+                        Phase::of_task(task, None),
+                        reset(index),
+                    )));
                 index += 1;
             }
             Some(EpisodeCommand::StopKeep) => {

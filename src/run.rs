@@ -18,16 +18,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::calib::Calibration;
 use crate::clock::{self, Clock};
-use crate::control::{
-    self, Controller, EpisodeEnd, EpisodeSummary, LoopConfig, LoopReport, Mode, Request,
-};
+use crate::control::{self, Controller, EpisodeSummary, LoopConfig, LoopReport, Mode, Phase};
 use crate::expert;
 use crate::link::{Link, LinkStats};
 use crate::model::{Ensemble, ModelExpectation};
@@ -144,26 +141,36 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         .context("starting the control thread")?;
 
     let mut episodes = Vec::new();
-    let mut recovery = crate::recovery::Recovery::new(config.recovery);
+    let mut driver = crate::episodes::EpisodeDriver::new(
+        calib,
+        Arc::clone(&link),
+        config.lockstep,
+        config.seed,
+        config.recovery,
+    )
+    .with_viz(viz.sender());
     let mut stopped = None;
     let mut csv = std::fs::File::create(config.out_dir.join("episodes.csv"))
         .context("creating episodes.csv")?;
     writeln!(csv, "episode,steps,return,end")?;
-    for index in 0..config.episodes {
-        let seed = config
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(u64::from(index));
-        handle
-            .requests
-            .send(Request::StartEpisode {
-                mode: Mode::Autonomous,
-                steps: Some(config.steps_per_episode),
-                reset_seed: link.robot().has_reset().then_some(seed),
-            })
-            .map_err(|_| anyhow::anyhow!("the control thread stopped"))?;
-        let summary = wait_for_episode(&handle, &link, &viz.sender(), calib, config)?;
-        viz.sender().send(crate::viz::VizEvent::Episode(summary));
+    let phase = Phase::of_task(calib.task, Some(config.steps_per_episode));
+    for _ in 0..config.episodes {
+        let summary = match driver.episode(
+            &handle,
+            Mode::Autonomous,
+            phase,
+            &mut crate::episodes::Drain,
+        ) {
+            Ok(summary) => summary,
+            Err(e) => match e.downcast::<crate::recovery::Stopped>() {
+                Ok(why) => {
+                    tracing::error!(%why, "stopping the run");
+                    stopped = Some(why.to_string());
+                    break;
+                }
+                Err(e) => return Err(e),
+            },
+        };
         tracing::info!(
             episode = summary.episode,
             steps = summary.steps,
@@ -177,33 +184,13 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
             summary.episode,
             summary.steps,
             summary.episode_return,
-            end_name(summary.end)
+            summary.end.label()
         )?;
         csv.flush()?;
         episodes.push(summary);
-        let last = index + 1 == config.episodes;
-        if let EpisodeEnd::Faulted(_) = summary.end
-            && !last
-            && let Err(why) =
-                recovery.after(index, summary.end, &link, calib, config.lockstep, || {
-                    while handle.records.try_recv().is_ok() {}
-                    send_link(&link, &viz.sender());
-                })
-        {
-            tracing::error!(%why, "stopping the run");
-            stopped = Some(why.to_string());
-            break;
-        }
     }
     // The last episode ending on a fault ends the run on one.
-    if stopped.is_none()
-        && let Some(EpisodeEnd::Faulted(fault)) = episodes.last().map(|e| e.end)
-    {
-        stopped = Some(format!(
-            "the last episode ended on a fault ({})",
-            fault.name()
-        ));
-    }
+    stopped = stopped.or_else(|| driver.ended_on_fault());
 
     let records_dropped = handle.records_dropped();
     let loop_report = handle.stop();
@@ -211,7 +198,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         crate::faults::FaultAccount::new(loop_report.as_ref(), &link.stats(), records_dropped);
     let completed: Vec<f64> = episodes
         .iter()
-        .filter(|e| e.end == EpisodeEnd::Completed)
+        .filter(|e| e.end.finished())
         .map(|e| e.episode_return)
         .collect();
     let mean_return = if completed.is_empty() {
@@ -231,7 +218,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         link: link.stats(),
         records_dropped,
         faults,
-        recoveries: recovery.used,
+        recoveries: driver.recoveries(),
         stopped,
         started_unix,
         finished_unix: clock::wall_time_unix_secs(),
@@ -252,45 +239,6 @@ pub fn send_link(link: &Link, viz: &crate::viz::VizSender) {
         stats: link.stats(),
         health: link.health(link.clock().now_us()),
     });
-}
-
-fn wait_for_episode(
-    handle: &control::LoopHandle,
-    link: &Link,
-    viz: &crate::viz::VizSender,
-    calib: &Calibration,
-    config: &RunConfig,
-) -> anyhow::Result<EpisodeSummary> {
-    // Generous: lockstep is faster than real time, but the machine may be loaded.
-    let budget_us = 4 * calib.control_period_us * u64::from(config.steps_per_episode) + 10_000_000;
-    let waiter = Clock::real();
-    let give_up_us = waiter.now_us() + budget_us;
-    loop {
-        // Drain telemetry so a lossy channel does not count drops needlessly.
-        while handle.records.try_recv().is_ok() {}
-        send_link(link, viz);
-        match handle.episodes.recv_timeout(Duration::from_millis(50)) {
-            Ok(summary) => return Ok(summary),
-            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
-                bail!("the control thread stopped during an episode")
-            }
-        }
-        if waiter.now_us() > give_up_us {
-            bail!(
-                "the episode did not finish within {} s",
-                budget_us / 1_000_000
-            );
-        }
-    }
-}
-
-fn end_name(end: EpisodeEnd) -> String {
-    match end {
-        EpisodeEnd::Completed => "completed".into(),
-        EpisodeEnd::Interrupted => "interrupted".into(),
-        EpisodeEnd::Faulted(fault) => format!("fault:{fault:?}"),
-    }
 }
 
 /// A controller of `kind` for the robot `calib` describes, ready for the control thread.

@@ -31,6 +31,14 @@ impl Task {
         }
     }
 
+    /// [`Task::reward`] as a function pointer (a phase carries it to the control thread).
+    pub const fn reward_fn(self) -> fn(&[f32], &[f32]) -> f32 {
+        match self {
+            Self::CartpoleSwingup => cartpole_reward,
+            Self::PendulumSwingup => pendulum_reward,
+        }
+    }
+
     /// Steps per trial in the benchmark.
     pub const fn episode_steps(self) -> usize {
         match self {
@@ -62,6 +70,34 @@ pub fn cartpole_reward(next_state: &[f32], action: &[f32]) -> f32 {
     let dist_sq = tip_x * tip_x + (tip_y - l) * (tip_y - l);
     let effort: f32 = action.iter().map(|u| u * u).sum();
     (-dist_sq / (l * l)).exp() - 0.01 * effort
+}
+
+/// The cart-pole's rest: pole hanging still below a cart still at the centre of the rail,
+/// where the demonstrations start. `exp(−‖tip − (0, −l)‖² / l² − x²) − 0.01·(ẋ² + 0.1·θ̇²)
+/// − 0.01·‖u‖²`: 1 at rest, falling off with distance from it. A backward phase's reward.
+pub fn cartpole_rest_reward(next_state: &[f32], action: &[f32]) -> f32 {
+    if next_state.len() < 4 {
+        return f32::NAN;
+    }
+    let (tip_x, tip_y) = cartpole_tip_m(next_state);
+    let l = CARTPOLE_POLE_LENGTH_M;
+    let x = next_state[0];
+    let dist_sq = tip_x * tip_x + (tip_y + l) * (tip_y + l);
+    let (x_dot, theta_dot) = (next_state[2], next_state[3]);
+    let effort: f32 = action.iter().map(|u| u * u).sum();
+    (-dist_sq / (l * l) - x * x).exp()
+        - 0.01 * (x_dot * x_dot + 0.1 * theta_dot * theta_dot)
+        - 0.01 * effort
+}
+
+/// Whether the cart-pole is at rest: cart within 0.1 m of the centre and slower than
+/// 0.2 m/s, pole within 0.2 rad of hanging and slower than 0.5 rad/s.
+pub fn cartpole_at_rest(state: &[f32]) -> bool {
+    state.len() >= 4
+        && state[0].abs() < 0.1
+        && wrap_angle_rad(state[1]).abs() < 0.2
+        && state[2].abs() < 0.2
+        && state[3].abs() < 0.5
 }
 
 /// Angle wrapped into `[−π, π)`.

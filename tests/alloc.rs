@@ -27,7 +27,8 @@ use ndarray::Array3;
 use handful::calib::Calibration;
 use handful::clock::Clock;
 use handful::control::{
-    self, ControlError, Controller, EpisodeEnd, HostFault, LoopConfig, Mode, Observation, Request,
+    self, ControlError, Controller, EpisodeEnd, EpisodeStart, HostFault, LoopConfig, Mode,
+    Observation, Phase, Request,
 };
 use handful::expert;
 use handful::link::Link;
@@ -127,6 +128,13 @@ impl Controller for Marking {
 
     fn name(&self) -> &'static str {
         "marking"
+    }
+
+    fn replace_objective(
+        &mut self,
+        objective: control::Objective,
+    ) -> Result<control::Objective, control::Objective> {
+        self.inner.replace_objective(objective)
     }
 }
 
@@ -256,11 +264,11 @@ fn count_allocations(
     let mut episode = |seed, swap_after: Option<usize>| {
         handle
             .requests
-            .send(Request::StartEpisode {
-                mode: Mode::Autonomous,
-                steps: Some(steps),
-                reset_seed: Some(seed),
-            })
+            .send(Request::StartEpisode(EpisodeStart::arm(
+                Mode::Autonomous,
+                Phase::of_task(calib.task, Some(steps)),
+                Some(seed),
+            )))
             .map_err(|_| "loop stopped")
             .unwrap();
         let mut driven = 0;
@@ -389,6 +397,91 @@ fn warmed_up_onnx_mpc_ticks_in_real_time_with_latency_compensation_plan_view_and
     assert_eq!(
         n, 0,
         "the learned-model path allocated {n} times on the control thread"
+    );
+}
+
+/// A continual run on the learned-model path in real time: phases that switch the task
+/// and the MPC controller's cost at a tick (forward, backward, forward, …) on one armed
+/// robot, the objectives made and dropped off the control thread. After a warm-up pass,
+/// the switches and the ticks between them allocate nothing.
+#[test]
+fn phase_switches_with_a_new_cost_on_the_onnx_mpc_path_allocate_nothing() {
+    use handful::control::{AtEnd, PhaseKind};
+    use handful::mpc::{Cost, RewardCost, TaskCost};
+
+    let _serial = serial();
+    let calib =
+        Calibration::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("calib/cartpole-sim.toml"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim::spawn(
+        SimOptions::new(dir.path().join("robot")),
+        PlantKind::Cartpole.build(),
+    )
+    .unwrap();
+    let clock = Clock::real();
+    let link = Arc::new(Link::open(&calib, sim.link_path(), clock.clone()).unwrap());
+    let config = LoopConfig::from_calibration(&calib, false);
+    let controller = Box::new(Marking::new(
+        onnx_controller(PlantKind::Cartpole, &calib, &clock, None),
+        false,
+    ));
+    let handle = control::spawn(config, Arc::clone(&link), controller, clock).unwrap();
+    let steps = 25;
+    let forward = Phase::of_task(calib.task, Some(steps)).then_hold();
+    let backward = Phase {
+        kind: PhaseKind::Backward,
+        reward: handful::task::cartpole_rest_reward,
+        success: None,
+        steps: Some(steps),
+        at_end: AtEnd::Hold,
+    };
+    let phase = |start: EpisodeStart, kind: PhaseKind| {
+        handle
+            .requests
+            .send(Request::StartEpisode(start))
+            .map_err(|_| "loop stopped")
+            .unwrap();
+        let summary = loop {
+            while handle.records.try_recv().is_ok() {}
+            while handle.retired_objectives.try_recv().is_ok() {}
+            if let Ok(summary) = handle.episodes.recv_timeout(Duration::from_millis(5)) {
+                break summary;
+            }
+        };
+        assert_eq!(
+            (summary.end, summary.phase, summary.steps),
+            (EpisodeEnd::Completed, kind, steps),
+            "{summary:?}"
+        );
+    };
+    let switch = |phase: Phase, cost: Box<dyn Cost>| {
+        EpisodeStart::continue_with(Mode::Autonomous, phase)
+            .with_objective(handful::mpc::objective(cost, &[]))
+    };
+    phase(
+        EpisodeStart::arm(Mode::Autonomous, forward, Some(3)),
+        PhaseKind::Forward,
+    );
+    let mut counted = None;
+    for pass in 0..3 {
+        if pass == 1 {
+            counted = Some(COUNTED.load(Ordering::Relaxed));
+        }
+        phase(
+            switch(backward, Box::new(RewardCost(backward.reward))),
+            PhaseKind::Backward,
+        );
+        phase(
+            switch(forward, Box::new(TaskCost(calib.task))),
+            PhaseKind::Forward,
+        );
+    }
+    let n = COUNTED.load(Ordering::Relaxed) - counted.unwrap();
+    drop(handle);
+    assert_eq!(
+        n, 0,
+        "phase switches allocated {n} times on the control thread"
     );
 }
 

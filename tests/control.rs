@@ -2,6 +2,8 @@
 //! plant, and back. Closed-loop returns, faults and the safe command.
 
 mod faults;
+// Continual runs: phases switch task, reward and objective on one armed robot.
+mod phases;
 // Safety as a property: no controller output leaves the host outside the limits.
 mod properties;
 pub(crate) mod rig;

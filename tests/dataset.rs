@@ -48,6 +48,8 @@ pub fn frame(episode: u32, i: u32) -> Frame {
         is_expert: episode.is_multiple_of(2),
         command_seq: i64::from(episode * 1000 + i) + 1,
         applied_command_seq: i64::from(episode * 1000 + i),
+        // Every phase kind, and back.
+        phase: i64::from(i % 3),
     }
 }
 

@@ -39,6 +39,7 @@ fn frame(t: i64, firmware_us: i64, sent: i64, applied: i64) -> Frame {
         is_expert: false,
         command_seq: sent,
         applied_command_seq: applied,
+        phase: 0,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use handful::control::{EpisodeEnd, Mode, Request};
+use handful::control::{EpisodeEnd, EpisodeStart, Mode, Phase, Request};
 use handful::plant::cartpole;
 use handful::sysid::{
     Experience, ExperienceConfig, Kind, Retrainer, RetrainerConfig, SysidEvent, SysidRequest,
@@ -122,11 +122,11 @@ fn the_retrainer_publishes_models_that_the_running_loop_swaps_in_between_ticks()
     // An episode is running (the expert drives) when the first model is published.
     rig.handle
         .requests
-        .send(Request::StartEpisode {
-            mode: Mode::Autonomous,
-            steps: Some(150),
-            reset_seed: Some(1),
-        })
+        .send(Request::StartEpisode(EpisodeStart::arm(
+            Mode::Autonomous,
+            Phase::of_task(calib.task, Some(150)),
+            Some(1),
+        )))
         .map_err(|_| "loop stopped")
         .unwrap();
     let send = |r| retrainer.requests.send(r).map_err(|_| "stopped").unwrap();

@@ -134,6 +134,7 @@ fn tiny_dataset(root: &Path, calib: &Calibration, episodes: u32, frames: u32) {
                     is_expert: true,
                     command_seq: i64::from(i) + 1,
                     applied_command_seq: i64::from(i),
+                    phase: 0,
                 })
                 .expect("push");
         }
@@ -154,6 +155,7 @@ fn tick(t: u64, mode: Mode, fault: Option<HostFault>) -> TickRecord {
         wake_us: t * 40_000 + 37,
         compute_us: 900,
         mode,
+        phase: handful::control::PhaseKind::Forward,
         state,
         state_dim: 4,
         state_count: t + 1,

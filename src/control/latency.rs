@@ -78,4 +78,11 @@ impl Controller for LatencyCompensated {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+
+    fn replace_objective(
+        &mut self,
+        objective: super::Objective,
+    ) -> Result<super::Objective, super::Objective> {
+        self.inner.replace_objective(objective)
+    }
 }

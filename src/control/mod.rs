@@ -8,6 +8,7 @@
 mod fault_count;
 mod latency;
 mod mode;
+mod phase;
 mod telemetry;
 pub mod ticker;
 pub mod timing;
@@ -15,6 +16,7 @@ pub mod timing;
 pub use fault_count::FaultCounts;
 pub use latency::LatencyCompensated;
 pub use mode::{EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Mode, Request, TickRecord};
+pub use phase::{AtEnd, EpisodeStart, Objective, Phase, PhaseKind, RewardFn, Start, SuccessFn};
 pub use telemetry::{Telemetry, TelemetrySink};
 pub use ticker::{LoopConfig, LoopHandle, LoopReport, RecordPolicy, spawn};
 /// What a controller sees each tick. Values are SI, in the calibration's channel order.
@@ -52,4 +54,12 @@ pub trait Controller: Send {
     fn reset(&mut self) {}
     /// Short name for logs and run summaries.
     fn name(&self) -> &'static str;
+    /// Replaces what the controller optimises, between ticks, with `objective` (a type
+    /// the controller documents, prepared off the control thread; `MpcController`: a
+    /// boxed `mpc::Cost`), and returns the old one in the same box so it is dropped off
+    /// the control thread. Allocation-free. A controller that has no such objective, or
+    /// not of this type, hands it back as the `Err` (the default).
+    fn replace_objective(&mut self, objective: Objective) -> Result<Objective, Objective> {
+        Err(objective)
+    }
 }

@@ -6,6 +6,7 @@ use handful_protocol::{MAX_ACTION_DIM, MAX_STATE_DIM};
 use serde::Serialize;
 
 use super::Controller;
+use super::phase::PhaseKind;
 
 /// What the loop is doing. Only `Teleop` and `Autonomous` ever send a non-safe command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -82,14 +83,12 @@ impl HostFault {
 
 /// A request to the loop, obeyed at the start of the next tick.
 pub enum Request {
-    /// Reset the robot (if it can: simulators) from `seed`, arm it, reset the controller
-    /// and drive in `mode` for `steps` control steps (or until told otherwise), then
-    /// disarm and report an [`EpisodeSummary`]. Also the explicit re-arm out of `Fault`.
-    StartEpisode {
-        mode: Mode,
-        steps: Option<u32>,
-        reset_seed: Option<u64>,
-    },
+    /// Start a phase: reset (if asked, simulators) and arm the robot, or go on armed from
+    /// where it is; swap the controller and its objective if given; reset the
+    /// controller; drive the phase's task for its step budget (or until told otherwise,
+    /// or until its success test passes); then disarm or hold as the phase says, and
+    /// report an [`EpisodeSummary`]. Also the explicit re-arm out of `Fault`.
+    StartEpisode(super::EpisodeStart),
     /// Disarm and go idle (ends an episode early).
     Disarm,
     /// Emergency stop.
@@ -107,7 +106,7 @@ pub struct EpisodeStep {
     pub episode: u32,
     /// Index of the action whose outcome this tick observed (0-based).
     pub step: u32,
-    /// Task reward of that action and the state it led to.
+    /// The phase's reward of that action and the state it led to.
     pub reward: f32,
 }
 
@@ -121,6 +120,8 @@ pub struct TickRecord {
     /// Real time spent in the tick's work, µs.
     pub compute_us: u64,
     pub mode: Mode,
+    /// The phase in force (the last one started, while none drives).
+    pub phase: PhaseKind,
     pub state: [f32; MAX_STATE_DIM],
     pub state_dim: u8,
     /// The link's state counter for the sample used (0: none).
@@ -159,18 +160,38 @@ impl TickRecord {
 pub enum EpisodeEnd {
     /// All requested steps ran.
     Completed,
+    /// The phase's success test passed.
+    Succeeded,
     /// A disarm, e-stop, stop or new episode request ended it.
     Interrupted,
     /// A latching fault ended it.
     Faulted(HostFault),
 }
 
+impl EpisodeEnd {
+    /// `completed`, `succeeded`, `interrupted` or `fault:<Kind>` (CSV files, logs).
+    pub fn label(self) -> String {
+        match self {
+            Self::Completed => "completed".into(),
+            Self::Succeeded => "succeeded".into(),
+            Self::Interrupted => "interrupted".into(),
+            Self::Faulted(fault) => format!("fault:{fault:?}"),
+        }
+    }
+
+    /// Whether the episode ran to its end: its step budget, or its success test.
+    pub const fn finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Succeeded)
+    }
+}
+
 /// The outcome of one episode, sent once when it ends.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct EpisodeSummary {
     pub episode: u32,
+    pub phase: PhaseKind,
     pub steps: u32,
-    /// Sum of the task rewards.
+    /// Sum of the phase's rewards.
     pub episode_return: f64,
     pub end: EpisodeEnd,
     pub first_tick: u64,

@@ -17,13 +17,12 @@ use handful_protocol::{ArmState, MAX_ACTION_DIM, MAX_STATE_DIM};
 use super::fault_count::FaultCounts;
 use super::timing::{Timing, TimingReport, next_deadline};
 use super::{
-    Controller, EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Mode, Observation, Request,
-    TickRecord,
+    AtEnd, Controller, EpisodeEnd, EpisodeStart, EpisodeStep, EpisodeSummary, HostFault, Mode,
+    Objective, Observation, Phase, PhaseKind, Request, Start, TickRecord,
 };
 use crate::calib::Calibration;
 use crate::clock::Clock;
 use crate::link::{self, Link, StateSample};
-use crate::task::Task;
 use crate::thread::{JoinOnDrop, spawn_named};
 
 /// Lockstep, idle: how long the loop waits for a request between two idle ticks.
@@ -43,7 +42,6 @@ pub enum RecordPolicy {
 /// The loop's configuration, derived from the calibration.
 #[derive(Clone, Debug)]
 pub struct LoopConfig {
-    pub task: Task,
     pub period_us: u64,
     pub stale_state_us: u64,
     /// A command is valid this long after the firmware time of the state it answers.
@@ -69,7 +67,6 @@ pub struct LoopConfig {
 impl LoopConfig {
     pub fn from_calibration(calib: &Calibration, lockstep: bool) -> Self {
         Self {
-            task: calib.task,
             period_us: calib.control_period_us,
             stale_state_us: calib.stale_state_us,
             command_validity_us: 2 * calib.control_period_us,
@@ -101,8 +98,11 @@ pub struct LoopHandle {
     pub requests: Sender<Request>,
     pub records: Receiver<TickRecord>,
     pub episodes: Receiver<EpisodeSummary>,
-    /// Controllers replaced by [`Request::SetController`], to be dropped off the loop.
+    /// Controllers replaced by [`Request::SetController`] or a phase, to be dropped off
+    /// the loop.
     pub retired: Receiver<Box<dyn Controller>>,
+    /// Objectives replaced by a phase (or refused by the controller), likewise.
+    pub retired_objectives: Receiver<Objective>,
     records_dropped: Arc<AtomicU64>,
     thread: Option<JoinOnDrop<LoopReport>>,
 }
@@ -136,6 +136,7 @@ pub fn spawn(
     let (record_tx, record_rx) = bounded(config.record_capacity);
     let (episode_tx, episode_rx) = bounded(64);
     let (retired_tx, retired_rx) = bounded(4);
+    let (retired_objective_tx, retired_objective_rx) = bounded(4);
     let records_dropped = Arc::new(AtomicU64::new(0));
     let mut limits = [(0.0, 0.0); MAX_ACTION_DIM];
     for (slot, &limit) in limits.iter_mut().zip(&config.action_limits) {
@@ -154,8 +155,11 @@ pub fn spawn(
         records: record_tx,
         episodes: episode_tx,
         retired: retired_tx,
+        retired_objectives: retired_objective_tx,
         records_dropped: Arc::clone(&records_dropped),
         mode: Mode::Idle,
+        phase: PhaseKind::Forward,
+        holding: false,
         faults: FaultCounts::default(),
         episode: None,
         episodes_started: 0,
@@ -172,6 +176,7 @@ pub fn spawn(
         records: record_rx,
         episodes: episode_rx,
         retired: retired_rx,
+        retired_objectives: retired_objective_rx,
         records_dropped,
         thread: Some(thread),
     })
@@ -179,7 +184,7 @@ pub fn spawn(
 
 struct Episode {
     index: u32,
-    steps: Option<u32>,
+    phase: Phase,
     step: u32,
     episode_return: f64,
     /// Set until the first state after the reset and arm has been seen.
@@ -202,7 +207,8 @@ enum StartPhase {
 /// What a tick sends.
 enum Send {
     Command,
-    /// Nothing (lockstep, the tick that resets: the reset's answer is the next state).
+    /// Nothing (lockstep: the tick that resets, whose answer is the next state, and the
+    /// ticks between two phases).
     Nothing,
 }
 
@@ -217,11 +223,16 @@ struct Ticker {
     records: Sender<TickRecord>,
     episodes: Sender<EpisodeSummary>,
     retired: Sender<Box<dyn Controller>>,
+    retired_objectives: Sender<Objective>,
     records_dropped: Arc<AtomicU64>,
     timing: Timing,
     safe: [f32; MAX_ACTION_DIM],
     action_dim: usize,
     mode: Mode,
+    /// The phase started last.
+    phase: PhaseKind,
+    /// A phase ended and held the robot armed for the next one (driving, no episode).
+    holding: bool,
     faults: FaultCounts,
     episode: Option<Episode>,
     episodes_started: u32,
@@ -262,7 +273,12 @@ impl Ticker {
                 self.timing.record_overrun(skipped);
             }
             self.publish(record);
-            deadline = next;
+            // Lockstep, between two phases: the plant waits where the last phase left it
+            // (nothing is sent), and so does the simulated clock, so the held state does
+            // not age and the link does not look silent.
+            if !(self.config.lockstep && self.holding && self.mode.is_driving()) {
+                deadline = next;
+            }
             self.tick += 1;
             if let Flow::Exit = self.idle_in_lockstep() {
                 break;
@@ -292,7 +308,7 @@ impl Ticker {
     /// Lockstep and not driving: nothing needs the plant to move, so wait (a few ms at
     /// most) for a request instead of spinning the simulator through idle steps.
     fn idle_in_lockstep(&mut self) -> Flow {
-        if !self.config.lockstep || self.mode.is_driving() {
+        if !self.config.lockstep || (self.mode.is_driving() && !self.holding) {
             return Flow::Continue;
         }
         // A plain sleep, then a non-blocking look: a blocking channel receive would
@@ -307,61 +323,103 @@ impl Ticker {
     fn obey(&mut self, request: Request) -> Flow {
         {
             match request {
-                Request::StartEpisode {
-                    mode,
-                    steps,
-                    reset_seed,
-                } => self.start_episode(mode, steps, reset_seed),
+                Request::StartEpisode(start) => self.start_episode(start),
                 Request::Disarm => {
                     self.end_episode(EpisodeEnd::Interrupted);
                     let _ = self.link.send(link::Request::Disarm);
                     self.mode = Mode::Idle;
+                    self.holding = false;
                 }
                 Request::EStop => {
                     self.end_episode(EpisodeEnd::Interrupted);
                     let _ = self.link.send(link::Request::EStop);
                     self.mode = Mode::EStop;
+                    self.holding = false;
                 }
-                Request::SetController(controller) => {
-                    let old = std::mem::replace(&mut self.controller, controller);
-                    // Dropping a model can free megabytes: never on this thread if avoidable.
-                    if let Err(TrySendError::Full(old) | TrySendError::Disconnected(old)) =
-                        self.retired.try_send(old)
-                    {
-                        drop(old);
-                    }
-                }
+                Request::SetController(controller) => self.set_controller(controller),
                 Request::Stop => return Flow::Exit,
             }
         }
         Flow::Continue
     }
 
-    fn start_episode(&mut self, mode: Mode, steps: Option<u32>, reset_seed: Option<u64>) {
+    fn set_controller(&mut self, controller: Box<dyn Controller>) {
+        let old = std::mem::replace(&mut self.controller, controller);
+        // Dropping a model can free megabytes: never on this thread if avoidable.
+        if let Err(TrySendError::Full(old) | TrySendError::Disconnected(old)) =
+            self.retired.try_send(old)
+        {
+            drop(old);
+        }
+    }
+
+    fn retire_objective(&mut self, objective: Objective) {
+        if let Err(TrySendError::Full(old) | TrySendError::Disconnected(old)) =
+            self.retired_objectives.try_send(objective)
+        {
+            drop(old);
+        }
+    }
+
+    fn start_episode(&mut self, request: EpisodeStart) {
+        let EpisodeStart {
+            mode,
+            phase,
+            start,
+            controller,
+            objective,
+        } = request;
+        let was_driving = self.mode.is_driving();
         self.end_episode(EpisodeEnd::Interrupted);
+        if let Some(controller) = controller {
+            self.set_controller(controller);
+        }
+        let refused = match objective.map(|o| self.controller.replace_objective(o)) {
+            Some(Ok(old)) => {
+                self.retire_objective(old);
+                false
+            }
+            Some(Err(objective)) => {
+                self.retire_objective(objective);
+                true
+            }
+            None => false,
+        };
         self.controller.reset();
+        self.phase = phase.kind;
+        self.holding = false;
         self.mode = if mode.is_driving() {
             mode
         } else {
             Mode::Autonomous
         };
+        let awaiting_start = match start {
+            Start::Arm { reset_seed } => Some(StartPhase::Arm { reset_seed }),
+            Start::Continue => None,
+        };
         self.episode = Some(Episode {
             index: self.episodes_started,
-            steps,
+            phase,
             step: 0,
             episode_return: 0.0,
-            awaiting_start: Some(StartPhase::Arm { reset_seed }),
+            awaiting_start,
             pending: None,
             first_tick: self.tick,
             start_grace_left: self.config.arming_grace_ticks,
         });
         self.episodes_started += 1;
+        if start == Start::Continue && !was_driving {
+            self.latch(HostFault::NotArmed);
+        } else if refused {
+            self.latch(HostFault::Controller);
+        }
     }
 
     fn end_episode(&mut self, end: EpisodeEnd) {
         if let Some(episode) = self.episode.take() {
             let summary = EpisodeSummary {
                 episode: episode.index,
+                phase: episode.phase.kind,
                 steps: episode.step,
                 episode_return: episode.episode_return,
                 end,
@@ -377,6 +435,7 @@ impl Ticker {
         self.end_episode(EpisodeEnd::Faulted(fault));
         let _ = self.link.send(link::Request::Disarm);
         self.mode = Mode::Fault;
+        self.holding = false;
     }
 
     fn read_state(&mut self) -> Option<StateSample> {
@@ -398,6 +457,7 @@ impl Ticker {
             wake_us: wake,
             compute_us: 0,
             mode: self.mode,
+            phase: self.phase,
             state: [0.0; MAX_STATE_DIM],
             state_dim: 0,
             state_count: 0,
@@ -442,7 +502,11 @@ impl Ticker {
         let mut action = self.safe;
         let mut fault = input_fault;
         let mut send = Send::Command;
-        if self.mode.is_driving() {
+        if self.config.lockstep && self.holding && self.mode.is_driving() {
+            // Between two phases in lockstep: nothing is sent, so the plant waits where
+            // the last phase left it (and the loop's clock with it, see `run`).
+            send = Send::Nothing;
+        } else if self.mode.is_driving() {
             // While an episode starts, a missing or old state is expected for a few
             // ticks (nothing published yet, a reset in flight): wait, within the grace.
             let starting = self
@@ -578,7 +642,7 @@ impl Ticker {
             if let Some((previous, answered_count)) = episode.pending
                 && sample.count > answered_count
             {
-                let reward = self.config.task.reward(state, &previous[..self.action_dim]);
+                let reward = (episode.phase.reward)(state, &previous[..self.action_dim]);
                 episode.episode_return += f64::from(reward);
                 record.episode = Some(EpisodeStep {
                     episode: episode.index,
@@ -587,12 +651,33 @@ impl Ticker {
                 });
                 episode.step += 1;
                 episode.pending = None;
-                if episode.steps.is_some_and(|n| episode.step >= n) {
-                    self.end_episode(EpisodeEnd::Completed);
-                    let _ = self.link.send(link::Request::Disarm);
-                    self.mode = Mode::Idle;
-                    *action = self.safe;
-                    return Ok(Send::Command);
+                let phase = episode.phase;
+                let end = if phase.steps.is_some_and(|n| episode.step >= n) {
+                    Some(EpisodeEnd::Completed)
+                } else if phase.success.is_some_and(|passed| passed(state)) {
+                    Some(EpisodeEnd::Succeeded)
+                } else {
+                    None
+                };
+                if let Some(end) = end {
+                    self.end_episode(end);
+                    match phase.at_end {
+                        AtEnd::Disarm => {
+                            let _ = self.link.send(link::Request::Disarm);
+                            self.mode = Mode::Idle;
+                            *action = self.safe;
+                            return Ok(Send::Command);
+                        }
+                        // Real time: the controller goes on acting below; lockstep:
+                        // nothing is sent until the next phase starts.
+                        AtEnd::Hold => {
+                            self.holding = true;
+                            if self.config.lockstep {
+                                *action = self.safe;
+                                return Ok(Send::Nothing);
+                            }
+                        }
+                    }
                 }
             }
         } else if sample.arm_state != ArmState::Armed {

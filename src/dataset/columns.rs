@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{DatasetError, Frame};
 
 /// Column names in file order.
-pub const FEATURE_NAMES: [&str; 14] = [
+pub const FEATURE_NAMES: [&str; 15] = [
     "observation.state",
     "action",
     "next.reward",
@@ -28,11 +28,17 @@ pub const FEATURE_NAMES: [&str; 14] = [
     "episode_index",
     "index",
     "task_index",
+    "phase",
 ];
 
 /// Columns a dataset may lack (written by an older handful or by another tool): read
 /// back as `-1` (unknown), and learning then pairs commands by the recording's timing.
-pub const OPTIONAL_FEATURES: [&str; 2] = ["action.command_seq", "observation.applied_command_seq"];
+/// A dataset without `phase` is all forward (0).
+pub const OPTIONAL_FEATURES: [&str; 3] = [
+    "action.command_seq",
+    "observation.applied_command_seq",
+    "phase",
+];
 
 /// A frame read back, with the indices the writer assigned.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +52,7 @@ pub struct RecordedFrame {
 }
 
 /// The lerobot dtype and the Arrow type of each column, for `state_len` × `action_len`.
-pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 14] {
+pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 15] {
     let list = |n: usize| {
         DataType::FixedSizeList(
             Arc::new(Field::new("item", DataType::Float32, true)),
@@ -64,6 +70,7 @@ pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static st
         ("int64", DataType::Int64),
         ("int64", DataType::Int64),
         ("float32", DataType::Float32),
+        ("int64", DataType::Int64),
         ("int64", DataType::Int64),
         ("int64", DataType::Int64),
         ("int64", DataType::Int64),
@@ -99,6 +106,7 @@ pub(crate) struct Columns {
     pub episode_index: Vec<i64>,
     pub index: Vec<i64>,
     pub task_index: Vec<i64>,
+    pub phase: Vec<i64>,
 }
 
 impl Columns {
@@ -120,6 +128,7 @@ impl Columns {
             episode_index: Vec::with_capacity(rows),
             index: Vec::with_capacity(rows),
             task_index: Vec::with_capacity(rows),
+            phase: Vec::with_capacity(rows),
         }
     }
 
@@ -140,7 +149,14 @@ impl Columns {
             command_seq,
             applied_command_seq
         );
-        clr!(timestamp, frame_index, episode_index, index, task_index);
+        clr!(
+            timestamp,
+            frame_index,
+            episode_index,
+            index,
+            task_index,
+            phase
+        );
     }
 
     /// `indices` = \[frame_index, episode_index, index, task_index\].
@@ -159,6 +175,7 @@ impl Columns {
         self.episode_index.push(indices[1]);
         self.index.push(indices[2]);
         self.task_index.push(indices[3]);
+        self.phase.push(f.phase);
     }
 
     pub fn append(&mut self, other: &Columns) {
@@ -174,7 +191,14 @@ impl Columns {
             command_seq,
             applied_command_seq
         );
-        ext!(timestamp, frame_index, episode_index, index, task_index);
+        ext!(
+            timestamp,
+            frame_index,
+            episode_index,
+            index,
+            task_index,
+            phase
+        );
     }
 
     pub fn frame(&self, i: usize) -> RecordedFrame {
@@ -190,6 +214,7 @@ impl Columns {
                 is_expert: self.is_expert[i],
                 command_seq: self.command_seq[i],
                 applied_command_seq: self.applied_command_seq[i],
+                phase: self.phase[i],
             },
             timestamp_s: self.timestamp[i],
             frame_index: self.frame_index[i],
@@ -220,6 +245,7 @@ impl Columns {
             Arc::new(Int64Array::from(self.episode_index.clone())),
             Arc::new(Int64Array::from(self.index.clone())),
             Arc::new(Int64Array::from(self.task_index.clone())),
+            Arc::new(Int64Array::from(self.phase.clone())),
         ];
         let schema = frame_schema(self.state_len, self.action_len);
         // Lengths and types match the schema by construction.
@@ -315,6 +341,11 @@ impl Columns {
         prim!(11, Int64Array, out.episode_index);
         prim!(12, Int64Array, out.index);
         prim!(13, Int64Array, out.task_index);
+        if batch.column_by_name(FEATURE_NAMES[14]).is_some() {
+            prim!(14, Int64Array, out.phase);
+        } else {
+            out.phase.extend(std::iter::repeat_n(0, batch.num_rows()));
+        }
         Ok(out)
     }
 }

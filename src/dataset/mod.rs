@@ -130,6 +130,9 @@ pub struct Frame {
     /// The sample's `last_command_seq` when the firmware was armed (`-1`: disarmed or
     /// unknown). Learning pairs each step with the command the firmware applied by it.
     pub applied_command_seq: i64,
+    /// The phase the frame's step belongs to (`PhaseKind::index`: 0 forward, 1 backward,
+    /// 2 evaluation; 0 in datasets that predate phases).
+    pub phase: i64,
 }
 
 /// What a new dataset is: its rate, channel names and where it came from.

@@ -64,7 +64,7 @@ pub(crate) fn episode_stats(c: &Columns) -> Stats {
             .map(|&x| f64::from(u8::from(x)))
             .collect::<Vec<_>>()
     };
-    let columns: [(Vec<f64>, usize); 14] = [
+    let columns: [(Vec<f64>, usize); 15] = [
         (f32s(&c.state), c.state_len),
         (f32s(&c.action), c.action_len),
         (f32s(&c.reward), 1),
@@ -79,6 +79,7 @@ pub(crate) fn episode_stats(c: &Columns) -> Stats {
         (i64s(&c.episode_index), 1),
         (i64s(&c.index), 1),
         (i64s(&c.task_index), 1),
+        (i64s(&c.phase), 1),
     ];
     FEATURE_NAMES
         .iter()

@@ -9,7 +9,7 @@ use super::cost::Cost;
 use super::dynamics::{Dynamics, DynamicsError};
 use super::outcome::{PlanError, PlanStats};
 use crate::clock::Clock;
-use crate::control::{ControlError, Controller, Observation};
+use crate::control::{ControlError, Controller, Objective, Observation};
 
 /// Model-predictive control with a [`Planner`].
 /// Something that looks at each plan (the viewer): called on the control thread after
@@ -206,6 +206,22 @@ impl Controller for MpcController {
     fn name(&self) -> &'static str {
         "mpc"
     }
+
+    /// The objective is a `Box<dyn Cost>` (made with [`super::objective`]): the same
+    /// planner, buffers and model plan for it from the next tick on.
+    fn replace_objective(&mut self, objective: Objective) -> Result<Objective, Objective> {
+        let mut cost = objective.downcast::<Box<dyn Cost>>()?;
+        std::mem::swap(&mut self.cost, &mut *cost);
+        Ok(cost)
+    }
+}
+
+/// `cost` as an objective for [`MpcController`] (see `Controller::replace_objective`),
+/// prepared for the row counts its planner passes (`Planner::batch_rows`): allocates, so
+/// call it off the control thread.
+pub fn objective(mut cost: Box<dyn Cost>, rows: &[usize]) -> Objective {
+    cost.prepare(rows);
+    Box::new(cost)
 }
 
 /// Prepares `dynamics` for every row count `planner` will pass it.

@@ -25,6 +25,39 @@ pub trait Cost: Send {
         actions: ArrayView2<'_, f32>,
         out: ArrayViewMut1<'_, f32>,
     );
+
+    /// Prepares whatever scratch space the cost needs for batches of each of `rows`
+    /// (allocates: off the control thread, before the cost is handed to a planner).
+    fn prepare(&mut self, _rows: &[usize]) {}
+}
+
+/// The cost of a pure per-step reward: `−reward(next_state, action)` per row (for phases
+/// whose reward has no batched form of its own, e.g. [`crate::task::cartpole_rest_reward`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RewardCost(pub crate::control::RewardFn);
+
+impl Cost for RewardCost {
+    fn cost(
+        &self,
+        next_states: ArrayView2<'_, f32>,
+        actions: ArrayView2<'_, f32>,
+        mut out: ArrayViewMut1<'_, f32>,
+    ) {
+        let rows = out.len().min(next_states.nrows()).min(actions.nrows());
+        for (index, slot) in out.iter_mut().enumerate() {
+            if index >= rows {
+                *slot = f32::NAN;
+                continue;
+            }
+            let (mut state_buf, mut action_buf) = ([0.0f32; MAX_ROW], [0.0f32; MAX_ROW]);
+            let state = row_slice(next_states.row(index), &mut state_buf);
+            let action = row_slice(actions.row(index), &mut action_buf);
+            *slot += match (state, action) {
+                (Some(s), Some(a)) => -(self.0)(s, a),
+                _ => f32::NAN,
+            };
+        }
+    }
 }
 
 /// The benchmark cost of a task: `−task.reward(next_state, action)` per row.

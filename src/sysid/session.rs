@@ -34,10 +34,10 @@ use super::{
     transitions_from_frames,
 };
 use crate::calib::Calibration;
-use crate::clock::{self, Clock};
+use crate::clock;
 use crate::control::{
-    self, ControlError, Controller, EpisodeEnd, EpisodeSummary, HostFault, LoopConfig, LoopHandle,
-    Mode, Observation, RecordPolicy, Request,
+    self, ControlError, Controller, EpisodeSummary, HostFault, LoopConfig, LoopHandle, Mode,
+    Observation, RecordPolicy, Request,
 };
 use crate::dataset::{DatasetReader, DatasetSpec, Frame};
 use crate::record::{EpisodeRecorder, open_or_create};
@@ -316,6 +316,13 @@ impl Controller for Versioned {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
+
+    fn replace_objective(
+        &mut self,
+        objective: control::Objective,
+    ) -> Result<control::Objective, control::Objective> {
+        self.inner.replace_objective(objective)
+    }
 }
 
 /// A forwarded controller and its version (once its `Published` event named it).
@@ -459,14 +466,9 @@ struct Session<'a> {
     learner: EpisodeRecorder,
     rows: Vec<TrialRow>,
     seed: Vec<SeedSource>,
-    episode_index: u32,
     csv: std::fs::File,
-    viz: crate::viz::VizSender,
-    link: Arc<crate::link::Link>,
     pairing: PairingCounts,
-    recovery: crate::recovery::Recovery,
-    /// How the last episode ended (a fault is recovered from before the next starts).
-    last_end: Option<(u32, control::EpisodeEnd)>,
+    driver: crate::episodes::EpisodeDriver<'a>,
 }
 
 /// The datasets a run is seeded with, oldest first: the resumed run's (recursively),
@@ -671,18 +673,21 @@ pub fn learn(
         learner: EpisodeRecorder::new(learner_writer, calib.task.name(), false),
         rows: Vec::new(),
         seed: Vec::new(),
-        episode_index: 0,
         csv,
-        viz: viz.sender(),
-        link: Arc::clone(&robot.link),
         pairing: PairingCounts::default(),
-        recovery: crate::recovery::Recovery::new(config.recovery),
-        last_end: None,
+        driver: crate::episodes::EpisodeDriver::new(
+            calib,
+            Arc::clone(&robot.link),
+            config.robot.lockstep,
+            config.retrainer.seed,
+            config.recovery,
+        )
+        .with_viz(viz.sender()),
     };
-    session.seed_data(&robot)?;
+    session.seed_data()?;
     let mut stopped = None;
     for trial in 1..=config.trials {
-        match session.trial(trial, "mpc", &robot) {
+        match session.trial(trial, "mpc") {
             Ok(row) => {
                 tracing::info!(trial, episode_return = format!("{:.1}", row.episode_return), model = ?row.model_version, drivers = row.drivers.len(), "trial finished");
             }
@@ -697,14 +702,7 @@ pub fn learn(
             },
         }
     }
-    if stopped.is_none()
-        && let Some((_, control::EpisodeEnd::Faulted(fault))) = session.last_end
-    {
-        stopped = Some(format!(
-            "the last episode ended on a fault ({})",
-            fault.name()
-        ));
-    }
+    let stopped = stopped.or_else(|| session.driver.ended_on_fault());
 
     // The best trial, credited to the model that computed most of its commands.
     let best = session
@@ -748,7 +746,7 @@ pub fn learn(
         pairing,
         seed,
         retraining,
-        recovery,
+        driver,
         ..
     } = session;
     let records_dropped = handle.records_dropped();
@@ -789,7 +787,7 @@ pub fn learn(
         loop_report,
         link: robot.link.stats(),
         faults,
-        recoveries: recovery.used,
+        recoveries: driver.recoveries(),
         stopped,
         pairing,
         started_unix,
@@ -920,7 +918,7 @@ impl Retraining {
 impl Session<'_> {
     /// Expert transitions (a dataset, resumed runs, or scripted-expert episodes), or a
     /// random trial; then the first model.
-    fn seed_data(&mut self, robot: &Robot) -> anyhow::Result<()> {
+    fn seed_data(&mut self) -> anyhow::Result<()> {
         let (mut expert_rows, mut learner_rows) = (0, 0);
         for (path, kind) in seed_sources(self.config)? {
             let reader = DatasetReader::open(&path)
@@ -972,8 +970,7 @@ impl Session<'_> {
             let writer = open_or_create(&self.config.out_dir.join("expert"), spec)?;
             let mut recorder = EpisodeRecorder::new(writer, self.calib.task.name(), true);
             for _ in 0..self.config.expert_episodes {
-                let seed = self.next_seed(robot);
-                let outcome = self.run_episode(seed, Mode::Teleop, Some(&mut recorder))?;
+                let outcome = self.run_episode(Mode::Teleop, Some(&mut recorder))?;
                 let row = TrialRow {
                     policy: "expert",
                     ..row_from(0, &outcome.summary)
@@ -993,7 +990,7 @@ impl Session<'_> {
                 .requests
                 .send(Request::SetController(Box::new(random)))
                 .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
-            self.trial(0, "random", robot)?;
+            self.trial(0, "random")?;
         } else {
             self.retrain_and_wait()?;
         }
@@ -1013,14 +1010,8 @@ impl Session<'_> {
 
     /// One trial of the loop's current controller, recorded as learner experience, then
     /// a retrain (waited for, or in the background with `--overlap`).
-    fn trial(
-        &mut self,
-        trial: u32,
-        policy: &'static str,
-        robot: &Robot,
-    ) -> anyhow::Result<TrialRow> {
-        let seed = self.next_seed(robot);
-        let outcome = self.run_episode(seed, Mode::Autonomous, None)?;
+    fn trial(&mut self, trial: u32, policy: &'static str) -> anyhow::Result<TrialRow> {
+        let outcome = self.run_episode(Mode::Autonomous, None)?;
         let transitions = self.pair(&outcome.frames, self.stepping());
         self.add(Kind::Learner, transitions)?;
         let model_version = outcome
@@ -1061,18 +1052,6 @@ impl Session<'_> {
         }
         self.pairing += counts;
         transitions
-    }
-
-    /// The reset seed of the next episode (none for a robot that cannot reset).
-    fn next_seed(&mut self, robot: &Robot) -> Option<u64> {
-        let seed = self
-            .config
-            .retrainer
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(u64::from(self.episode_index));
-        self.episode_index += 1;
-        robot.link.robot().has_reset().then_some(seed)
     }
 
     /// Asks for a retrain and waits for its outcome (forwarding swaps and draining
@@ -1142,90 +1121,37 @@ impl Session<'_> {
     /// `expert`, or the learner dataset), forwarding the retrainer's swaps meanwhile.
     fn run_episode(
         &mut self,
-        reset_seed: Option<u64>,
         mode: Mode,
         expert: Option<&mut EpisodeRecorder>,
     ) -> anyhow::Result<EpisodeOutcome> {
-        // After a faulted episode: wait for the robot, or stop (a `Stopped` error).
-        if let Some((episode, end)) = self.last_end.take() {
-            let (handle, link, viz) = (&self.handle, &self.link, &self.viz);
-            self.recovery.after(
-                episode,
-                end,
-                link,
-                self.calib,
-                self.config.robot.lockstep,
-                || {
-                    while handle.records.try_recv().is_ok() {}
-                    crate::run::send_link(link, viz);
-                },
-            )?;
-        }
         let recorder = match expert {
             Some(r) => r,
             None => &mut self.learner,
         };
-        let handle = &self.handle;
-        let steps = self.config.steps;
         recorder.begin()?;
-        handle
-            .requests
-            .send(Request::StartEpisode {
-                mode,
-                steps: Some(steps),
-                reset_seed,
-            })
-            .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
-        let mut tally = Tally::default();
-        let waiter = Clock::real();
-        let give_up =
-            waiter.now_us() + 8 * self.calib.control_period_us * u64::from(steps) + 60_000_000;
-        let mut next_link_us = 0;
-        let retraining = &mut self.retraining;
-        let summary = loop {
-            while let Ok(record) = handle.records.try_recv() {
-                tally.take(&record);
-                recorder.on_tick(&record)?;
-            }
-            // Controllers swapped out are dropped here, off the loop; new ones go in.
-            while handle.retired.try_recv().is_ok() {}
-            retraining.swaps.forward()?;
-            retraining.poll()?;
-            if waiter.now_us() >= next_link_us {
-                crate::run::send_link(&self.link, &self.viz);
-                next_link_us = waiter.now_us() + 250_000;
-            }
-            // Wake for the episode's end or for a swap to forward, whichever comes first.
-            let (ended, swap) = crossbeam::channel::select! {
-                recv(handle.episodes) -> summary => (Some(summary), None),
-                recv(retraining.swaps.from_retrainer) -> request => (None, request.ok()),
-                default(Duration::from_millis(5)) => (None, None),
-            };
-            if let Some(request) = swap {
-                retraining.swaps.send(request)?;
-            }
-            if let Some(summary) = ended {
-                break summary.map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
-            }
-            if waiter.now_us() > give_up {
-                bail!("the episode did not finish");
+        let mut watch = LearningWatch {
+            tally: Tally::default(),
+            recorder,
+            handle: &self.handle,
+            retraining: &mut self.retraining,
+        };
+        let phase = control::Phase::of_task(self.calib.task, Some(self.config.steps));
+        let summary = match self.driver.episode(&self.handle, mode, phase, &mut watch) {
+            Ok(summary) => summary,
+            Err(e) => {
+                // A recovery that gave up (or a loop that stopped): nothing to keep.
+                let _ = watch.recorder.end(false);
+                return Err(e);
             }
         };
-        // The records up to the episode's last tick (the loop publishes a tick's record
-        // after that tick's summary).
-        while tally.last_tick.is_none_or(|t| t < summary.last_tick) {
-            match handle.records.recv_timeout(Duration::from_secs(2)) {
-                Ok(record) if record.tick <= summary.last_tick => {
-                    tally.take(&record);
-                    recorder.on_tick(&record)?;
-                }
-                Ok(_) | Err(_) => break,
-            }
-        }
+        let LearningWatch {
+            mut tally,
+            recorder,
+            retraining,
+            ..
+        } = watch;
         recorder.end(true)?;
         let frames = recorder.episode_frames().to_vec();
-        self.last_end = Some((summary.episode, summary.end));
-        self.viz.send(crate::viz::VizEvent::Episode(summary));
         // A model that drove is named by its `Published` event, sent right after its
         // controller: wait for it if the episode ended first.
         retraining.poll()?;
@@ -1249,6 +1175,29 @@ impl Session<'_> {
             plan_p99_us,
             deadline_misses: tally.misses,
         })
+    }
+}
+
+/// A learning episode as it runs: its records to the tally and the dataset, and the
+/// retrainer's controllers forwarded to the loop meanwhile.
+struct LearningWatch<'s> {
+    tally: Tally,
+    recorder: &'s mut EpisodeRecorder,
+    handle: &'s LoopHandle,
+    retraining: &'s mut Retraining,
+}
+
+impl crate::episodes::Watch for LearningWatch<'_> {
+    fn record(&mut self, record: &control::TickRecord) -> anyhow::Result<()> {
+        self.tally.take(record);
+        Ok(self.recorder.on_tick(record)?)
+    }
+
+    fn idle(&mut self) -> anyhow::Result<()> {
+        // Controllers swapped out are dropped here, off the loop; new ones go in.
+        while self.handle.retired.try_recv().is_ok() {}
+        self.retraining.swaps.forward()?;
+        self.retraining.poll()
     }
 }
 
@@ -1299,11 +1248,7 @@ fn row_from(trial: u32, summary: &EpisodeSummary) -> TrialRow {
         steps: summary.steps,
         first_tick: summary.first_tick,
         last_tick: summary.last_tick,
-        end: match summary.end {
-            EpisodeEnd::Completed => "completed".into(),
-            EpisodeEnd::Interrupted => "interrupted".into(),
-            EpisodeEnd::Faulted(f) => format!("fault:{f:?}"),
-        },
+        end: summary.end.label(),
         ..TrialRow::default()
     }
 }

@@ -382,12 +382,16 @@ impl Logger {
         log_scalar(&self.rec, "episode/return", s.episode_return)?;
         let (level, end) = match s.end {
             EpisodeEnd::Completed => (TextLogLevel::INFO, "completed".to_owned()),
+            EpisodeEnd::Succeeded => (TextLogLevel::INFO, "succeeded".to_owned()),
             EpisodeEnd::Interrupted => (TextLogLevel::WARN, "interrupted".to_owned()),
             EpisodeEnd::Faulted(f) => (TextLogLevel::ERROR, format!("fault {f:?}")),
         };
         let text = format!(
-            "episode {}: return {:.2} over {} steps, {end}",
-            s.episode, s.episode_return, s.steps
+            "episode {} ({}): return {:.2} over {} steps, {end}",
+            s.episode,
+            s.phase.name(),
+            s.episode_return,
+            s.steps
         );
         log_text(&self.rec, "log", level, text)
     }

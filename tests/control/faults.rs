@@ -147,11 +147,13 @@ fn unplugging_faults_to_the_safe_command_and_a_rearm_after_reconnect_drives_agai
     );
     rig.handle
         .requests
-        .send(handful::control::Request::StartEpisode {
-            mode: Mode::Autonomous,
-            steps: None,
-            reset_seed: Some(1),
-        })
+        .send(handful::control::Request::StartEpisode(
+            handful::control::EpisodeStart::arm(
+                Mode::Autonomous,
+                handful::control::Phase::of_task(rig.task, None),
+                Some(1),
+            ),
+        ))
         .map_err(|_| "loop stopped")
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
@@ -303,11 +305,13 @@ pub(super) fn records_of_episode(
 ) {
     rig.handle
         .requests
-        .send(handful::control::Request::StartEpisode {
-            mode: Mode::Autonomous,
-            steps: Some(steps),
-            reset_seed: Some(seed),
-        })
+        .send(handful::control::Request::StartEpisode(
+            handful::control::EpisodeStart::arm(
+                Mode::Autonomous,
+                handful::control::Phase::of_task(rig.task, Some(steps)),
+                Some(seed),
+            ),
+        ))
         .map_err(|_| "loop stopped")
         .unwrap();
     let mut records = Vec::new();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use handful::calib::Calibration;
 use handful::clock::Clock;
-use handful::control::{self, Controller, EpisodeSummary, LoopConfig, LoopHandle, Mode, Request};
+use handful::control::{
+    self, Controller, EpisodeStart, EpisodeSummary, LoopConfig, LoopHandle, Mode, Phase, Request,
+};
 use handful::link::Link;
 use handful::plant::PlantKind;
 use handful::sim::{self, SimHandle, SimOptions};
@@ -29,6 +31,8 @@ pub(crate) struct Rig {
     pub link: Arc<Link>,
     pub handle: LoopHandle,
     pub sim: Option<SimHandle>,
+    /// The calibration's task: the phase every episode of the rig drives.
+    pub task: handful::task::Task,
     /// Holds the link's directory for the rig's lifetime.
     _dir: tempfile::TempDir,
 }
@@ -85,6 +89,7 @@ impl Rig {
             link,
             handle,
             sim: None,
+            task: calib.task,
             _dir: dir,
         }
     }
@@ -93,11 +98,11 @@ impl Rig {
     pub fn episode(&self, steps: u32, seed: u64) -> EpisodeSummary {
         self.handle
             .requests
-            .send(Request::StartEpisode {
-                mode: Mode::Autonomous,
-                steps: Some(steps),
-                reset_seed: self.link.robot().has_reset().then_some(seed),
-            })
+            .send(Request::StartEpisode(EpisodeStart::arm(
+                Mode::Autonomous,
+                Phase::of_task(self.task, Some(steps)),
+                self.link.robot().has_reset().then_some(seed),
+            )))
             .map_err(|_| "loop stopped")
             .unwrap();
         self.wait_episode(Duration::from_secs(60))

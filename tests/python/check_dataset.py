@@ -33,7 +33,8 @@ FEATURES = {"observation.state": "float32", "action": "float32", "next.reward": 
             "observation.firmware_time_us": "int64", "is_expert": "bool",
             "action.command_seq": "int64", "observation.applied_command_seq": "int64",
             "timestamp": "float32",
-            "frame_index": "int64", "episode_index": "int64", "index": "int64", "task_index": "int64"}
+            "frame_index": "int64", "episode_index": "int64", "index": "int64", "task_index": "int64",
+            "phase": "int64"}
 features = info["features"]
 assert set(features) == set(FEATURES), f"features {sorted(features)}"
 for name, dtype in FEATURES.items():

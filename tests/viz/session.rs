@@ -57,6 +57,7 @@ fn a_session_saved_to_rrd_holds_every_entity() {
     });
     let summary = EpisodeSummary {
         episode: 0,
+        phase: handful::control::PhaseKind::Forward,
         steps: 55,
         episode_return: 27.5,
         end: EpisodeEnd::Completed,

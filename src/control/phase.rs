@@ -1,0 +1,178 @@
+//! Phases: what the robot is asked to do in each part of a run.
+//!
+//! A continual run is a sequence of phases on one armed robot (forward, backward,
+//! evaluation): each is an episode for accounting — its own steps, return and end — and
+//! carries its own task as pure functions (reward, success test) and step budget, so the
+//! control thread scores every tick with the phase in force, without allocating and
+//! without reading the calibration. A phase that ends can hold the robot armed (the
+//! controller goes on acting, in real time; in lockstep nothing is sent, so the plant
+//! waits) until the next phase starts with [`Start::Continue`]: no disarm, no reset, no
+//! re-arm.
+
+use serde::Serialize;
+
+use crate::task::Task;
+
+/// A reward for arriving in `next_state` after `action` (SI, the calibration's channel
+/// order). Pure: no allocation, no panic on any finite or non-finite input.
+pub type RewardFn = fn(next_state: &[f32], action: &[f32]) -> f32;
+
+/// Whether `state` completes the phase's task. Pure, like [`RewardFn`].
+pub type SuccessFn = fn(state: &[f32]) -> bool;
+
+/// Which part of a run a phase is. Recorded per tick, per episode and per dataset frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseKind {
+    /// The task itself (the calibration's task, for runs of one phase).
+    #[default]
+    Forward,
+    /// Back to where the task starts (an autonomous reset).
+    Backward,
+    /// Scored without learning from it.
+    Evaluation,
+}
+
+impl PhaseKind {
+    pub const ALL: [Self; 3] = [Self::Forward, Self::Backward, Self::Evaluation];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::Backward => "backward",
+            Self::Evaluation => "evaluation",
+        }
+    }
+
+    /// The number datasets store (`handful/phase`).
+    pub const fn index(self) -> u8 {
+        self as u8
+    }
+
+    pub fn from_index(index: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(index)).copied()
+    }
+}
+
+/// What the loop does when a phase's budget is spent or its success test passes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtEnd {
+    /// Disarm and go idle (an episode in the usual sense).
+    Disarm,
+    /// Stay armed and keep the controller acting until the next phase starts.
+    Hold,
+}
+
+/// A phase's task: reward, success test and step budget, and what follows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Phase {
+    pub kind: PhaseKind,
+    pub reward: RewardFn,
+    /// A state passing this ends the phase as [`super::EpisodeEnd::Succeeded`].
+    pub success: Option<SuccessFn>,
+    /// Control steps before the phase ends as completed (`None`: until told).
+    pub steps: Option<u32>,
+    pub at_end: AtEnd,
+}
+
+impl Phase {
+    /// The forward phase of `task`, `steps` long, disarming at its end.
+    pub fn of_task(task: Task, steps: Option<u32>) -> Self {
+        Self {
+            kind: PhaseKind::Forward,
+            reward: task.reward_fn(),
+            success: None,
+            steps,
+            at_end: AtEnd::Disarm,
+        }
+    }
+
+    /// This phase, as `kind`.
+    pub fn as_kind(mut self, kind: PhaseKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// This phase, ending early when `success` passes.
+    pub fn until(mut self, success: SuccessFn) -> Self {
+        self.success = Some(success);
+        self
+    }
+
+    /// This phase, holding the robot armed at its end for the next one.
+    pub fn then_hold(mut self) -> Self {
+        self.at_end = AtEnd::Hold;
+        self
+    }
+}
+
+/// How a phase begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Reset the robot from `reset_seed` (if given; simulators), arm it, and start when
+    /// its first state after that arrives. Also the explicit re-arm out of `Fault`.
+    Arm { reset_seed: Option<u64> },
+    /// Go on from where the robot is, armed: only from a driving mode (an episode in
+    /// progress, which this ends as interrupted, or one that holds); otherwise the phase
+    /// ends at once as `Faulted(NotArmed)`.
+    Continue,
+}
+
+/// What replaces a controller's objective between ticks (see
+/// [`super::Controller::replace_objective`]): a type the controller documents, boxed and
+/// prepared off the control thread. The old one comes back in the same box.
+pub type Objective = Box<dyn std::any::Any + Send>;
+
+/// A request to start a phase at the next tick.
+pub struct EpisodeStart {
+    /// `Teleop` or `Autonomous` (anything else drives autonomously).
+    pub mode: Mode,
+    pub phase: Phase,
+    pub start: Start,
+    /// Replaces the controller at that tick; the old one comes back on `retired`.
+    pub controller: Option<Box<dyn super::Controller>>,
+    /// Then replaces the (new or current) controller's objective; the old one comes back
+    /// on `retired_objectives`. A controller that refuses it ends the phase at once as
+    /// `Faulted(Controller)`.
+    pub objective: Option<Objective>,
+}
+
+use super::Mode;
+
+impl EpisodeStart {
+    /// Reset (if `reset_seed`), arm, and drive `phase` in `mode` with the current
+    /// controller.
+    pub fn arm(mode: Mode, phase: Phase, reset_seed: Option<u64>) -> Self {
+        Self {
+            mode,
+            phase,
+            start: Start::Arm { reset_seed },
+            controller: None,
+            objective: None,
+        }
+    }
+
+    /// Go on, armed, with `phase`.
+    pub fn continue_with(mode: Mode, phase: Phase) -> Self {
+        Self {
+            mode,
+            phase,
+            start: Start::Continue,
+            controller: None,
+            objective: None,
+        }
+    }
+
+    /// With `controller` in place of the current one.
+    pub fn with_controller(mut self, controller: Box<dyn super::Controller>) -> Self {
+        self.controller = Some(controller);
+        self
+    }
+
+    /// With `objective` for the controller.
+    pub fn with_objective(mut self, objective: Objective) -> Self {
+        self.objective = Some(objective);
+        self
+    }
+}
