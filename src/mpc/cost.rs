@@ -41,22 +41,33 @@ impl Cost for RewardCost {
         &self,
         next_states: ArrayView2<'_, f32>,
         actions: ArrayView2<'_, f32>,
-        mut out: ArrayViewMut1<'_, f32>,
+        out: ArrayViewMut1<'_, f32>,
     ) {
-        let rows = out.len().min(next_states.nrows()).min(actions.nrows());
-        for (index, slot) in out.iter_mut().enumerate() {
-            if index >= rows {
-                *slot = f32::NAN;
-                continue;
-            }
-            let (mut state_buf, mut action_buf) = ([0.0f32; MAX_ROW], [0.0f32; MAX_ROW]);
-            let state = row_slice(next_states.row(index), &mut state_buf);
-            let action = row_slice(actions.row(index), &mut action_buf);
-            *slot += match (state, action) {
-                (Some(s), Some(a)) => -(self.0)(s, a),
-                _ => f32::NAN,
-            };
+        add_row_costs(next_states, actions, out, |s, a| -(self.0)(s, a));
+    }
+}
+
+/// Adds `cost(next_state, action)` to each row of `out`, row by row (NaN for a row it
+/// lacks or one too wide to copy onto the stack).
+fn add_row_costs(
+    next_states: ArrayView2<'_, f32>,
+    actions: ArrayView2<'_, f32>,
+    mut out: ArrayViewMut1<'_, f32>,
+    cost: impl Fn(&[f32], &[f32]) -> f32,
+) {
+    let rows = out.len().min(next_states.nrows()).min(actions.nrows());
+    for (index, slot) in out.iter_mut().enumerate() {
+        if index >= rows {
+            *slot = f32::NAN;
+            continue;
         }
+        let (mut state_buf, mut action_buf) = ([0.0f32; MAX_ROW], [0.0f32; MAX_ROW]);
+        let state = row_slice(next_states.row(index), &mut state_buf);
+        let action = row_slice(actions.row(index), &mut action_buf);
+        *slot += match (state, action) {
+            (Some(s), Some(a)) => cost(s, a),
+            _ => f32::NAN,
+        };
     }
 }
 
@@ -88,22 +99,13 @@ impl Cost for TaskCost {
             cartpole_cost_rows(states, next_states.ncols(), acts, actions.ncols(), slots);
             return;
         }
-        let rows = out.len().min(next_states.nrows()).min(actions.nrows());
-        for (index, slot) in out.iter_mut().enumerate() {
-            if index >= rows {
-                *slot = f32::NAN;
-                continue;
+        add_row_costs(next_states, actions, out, |s, a| {
+            if s.len() >= min_state_dim(self.0) && !a.is_empty() {
+                -self.0.reward(s, a)
+            } else {
+                f32::NAN
             }
-            let (mut state_buf, mut action_buf) = ([0.0f32; MAX_ROW], [0.0f32; MAX_ROW]);
-            let state = row_slice(next_states.row(index), &mut state_buf);
-            let action = row_slice(actions.row(index), &mut action_buf);
-            *slot += match (state, action) {
-                (Some(s), Some(a)) if s.len() >= min_state_dim(self.0) && !a.is_empty() => {
-                    -self.0.reward(s, a)
-                }
-                _ => f32::NAN,
-            };
-        }
+        });
     }
 }
 
