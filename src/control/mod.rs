@@ -1,14 +1,18 @@
-//! The fixed-rate control loop, its mode state machine and its safety layer.
+//! The fixed-rate control loop, its mode state machine, its episodes and its safety layer.
 //!
-//! [`ticker::spawn`] starts the control thread; it talks to the robot only through
-//! [`crate::link::Link`] and to the rest of the program only through bounded channels
+//! Three modules make the control thread: [`ticker`] the loop and the tick, `episode` the
+//! episode state machine, `safety` the safety layer. [`ticker::spawn`] starts the thread;
+//! it talks to the robot only through [`crate::link::Link`] and to the rest of the
+//! program only through bounded channels
 //! ([`Request`] in; [`TickRecord`], [`EpisodeSummary`] and retired controllers out) and
 //! the [`TelemetrySink`] it is given. It names no consumer (no viewer, no recorder).
 
+mod episode;
 mod fault_count;
 mod latency;
 mod mode;
 mod phase;
+mod safety;
 mod telemetry;
 pub mod ticker;
 pub mod timing;

@@ -1,5 +1,13 @@
-//! The control thread: a fixed-rate loop with absolute deadlines that reads the latest
-//! state, runs the controller, applies the safety layer and sends one command per tick.
+//! The control thread: a fixed-rate loop with absolute deadlines that takes requests,
+//! reads the latest state, runs the controller and sends one command per tick, and
+//! publishes a [`TickRecord`] for each.
+//!
+//! It owns the loop and the tick: deadlines and timing, the requests it obeys, the mode,
+//! the controller (swaps, objectives, retiring the old ones off the loop), reading the
+//! state (in lockstep, waiting for the simulator's answer), sending the command and
+//! publishing the record. What an episode is and how it starts and ends is
+//! `episode`'s; which fault a tick raises and the safe command that replaces the
+//! controller's is `safety`'s.
 //!
 //! Real-time contract (after [`spawn`] returns): a tick never allocates, never takes a
 //! lock held across I/O and never blocks, except in lockstep mode where waiting for the
@@ -12,13 +20,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender, TrySendError, bounded};
-use handful_protocol::{ArmState, MAX_ACTION_DIM, MAX_STATE_DIM};
+use handful_protocol::{MAX_ACTION_DIM, MAX_STATE_DIM};
 
+use super::episode::{Advance, Episodes, Send};
 use super::fault_count::FaultCounts;
+use super::safety::Safety;
 use super::timing::{Timing, TimingReport, next_deadline};
 use super::{
-    AtEnd, Controller, EpisodeEnd, EpisodeStart, EpisodeStep, EpisodeSummary, HostFault, Mode,
-    Objective, Observation, Phase, PhaseKind, Request, Start, TickRecord,
+    Controller, EpisodeEnd, EpisodeStart, EpisodeSummary, HostFault, Mode, Objective, Observation,
+    Request, TickRecord,
 };
 use crate::calib::Calibration;
 use crate::clock::Clock;
@@ -138,13 +148,14 @@ pub fn spawn(
     let (retired_tx, retired_rx) = bounded(4);
     let (retired_objective_tx, retired_objective_rx) = bounded(4);
     let records_dropped = Arc::new(AtomicU64::new(0));
-    let mut limits = [(0.0, 0.0); MAX_ACTION_DIM];
-    for (slot, &limit) in limits.iter_mut().zip(&config.action_limits) {
-        *slot = limit;
-    }
     let mut ticker = Ticker {
         timing: Timing::new(config.period_us),
-        safe: array_from(&config.safe_action),
+        safety: Safety::new(&config),
+        episodes: Episodes::new(
+            episode_tx,
+            config.arming_grace_ticks,
+            config.safe_action.len(),
+        ),
         action_dim: config.safe_action.len(),
         config,
         link,
@@ -153,21 +164,12 @@ pub fn spawn(
         clock,
         requests: request_rx,
         records: record_tx,
-        episodes: episode_tx,
         retired: retired_tx,
         retired_objectives: retired_objective_tx,
         records_dropped: Arc::clone(&records_dropped),
         mode: Mode::Idle,
-        phase: PhaseKind::Forward,
-        holding: false,
-        faults: FaultCounts::default(),
-        episode: None,
-        episodes_started: 0,
         last_count: 0,
         expect_answer: false,
-        consecutive_overruns: 0,
-        last_fault: None,
-        limits,
         tick: 0,
     };
     let thread = spawn_named("handful-control", move || ticker.run())?;
@@ -182,36 +184,6 @@ pub fn spawn(
     })
 }
 
-struct Episode {
-    index: u32,
-    phase: Phase,
-    step: u32,
-    episode_return: f64,
-    /// Set until the first state after the reset and arm has been seen.
-    awaiting_start: Option<StartPhase>,
-    /// The action sent last tick and the state count it answered, awaiting its outcome.
-    pending: Option<([f32; MAX_ACTION_DIM], u64)>,
-    first_tick: u64,
-    /// Ticks the start may still take (no state yet, firmware not yet armed).
-    start_grace_left: u32,
-}
-
-enum StartPhase {
-    /// Send the reset (if any) and the arm at the next tick, once the previous command's
-    /// answer has been read (so the reset's answer is the next state).
-    Arm { reset_seed: Option<u64> },
-    /// Sent; waiting for a state newer than `after_count` (and armed, in real time).
-    Wait { after_count: u64 },
-}
-
-/// What a tick sends.
-enum Send {
-    Command,
-    /// Nothing (lockstep: the tick that resets, whose answer is the next state, and the
-    /// ticks between two phases).
-    Nothing,
-}
-
 struct Ticker {
     config: LoopConfig,
     link: Arc<Link>,
@@ -221,29 +193,18 @@ struct Ticker {
     profiler: Clock,
     requests: Receiver<Request>,
     records: Sender<TickRecord>,
-    episodes: Sender<EpisodeSummary>,
     retired: Sender<Box<dyn Controller>>,
     retired_objectives: Sender<Objective>,
     records_dropped: Arc<AtomicU64>,
     timing: Timing,
-    safe: [f32; MAX_ACTION_DIM],
+    safety: Safety,
+    episodes: Episodes,
     action_dim: usize,
     mode: Mode,
-    /// The phase started last.
-    phase: PhaseKind,
-    /// A phase ended and held the robot armed for the next one (driving, no episode).
-    holding: bool,
-    faults: FaultCounts,
-    episode: Option<Episode>,
-    episodes_started: u32,
     /// State count of the sample used last tick.
     last_count: u64,
     /// Lockstep: last tick sent something the simulator answers with a state.
     expect_answer: bool,
-    consecutive_overruns: u32,
-    last_fault: Option<HostFault>,
-    /// Calibrated action limits `(min, max)` per channel.
-    limits: [(f32, f32); MAX_ACTION_DIM],
     tick: u64,
 }
 
@@ -276,7 +237,7 @@ impl Ticker {
             // Lockstep, between two phases: the plant waits where the last phase left it
             // (nothing is sent), and so does the simulated clock, so the held state does
             // not age and the link does not look silent.
-            if !(self.config.lockstep && self.holding && self.mode.is_driving()) {
+            if !(self.config.lockstep && self.episodes.holding() && self.mode.is_driving()) {
                 deadline = next;
             }
             self.tick += 1;
@@ -284,14 +245,14 @@ impl Ticker {
                 break;
             }
         }
-        self.end_episode(EpisodeEnd::Interrupted);
+        self.episodes.end(EpisodeEnd::Interrupted, self.tick);
         let _ = self.link.send(link::Request::Disarm);
         self.mode = Mode::Idle;
         LoopReport {
             timing: self.timing.report(),
-            faults: self.faults,
+            faults: self.safety.faults(),
             records_dropped: self.records_dropped.load(Ordering::Relaxed),
-            episodes: self.episodes_started,
+            episodes: self.episodes.started(),
             final_mode: self.mode,
         }
     }
@@ -308,7 +269,7 @@ impl Ticker {
     /// Lockstep and not driving: nothing needs the plant to move, so wait (a few ms at
     /// most) for a request instead of spinning the simulator through idle steps.
     fn idle_in_lockstep(&mut self) -> Flow {
-        if !self.config.lockstep || (self.mode.is_driving() && !self.holding) {
+        if !self.config.lockstep || (self.mode.is_driving() && !self.episodes.holding()) {
             return Flow::Continue;
         }
         // A plain sleep, then a non-blocking look: a blocking channel receive would
@@ -321,24 +282,22 @@ impl Ticker {
     }
 
     fn obey(&mut self, request: Request) -> Flow {
-        {
-            match request {
-                Request::StartEpisode(start) => self.start_episode(start),
-                Request::Disarm => {
-                    self.end_episode(EpisodeEnd::Interrupted);
-                    let _ = self.link.send(link::Request::Disarm);
-                    self.mode = Mode::Idle;
-                    self.holding = false;
-                }
-                Request::EStop => {
-                    self.end_episode(EpisodeEnd::Interrupted);
-                    let _ = self.link.send(link::Request::EStop);
-                    self.mode = Mode::EStop;
-                    self.holding = false;
-                }
-                Request::SetController(controller) => self.set_controller(controller),
-                Request::Stop => return Flow::Exit,
+        match request {
+            Request::StartEpisode(start) => self.start_episode(start),
+            Request::Disarm => {
+                self.episodes.end(EpisodeEnd::Interrupted, self.tick);
+                let _ = self.link.send(link::Request::Disarm);
+                self.mode = Mode::Idle;
+                self.episodes.release();
             }
+            Request::EStop => {
+                self.episodes.end(EpisodeEnd::Interrupted, self.tick);
+                let _ = self.link.send(link::Request::EStop);
+                self.mode = Mode::EStop;
+                self.episodes.release();
+            }
+            Request::SetController(controller) => self.set_controller(controller),
+            Request::Stop => return Flow::Exit,
         }
         Flow::Continue
     }
@@ -361,6 +320,8 @@ impl Ticker {
         }
     }
 
+    /// Ends the episode in progress, sets up the controller (a new one, a new
+    /// objective) and the mode, and starts the requested one.
     fn start_episode(&mut self, request: EpisodeStart) {
         let EpisodeStart {
             mode,
@@ -370,7 +331,7 @@ impl Ticker {
             objective,
         } = request;
         let was_driving = self.mode.is_driving();
-        self.end_episode(EpisodeEnd::Interrupted);
+        self.episodes.end(EpisodeEnd::Interrupted, self.tick);
         if let Some(controller) = controller {
             self.set_controller(controller);
         }
@@ -386,56 +347,24 @@ impl Ticker {
             None => false,
         };
         self.controller.reset();
-        self.phase = phase.kind;
-        self.holding = false;
         self.mode = if mode.is_driving() {
             mode
         } else {
             Mode::Autonomous
         };
-        let awaiting_start = match start {
-            Start::Arm { reset_seed } => Some(StartPhase::Arm { reset_seed }),
-            Start::Continue => None,
-        };
-        self.episode = Some(Episode {
-            index: self.episodes_started,
-            phase,
-            step: 0,
-            episode_return: 0.0,
-            awaiting_start,
-            pending: None,
-            first_tick: self.tick,
-            start_grace_left: self.config.arming_grace_ticks,
-        });
-        self.episodes_started += 1;
-        if start == Start::Continue && !was_driving {
-            self.latch(HostFault::NotArmed);
+        if let Err(fault) = self.episodes.begin(phase, start, was_driving, self.tick) {
+            self.latch(fault);
         } else if refused {
             self.latch(HostFault::Controller);
         }
     }
 
-    fn end_episode(&mut self, end: EpisodeEnd) {
-        if let Some(episode) = self.episode.take() {
-            let summary = EpisodeSummary {
-                episode: episode.index,
-                phase: episode.phase.kind,
-                steps: episode.step,
-                episode_return: episode.episode_return,
-                end,
-                first_tick: episode.first_tick,
-                last_tick: self.tick,
-            };
-            let _ = self.episodes.try_send(summary);
-        }
-    }
-
     /// Latches `fault`: safe command from now on, the firmware disarmed, the episode ended.
     fn latch(&mut self, fault: HostFault) {
-        self.end_episode(EpisodeEnd::Faulted(fault));
+        self.episodes.end(EpisodeEnd::Faulted(fault), self.tick);
         let _ = self.link.send(link::Request::Disarm);
         self.mode = Mode::Fault;
-        self.holding = false;
+        self.episodes.release();
     }
 
     fn read_state(&mut self) -> Option<StateSample> {
@@ -451,13 +380,14 @@ impl Ticker {
     fn tick_once(&mut self, deadline: u64, wake: u64) -> TickRecord {
         let sample = self.read_state();
         let now = self.clock.now_us();
+        let safe = self.safety.safe();
         let mut record = TickRecord {
             tick: self.tick,
             deadline_us: deadline,
             wake_us: wake,
             compute_us: 0,
             mode: self.mode,
-            phase: self.phase,
+            phase: self.episodes.phase(),
             state: [0.0; MAX_STATE_DIM],
             state_dim: 0,
             state_count: 0,
@@ -465,7 +395,7 @@ impl Ticker {
             firmware_us: 0,
             applied_seq: 0,
             armed: false,
-            action: self.safe,
+            action: safe,
             action_dim: self.action_dim as u8,
             command_seq: None,
             fault: None,
@@ -482,45 +412,18 @@ impl Ticker {
             self.last_count = s.count;
         }
 
-        // Safety checks on what came in.
         let health = self.link.health(now);
-        let input_fault = if !health.connected || health.is_lost {
-            Some(HostFault::LinkLost)
-        } else {
-            match &sample {
-                None => Some(HostFault::StaleState),
-                Some(_) if record.state_age_us > self.config.stale_state_us => {
-                    Some(HostFault::StaleState)
-                }
-                Some(s) if !s.values[..s.dim].iter().all(|v| v.is_finite()) => {
-                    Some(HostFault::NonFiniteState)
-                }
-                Some(_) => None,
-            }
-        };
-
-        let mut action = self.safe;
-        let mut fault = input_fault;
+        let mut fault = self
+            .safety
+            .check_input(&health, sample.as_ref(), record.state_age_us);
+        let mut action = safe;
         let mut send = Send::Command;
-        if self.config.lockstep && self.holding && self.mode.is_driving() {
+        if self.config.lockstep && self.episodes.holding() && self.mode.is_driving() {
             // Between two phases in lockstep: nothing is sent, so the plant waits where
             // the last phase left it (and the loop's clock with it, see `run`).
             send = Send::Nothing;
         } else if self.mode.is_driving() {
-            // While an episode starts, a missing or old state is expected for a few
-            // ticks (nothing published yet, a reset in flight): wait, within the grace.
-            let starting = self
-                .episode
-                .as_mut()
-                .filter(|e| e.awaiting_start.is_some() && fault == Some(HostFault::StaleState));
-            if let Some(episode) = starting {
-                if episode.start_grace_left > 0 {
-                    episode.start_grace_left -= 1;
-                    fault = None;
-                } else {
-                    fault = Some(HostFault::NotArmed);
-                }
-            }
+            fault = self.episodes.excuse_start(fault);
             match (fault, sample) {
                 (Some(f), _) => self.latch(f),
                 (None, Some(s)) => match self.drive(&s, now, &mut action, &mut record) {
@@ -530,7 +433,7 @@ impl Ticker {
                         if f.latches() {
                             self.latch(f);
                         }
-                        action = self.safe;
+                        action = safe;
                     }
                 },
                 (None, None) => {}
@@ -538,19 +441,15 @@ impl Ticker {
         }
 
         // Overrun: a command computed too late is not sent; the safe command is.
-        if !self.config.lockstep
+        let late = !self.config.lockstep
             && self.mode.is_driving()
-            && self.clock.now_us() >= deadline + self.config.period_us
-        {
-            action = self.safe;
-            self.consecutive_overruns += 1;
-            fault = Some(HostFault::Overrun);
-            if self.consecutive_overruns >= self.config.max_consecutive_overruns {
-                fault = Some(HostFault::RepeatedOverrun);
-                self.latch(HostFault::RepeatedOverrun);
+            && self.clock.now_us() >= deadline + self.config.period_us;
+        if let Some(f) = self.safety.overrun(late) {
+            action = safe;
+            fault = Some(f);
+            if f == HostFault::RepeatedOverrun {
+                self.latch(f);
             }
-        } else {
-            self.consecutive_overruns = 0;
         }
 
         let valid_until = record.firmware_us + self.config.command_validity_us;
@@ -566,11 +465,8 @@ impl Ticker {
             Some(Ok(seq)) => {
                 record.command_seq = Some(seq);
                 self.expect_answer = true;
-                if let Some(episode) = &mut self.episode
-                    && self.mode.is_driving()
-                    && episode.awaiting_start.is_none()
-                {
-                    episode.pending = Some((action, record.state_count));
+                if self.mode.is_driving() {
+                    self.episodes.sent(action, record.state_count);
                 }
             }
             Some(Err(link::SendError::Disconnected)) => fault = fault.or(Some(HostFault::LinkLost)),
@@ -579,20 +475,12 @@ impl Ticker {
         record.action = action;
         record.mode = self.mode;
         record.fault = fault;
-        // Count fault events, not ticks: a fault lasting many ticks counts once. Idle,
-        // the record shows them but they are not counted (no state yet at start-up is
-        // not an event).
-        if let Some(f) = fault
-            && self.last_fault != Some(f)
-            && (record.mode.is_driving() || self.mode == Mode::Fault)
-        {
-            self.faults.add(f);
-        }
-        self.last_fault = fault;
+        self.safety.count(fault, self.mode);
         record
     }
 
-    /// The driving modes' work: episode bookkeeping, the controller, the action checks.
+    /// The driving modes' work: the episode's step, then the controller, its action
+    /// checked and clamped by the safety layer.
     fn drive(
         &mut self,
         sample: &StateSample,
@@ -600,106 +488,36 @@ impl Ticker {
         action: &mut [f32; MAX_ACTION_DIM],
         record: &mut TickRecord,
     ) -> Result<Send, HostFault> {
-        let state = &sample.values[..sample.dim];
-        if let Some(episode) = &mut self.episode {
-            match &mut episode.awaiting_start {
-                Some(StartPhase::Arm { reset_seed }) => {
-                    let mut send = Send::Command;
-                    if let Some(seed) = *reset_seed {
-                        self.link
-                            .send(link::Request::Reset { seed })
-                            .map_err(|_| HostFault::SendFailed)?;
-                        if self.config.lockstep {
-                            send = Send::Nothing;
-                            self.expect_answer = true;
-                        }
-                    }
-                    self.link
-                        .send(link::Request::Arm)
-                        .map_err(|_| HostFault::SendFailed)?;
-                    episode.awaiting_start = Some(StartPhase::Wait {
-                        after_count: sample.count,
-                    });
-                    *action = self.safe;
-                    return Ok(send);
-                }
-                Some(StartPhase::Wait { after_count }) => {
-                    let started = sample.count > *after_count
-                        && (self.config.lockstep || sample.arm_state == ArmState::Armed);
-                    if !started {
-                        if episode.start_grace_left == 0 {
-                            return Err(HostFault::NotArmed);
-                        }
-                        episode.start_grace_left -= 1;
-                        *action = self.safe;
-                        return Ok(Send::Command);
-                    }
-                    episode.awaiting_start = None;
-                }
-                None if sample.arm_state != ArmState::Armed => return Err(HostFault::Firmware),
-                None => {}
+        let advance = self.episodes.advance(
+            sample,
+            &self.link,
+            self.config.lockstep,
+            &mut self.expect_answer,
+            &mut record.episode,
+            self.tick,
+        )?;
+        match advance {
+            Advance::Act => {}
+            Advance::Safe(send) => {
+                *action = self.safety.safe();
+                return Ok(send);
             }
-            if let Some((previous, answered_count)) = episode.pending
-                && sample.count > answered_count
-            {
-                let reward = (episode.phase.reward)(state, &previous[..self.action_dim]);
-                episode.episode_return += f64::from(reward);
-                record.episode = Some(EpisodeStep {
-                    episode: episode.index,
-                    step: episode.step,
-                    reward,
-                });
-                episode.step += 1;
-                episode.pending = None;
-                let phase = episode.phase;
-                let end = if phase.steps.is_some_and(|n| episode.step >= n) {
-                    Some(EpisodeEnd::Completed)
-                } else if phase.success.is_some_and(|passed| passed(state)) {
-                    Some(EpisodeEnd::Succeeded)
-                } else {
-                    None
-                };
-                if let Some(end) = end {
-                    self.end_episode(end);
-                    match phase.at_end {
-                        AtEnd::Disarm => {
-                            let _ = self.link.send(link::Request::Disarm);
-                            self.mode = Mode::Idle;
-                            *action = self.safe;
-                            return Ok(Send::Command);
-                        }
-                        // Real time: the controller goes on acting below; lockstep:
-                        // nothing is sent until the next phase starts.
-                        AtEnd::Hold => {
-                            self.holding = true;
-                            if self.config.lockstep {
-                                *action = self.safe;
-                                return Ok(Send::Nothing);
-                            }
-                        }
-                    }
-                }
+            Advance::Disarm => {
+                let _ = self.link.send(link::Request::Disarm);
+                self.mode = Mode::Idle;
+                *action = self.safety.safe();
+                return Ok(Send::Command);
             }
-        } else if sample.arm_state != ArmState::Armed {
-            return Err(HostFault::Firmware);
         }
-
         let obs = Observation {
-            state,
+            state: &sample.values[..sample.dim],
             now_us: now,
             state_age_us: record.state_age_us,
             tick: self.tick,
         };
         let out = &mut action[..self.action_dim];
-        if self.controller.act(&obs, out).is_err() {
-            return Err(HostFault::Controller);
-        }
-        if !out.iter().all(|v| v.is_finite()) {
-            return Err(HostFault::NonFiniteAction);
-        }
-        for (value, &(lo, hi)) in out.iter_mut().zip(&self.limits) {
-            *value = value.clamp(lo, hi);
-        }
+        let acted = self.controller.act(&obs, out);
+        self.safety.check_action(acted, out)?;
         Ok(Send::Command)
     }
 
@@ -731,10 +549,4 @@ impl Ticker {
             }
         }
     }
-}
-
-fn array_from(values: &[f32]) -> [f32; MAX_ACTION_DIM] {
-    let mut out = [0.0; MAX_ACTION_DIM];
-    out[..values.len()].copy_from_slice(values);
-    out
 }
