@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::plant::cartpole::{CartpoleParams, PETS_POLE_LENGTH_M};
+use crate::plant::{PlantKind, PlantParams};
 use crate::task::Task;
 
 /// Why a calibration file was refused.
@@ -45,6 +47,34 @@ pub struct RawCalibration {
     pub states: Vec<RawState>,
     #[serde(rename = "action")]
     pub actions: Vec<RawAction>,
+    /// The plant's physics; absent keys (or no table) are the benchmark's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plant: Option<RawPlant>,
+}
+
+/// `[plant]`: the physical parameters the simulator integrates and the analytic model
+/// (the expert, `mpc-true`) assumes, SI units. Every key is optional and defaults to the
+/// benchmark (PETS cart-pole, Gymnasium Pendulum-v1); a key of the other plant is refused.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlant {
+    /// Both plants.
+    pub gravity_m_per_s2: Option<f64>,
+    /// Cart-pole.
+    pub cart_mass_kg: Option<f64>,
+    pub pole_mass_kg: Option<f64>,
+    /// Hinge to tip; the centre of mass is half way.
+    pub pole_length_m: Option<f64>,
+    pub slider_damping_n_s_per_m: Option<f64>,
+    pub hinge_damping_n_m_s_per_rad: Option<f64>,
+    /// Newtons per unit of the action (the motor's gear).
+    pub force_per_unit_newtons: Option<f64>,
+    /// Hard rail stops at ±this.
+    pub rail_limit_m: Option<f64>,
+    /// Pendulum.
+    pub mass_kg: Option<f64>,
+    pub length_m: Option<f64>,
+    pub max_speed_rad_per_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -143,6 +173,8 @@ pub struct Calibration {
     pub link_timeout_us: u64,
     pub states: Vec<StateChannel>,
     pub actions: Vec<ActionChannel>,
+    /// The plant's physics (`[plant]`, defaults filled in).
+    pub plant: PlantParams,
 }
 
 impl Calibration {
@@ -233,6 +265,7 @@ impl Calibration {
         let mut states = Vec::with_capacity(raw.states.len());
         for (i, s) in raw.states.iter().enumerate() {
             check.name(&format!("state[{i}].name"), &s.name)?;
+            check.unit(&format!("state[{i}].unit"), &s.unit)?;
             let offset = check.single(&format!("state[{i}].offset"), s.offset)?;
             let scale = check.single(&format!("state[{i}].scale"), s.scale)?;
             if !scale.is_normal() {
@@ -252,6 +285,7 @@ impl Calibration {
         let mut actions = Vec::with_capacity(raw.actions.len());
         for (i, a) in raw.actions.iter().enumerate() {
             check.name(&format!("action[{i}].name"), &a.name)?;
+            check.unit(&format!("action[{i}].unit"), &a.unit)?;
             let min = check.single(&format!("action[{i}].min"), a.min)?;
             let max = check.single(&format!("action[{i}].max"), a.max)?;
             let safe = check.single(&format!("action[{i}].safe"), a.safe)?;
@@ -278,6 +312,8 @@ impl Calibration {
             });
         }
 
+        let plant = check.plant(raw.robot.task, raw.plant.as_ref())?;
+
         Ok(Self {
             path: path.to_owned(),
             hash: hex_sha256(text.as_bytes()),
@@ -293,6 +329,7 @@ impl Calibration {
             link_timeout_us,
             states,
             actions,
+            plant,
         })
     }
 
@@ -374,6 +411,132 @@ impl Checker<'_> {
         } else {
             Err(self.invalid(key, "a positive number", value.to_string()))
         }
+    }
+
+    /// A unit as the wire carries it (`[scale]symbol`: at most 8 ASCII bytes, no
+    /// spaces; empty is dimensionless). The host compares units, never parses them.
+    fn unit(&self, key: &str, value: &str) -> Result<(), CalibError> {
+        let printable = value.bytes().all(|b| b.is_ascii_graphic());
+        if value.len() > handful_protocol::MAX_UNIT_LEN || !printable {
+            Err(self.invalid(
+                key,
+                "a unit of at most 8 ASCII bytes with no spaces",
+                format!("{value:?}"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `[plant]` for `task`'s plant: each key present checked (positive, or
+    /// non-negative for a damping), absent keys the benchmark's.
+    fn plant(&self, task: Task, raw: Option<&RawPlant>) -> Result<PlantParams, CalibError> {
+        let kind = PlantKind::for_task(task).expect("every task has a simulated plant");
+        let default = RawPlant::default();
+        let raw = raw.unwrap_or(&default);
+        let positive = |key: &str, value: Option<f64>, default: f64| match value {
+            None => Ok(default),
+            Some(v) if v.is_finite() && v > 0.0 && (v as f32).is_normal() => Ok(v),
+            Some(v) => Err(self.invalid(
+                &format!("plant.{key}"),
+                "a positive finite number",
+                v.to_string(),
+            )),
+        };
+        let non_negative = |key: &str, value: Option<f64>, default: f64| match value {
+            None => Ok(default),
+            Some(v) if v.is_finite() && v >= 0.0 => Ok(v),
+            Some(v) => Err(self.invalid(
+                &format!("plant.{key}"),
+                "a non-negative finite number",
+                v.to_string(),
+            )),
+        };
+        let other = |keys: &[(&str, Option<f64>)], plant: &'static str| match keys
+            .iter()
+            .find(|(_, v)| v.is_some())
+        {
+            Some((key, _)) => Err(self.invalid(
+                &format!("plant.{key}"),
+                plant,
+                "set for another plant".into(),
+            )),
+            None => Ok(()),
+        };
+        Ok(match kind {
+            PlantKind::Cartpole => {
+                other(
+                    &[
+                        ("mass_kg", raw.mass_kg),
+                        ("length_m", raw.length_m),
+                        ("max_speed_rad_per_s", raw.max_speed_rad_per_s),
+                    ],
+                    "absent: a pendulum key, and this robot's task is a cart-pole's",
+                )?;
+                let pets = CartpoleParams::PETS;
+                let params = CartpoleParams {
+                    cart_mass_kg: positive("cart_mass_kg", raw.cart_mass_kg, pets.cart_mass_kg)?,
+                    gravity_m_per_s2: positive(
+                        "gravity_m_per_s2",
+                        raw.gravity_m_per_s2,
+                        pets.gravity_m_per_s2,
+                    )?,
+                    slider_damping_n_s_per_m: non_negative(
+                        "slider_damping_n_s_per_m",
+                        raw.slider_damping_n_s_per_m,
+                        pets.slider_damping_n_s_per_m,
+                    )?,
+                    hinge_damping_n_m_s_per_rad: non_negative(
+                        "hinge_damping_n_m_s_per_rad",
+                        raw.hinge_damping_n_m_s_per_rad,
+                        pets.hinge_damping_n_m_s_per_rad,
+                    )?,
+                    force_per_unit_newtons: positive(
+                        "force_per_unit_newtons",
+                        raw.force_per_unit_newtons,
+                        pets.force_per_unit_newtons,
+                    )?,
+                    rail_limit_m: positive("rail_limit_m", raw.rail_limit_m, pets.rail_limit_m)?,
+                    ..pets
+                };
+                let length = positive("pole_length_m", raw.pole_length_m, PETS_POLE_LENGTH_M)?;
+                let mass = positive("pole_mass_kg", raw.pole_mass_kg, pets.pole_mass_kg)?;
+                PlantParams::Cartpole(params.with_pole(length, mass))
+            }
+            PlantKind::Pendulum => {
+                other(
+                    &[
+                        ("cart_mass_kg", raw.cart_mass_kg),
+                        ("pole_mass_kg", raw.pole_mass_kg),
+                        ("pole_length_m", raw.pole_length_m),
+                        ("slider_damping_n_s_per_m", raw.slider_damping_n_s_per_m),
+                        (
+                            "hinge_damping_n_m_s_per_rad",
+                            raw.hinge_damping_n_m_s_per_rad,
+                        ),
+                        ("force_per_unit_newtons", raw.force_per_unit_newtons),
+                        ("rail_limit_m", raw.rail_limit_m),
+                    ],
+                    "absent: a cart-pole key, and this robot's task is a pendulum's",
+                )?;
+                let gym = crate::plant::pendulum::PendulumParams::GYMNASIUM;
+                PlantParams::Pendulum(crate::plant::pendulum::PendulumParams {
+                    gravity_m_per_s2: positive(
+                        "gravity_m_per_s2",
+                        raw.gravity_m_per_s2,
+                        gym.gravity_m_per_s2,
+                    )?,
+                    mass_kg: positive("mass_kg", raw.mass_kg, gym.mass_kg)?,
+                    length_m: positive("length_m", raw.length_m, gym.length_m)?,
+                    max_speed_rad_per_s: positive(
+                        "max_speed_rad_per_s",
+                        raw.max_speed_rad_per_s,
+                        gym.max_speed_rad_per_s,
+                    )?,
+                    ..gym
+                })
+            }
+        })
     }
 
     fn name(&self, key: &str, value: &str) -> Result<(), CalibError> {

@@ -12,6 +12,7 @@ use nalgebra::{SMatrix, SVector};
 
 use crate::control::{ControlError, Controller, Observation};
 use crate::plant::Plant;
+use crate::plant::PlantParams;
 use crate::plant::cartpole::CartpoleParams;
 use crate::plant::pendulum::PendulumParams;
 use crate::task::Task;
@@ -367,6 +368,21 @@ pub fn expert_for(task: Task) -> Box<dyn Controller> {
                 .expect("default pendulum LQR converges"),
         ),
     }
+}
+
+/// The expert for a plant with `params` (the physics it assumes) and its default
+/// tuning. A plant whose linearisation gives no converging LQR is an error.
+pub fn expert_for_plant(params: PlantParams) -> Result<Box<dyn Controller>, ExpertError> {
+    Ok(match params {
+        PlantParams::Cartpole(plant) => Box::new(CartpoleExpert::new(CartpoleExpertParams {
+            plant,
+            ..CartpoleExpertParams::default()
+        })?),
+        PlantParams::Pendulum(plant) => Box::new(PendulumExpert::new(PendulumExpertParams {
+            plant,
+            ..PendulumExpertParams::default()
+        })?),
+    })
 }
 
 /// Runs `controller` on `plant` for `steps` control periods from the plant's current

@@ -7,7 +7,8 @@
 //! | --- | --- |
 //! | `config.json` | the resolved run configuration (and the calibration's hash) |
 //! | `calibration.toml` | the calibration file, verbatim |
-//! | `robot.json` | what the firmware announced at the handshake |
+//! | `robot.json` | what the firmware announced at the handshake, and the `[plant]` physics |
+//! | `sim-calibration.toml` | the calibration handed to the simulator this run started |
 //! | `episodes.csv` | one row per episode: index, steps, return, how it ended |
 //! | `summary.json` | returns, loop timing, link counters and faults |
 //! | `handful.log` | the log |
@@ -19,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::calib::Calibration;
@@ -30,9 +31,9 @@ use crate::link::{Link, LinkStats};
 use crate::model::{Ensemble, ModelExpectation};
 use crate::mpc::{
     AnalyticDynamics, Dynamics, MpcController, PlanObserverFactory, Planner, PlannerConfig,
-    TaskCost, Transition,
+    TaskCost,
 };
-use crate::plant::PlantKind;
+use crate::plant::{PlantKind, PlantParams};
 use crate::sim;
 
 /// Which controller drives the robot.
@@ -86,6 +87,9 @@ pub struct RunSummary {
     pub robot_id: String,
     pub controller: ControllerKind,
     pub lockstep: bool,
+    /// The plant's physics (the calibration's `[plant]`): what the simulator ran and
+    /// the expert and `mpc-true` assumed.
+    pub plant: PlantParams,
     pub episodes: Vec<EpisodeSummary>,
     pub mean_return: f64,
     pub loop_report: Option<LoopReport>,
@@ -123,7 +127,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         exe,
     )?;
     let (link, clock) = (Arc::clone(&robot.link), robot.clock.clone());
-    write_json(&config.out_dir.join("robot.json"), link.robot())?;
+    write_robot_json(&config.out_dir, &link, calib)?;
 
     let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let controller = build_controller(
@@ -212,6 +216,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         robot_id: link.robot().robot_id.clone(),
         controller: config.controller,
         lockstep: config.lockstep,
+        plant: calib.plant,
         episodes,
         mean_return,
         loop_report,
@@ -258,13 +263,11 @@ pub fn build_controller(
             return expert_controller(calib, clock.is_simulated());
         }
         ControllerKind::MpcTrue => {
-            let plant = plant_for(calib)?;
-            let transition: Transition = match plant {
-                PlantKind::Cartpole => crate::plant::cartpole::transition,
-                PlantKind::Pendulum => crate::plant::pendulum::transition,
-            };
+            // The physics the calibration's `[plant]` states: a model that differs from
+            // the robot's is a choice made there.
+            let plant = calib.plant;
             Box::new(AnalyticDynamics::new(
-                transition,
+                move |s: &[f64], a: &[f64], n: &mut [f64]| plant.transition(s, a, n),
                 calib.state_dim(),
                 calib.action_dim(),
             ))
@@ -334,16 +337,15 @@ pub fn expert_controller(
     calib: &Calibration,
     lockstep: bool,
 ) -> anyhow::Result<Box<dyn Controller>> {
-    let expert = expert::expert_for(calib.task);
+    let plant = calib.plant;
+    let expert = expert::expert_for_plant(plant)
+        .with_context(|| format!("the expert for the [plant] of {}", calib.path.display()))?;
     if lockstep {
         return Ok(expert);
     }
-    let transition: Transition = match plant_for(calib)? {
-        PlantKind::Cartpole => crate::plant::cartpole::transition,
-        PlantKind::Pendulum => crate::plant::pendulum::transition,
-    };
     Ok(Box::new(control::LatencyCompensated::new(
-        expert, transition,
+        expert,
+        move |s: &[f64], a: &[f64], n: &mut [f64]| plant.transition(s, a, n),
     )))
 }
 
@@ -414,8 +416,9 @@ impl Robot {
     }
 }
 
-/// The simulator's arguments: the calibration's plant, a link in `options.dir`, the seed
-/// and clock mode, the calibrated watchdog, then the user's extra `--sim-arg`s.
+/// The simulator's arguments: the calibration's plant and its `[plant]` physics, a link
+/// in `options.dir`, the seed and clock mode, the calibrated watchdog, then the user's
+/// extra `--sim-arg`s.
 pub fn sim_args_for(calib: &Calibration, options: &RobotOptions) -> anyhow::Result<sim::SimArgs> {
     #[derive(clap::Parser)]
     struct SimCli {
@@ -436,6 +439,12 @@ pub fn sim_args_for(calib: &Calibration, options: &RobotOptions) -> anyhow::Resu
     if options.lockstep {
         argv.push("--lockstep".to_owned());
     }
+    // The simulated plant's physics are the calibration's `[plant]`: its text, as this
+    // host validated it, is handed over in a file beside the link.
+    let plant_calib = options.dir.join("sim-calibration.toml");
+    std::fs::write(&plant_calib, &calib.text)
+        .with_context(|| format!("writing {}", plant_calib.display()))?;
+    argv.push(format!("--calib={}", plant_calib.display()));
     argv.extend(options.sim_args.iter().cloned());
     let cli = <SimCli as clap::Parser>::try_parse_from(&argv)
         .map_err(|e| anyhow::anyhow!("bad simulator arguments {:?}: {e}", options.sim_args))?;
@@ -444,12 +453,25 @@ pub fn sim_args_for(calib: &Calibration, options: &RobotOptions) -> anyhow::Resu
 
 /// The simulated plant matching a calibration's task.
 pub fn plant_for(calib: &Calibration) -> anyhow::Result<PlantKind> {
-    for kind in [PlantKind::Cartpole, PlantKind::Pendulum] {
-        if kind.spec().task == calib.task {
-            return Ok(kind);
-        }
+    Ok(calib.plant.kind())
+}
+
+/// Writes `dir/robot.json`: what the firmware announced at the handshake, and the
+/// `[plant]` physics the calibration gave the simulator and the analytic models.
+pub fn write_robot_json(dir: &Path, link: &Link, calib: &Calibration) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct RobotJson<'a> {
+        #[serde(flatten)]
+        announced: &'a crate::link::RobotInfo,
+        plant: PlantParams,
     }
-    bail!("no simulated robot for task {}", calib.task.name())
+    write_json(
+        &dir.join("robot.json"),
+        &RobotJson {
+            announced: link.robot(),
+            plant: calib.plant,
+        },
+    )
 }
 
 /// Writes `value` as pretty JSON to `path`, atomically (temp file + rename).

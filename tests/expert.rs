@@ -7,7 +7,7 @@ use handful::control::{ControlError, Controller, Observation};
 use handful::expert::*;
 use handful::plant::cartpole::{self, Cartpole};
 use handful::plant::pendulum::{self, Pendulum};
-use handful::plant::{Plant, PlantKind};
+use handful::plant::{Plant, PlantKind, PlantParams};
 use handful::task::Task;
 use nalgebra::{SMatrix, SVector};
 use rand::{Rng, SeedableRng};
@@ -248,4 +248,48 @@ fn rollout_scores_the_clamped_action_and_errors_as_safe() {
         "safe torque 0 keeps it hanging: {s:?}"
     );
     assert!((ret + 10.0 * PI * PI).abs() < 1e-4, "{ret}");
+}
+
+#[test]
+fn the_cartpole_expert_told_of_a_heavier_longer_pole_swings_it_up_with_its_default_tuning() {
+    let calib =
+        handful::calib::Calibration::load(std::path::Path::new("calib/cartpole-heavy-sim.toml"))
+            .unwrap();
+    let PlantParams::Cartpole(heavy) = calib.plant else {
+        panic!("a cart-pole");
+    };
+    let task = Task::CartpoleSwingup;
+    let returns: Vec<f64> = (0..20)
+        .map(|seed| {
+            let mut plant = calib.plant.build();
+            plant.reset(&mut ChaCha8Rng::seed_from_u64(seed));
+            let mut expert = expert_for_plant(calib.plant).expect("LQR for the heavy pole");
+            let ret = rollout(plant.as_mut(), expert.as_mut(), task, task.episode_steps());
+            let upright = wrapped(plant.state()[1] - PI).abs();
+            assert!(
+                upright < 0.2,
+                "seed {seed}: ends {upright} rad from upright"
+            );
+            ret
+        })
+        .collect();
+    let min = returns.iter().copied().fold(f64::INFINITY, f64::min);
+    println!("heavy-pole expert: 200-step returns {returns:.0?}");
+    // Slower to swing up than on the PETS pole (worst 173), and then it balances.
+    assert!(min > 140.0, "worst return {min}");
+    // The same expert assuming the PETS pole is a different controller: the physics it
+    // is given are the ones it uses.
+    let mut pets = expert_for_plant(PlantParams::Cartpole(cartpole::CartpoleParams::PETS)).unwrap();
+    let mut told = expert_for_plant(PlantParams::Cartpole(heavy)).unwrap();
+    let state = [0.1f32, 0.3, 0.0, 0.0];
+    let (mut a, mut b) = ([0.0f32], [0.0f32]);
+    let obs = Observation {
+        state: &state,
+        now_us: 0,
+        state_age_us: 0,
+        tick: 0,
+    };
+    pets.act(&obs, &mut a).unwrap();
+    told.act(&obs, &mut b).unwrap();
+    assert_ne!(a, b);
 }

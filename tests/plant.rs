@@ -5,7 +5,7 @@ use std::f64::consts::PI;
 
 use handful::plant::cartpole::{self, Cartpole, CartpoleParams};
 use handful::plant::pendulum::{self, Pendulum, PendulumParams};
-use handful::plant::{Plant, PlantKind};
+use handful::plant::{Plant, PlantKind, PlantParams};
 use handful_protocol::FAULT_LIMIT;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -352,4 +352,151 @@ fn specs_agree_with_the_integrators() {
     assert_eq!(pendulum::SPEC.states.len(), 2);
     assert_eq!(pendulum::SPEC.actions[0].max, 2.0);
     assert_eq!(cartpole::SPEC.actions[0].max, c.action_limit);
+}
+
+fn plant_of(text: &str) -> Result<PlantParams, String> {
+    handful::calib::Calibration::from_toml(std::path::Path::new("plant.toml"), text)
+        .map(|c| c.plant)
+        .map_err(|e| e.to_string())
+}
+
+fn shipped(name: &str) -> String {
+    std::fs::read_to_string(format!("calib/{name}")).unwrap()
+}
+
+#[test]
+fn a_calibration_plant_table_gives_the_physics_and_absent_keys_are_the_benchmarks() {
+    // No [plant] table: the benchmarks, bit for bit.
+    assert_eq!(
+        plant_of(&shipped("cartpole-sim.toml")).unwrap(),
+        PlantParams::Cartpole(CartpoleParams::PETS)
+    );
+    assert_eq!(
+        plant_of(&shipped("pendulum-sim.toml")).unwrap(),
+        PlantParams::Pendulum(PendulumParams::GYMNASIUM)
+    );
+    // The PETS length and mass rebuild the PETS pole exactly.
+    let pets = CartpoleParams::PETS;
+    assert_eq!(
+        pets.with_pole(cartpole::PETS_POLE_LENGTH_M, pets.pole_mass_kg),
+        pets
+    );
+    // The shipped heavy pole: 50 % heavier, 20 % longer, everything else PETS.
+    let PlantParams::Cartpole(heavy) = plant_of(&shipped("cartpole-heavy-sim.toml")).unwrap()
+    else {
+        panic!("a cart-pole");
+    };
+    assert!((heavy.pole_mass_kg / pets.pole_mass_kg - 1.5).abs() < 1e-4);
+    assert!((heavy.pole_length_m() / pets.pole_length_m() - 1.2).abs() < 1e-12);
+    assert!((heavy.pole_com_m - 0.36).abs() < 1e-12);
+    // The capsule's inertia at the new length, scaled to the new mass.
+    let capsule = cartpole::capsule_transverse_inertia_kg_m2(cartpole::POLE_RADIUS_M, 0.72)
+        * heavy.pole_mass_kg
+        / cartpole::capsule_mass_kg(cartpole::POLE_RADIUS_M, 0.72);
+    assert!((heavy.pole_inertia_com_kg_m2 - capsule).abs() < 1e-12);
+    assert_eq!(
+        CartpoleParams {
+            pole_mass_kg: pets.pole_mass_kg,
+            pole_com_m: pets.pole_com_m,
+            pole_inertia_com_kg_m2: pets.pole_inertia_com_kg_m2,
+            ..heavy
+        },
+        pets
+    );
+    // Each key reaches the physics it names.
+    let cart = format!(
+        "{}\n[plant]\ncart_mass_kg = 2.0\ngravity_m_per_s2 = 9.0\nslider_damping_n_s_per_m = 0.0\n\
+         hinge_damping_n_m_s_per_rad = 0.5\nforce_per_unit_newtons = 10.0\nrail_limit_m = 1.5\n",
+        shipped("cartpole-sim.toml")
+    );
+    assert_eq!(
+        plant_of(&cart).unwrap(),
+        PlantParams::Cartpole(CartpoleParams {
+            cart_mass_kg: 2.0,
+            gravity_m_per_s2: 9.0,
+            slider_damping_n_s_per_m: 0.0,
+            hinge_damping_n_m_s_per_rad: 0.5,
+            force_per_unit_newtons: 10.0,
+            rail_limit_m: 1.5,
+            ..pets
+        })
+    );
+    let pendulum = format!(
+        "{}\n[plant]\nmass_kg = 2.0\nlength_m = 0.5\ngravity_m_per_s2 = 9.81\nmax_speed_rad_per_s = 6.0\n",
+        shipped("pendulum-sim.toml")
+    );
+    assert_eq!(
+        plant_of(&pendulum).unwrap(),
+        PlantParams::Pendulum(PendulumParams {
+            mass_kg: 2.0,
+            length_m: 0.5,
+            gravity_m_per_s2: 9.81,
+            max_speed_rad_per_s: 6.0,
+            ..PendulumParams::GYMNASIUM
+        })
+    );
+    // The physics follow: a heavier, longer pole falls more slowly from the same tilt.
+    let tilted = [0.0, 0.5, 0.0, 0.0];
+    let (mut a, mut b) = ([0.0; 4], [0.0; 4]);
+    cartpole::transition(&tilted, &[0.0], &mut a);
+    PlantParams::Cartpole(heavy).transition(&tilted, &[0.0], &mut b);
+    assert!(b[3].abs() < a[3].abs() && b[3] < 0.0, "{a:?} {b:?}");
+}
+
+#[test]
+fn a_malformed_plant_table_is_refused_naming_the_key() {
+    let cartpole = shipped("cartpole-sim.toml");
+    let pendulum = shipped("pendulum-sim.toml");
+    let cases = [
+        (&cartpole, "pole_mass_kg = -1.0", "plant.pole_mass_kg"),
+        (&cartpole, "pole_length_m = 0.0", "plant.pole_length_m"),
+        (&cartpole, "cart_mass_kg = nan", "plant.cart_mass_kg"),
+        (&cartpole, "rail_limit_m = inf", "plant.rail_limit_m"),
+        (&cartpole, "cart_mass_kg = 1e-60", "plant.cart_mass_kg"),
+        (
+            &cartpole,
+            "hinge_damping_n_m_s_per_rad = -0.1",
+            "plant.hinge_damping",
+        ),
+        // A key of the other plant is a mistake, not a no-op.
+        (&cartpole, "length_m = 1.0", "plant.length_m"),
+        (&pendulum, "pole_mass_kg = 1.0", "plant.pole_mass_kg"),
+        (
+            &pendulum,
+            "gravity_m_per_s2 = -9.81",
+            "plant.gravity_m_per_s2",
+        ),
+        // Unknown keys are refused with their name.
+        (&cartpole, "pole_mass = 1.0", "pole_mass"),
+    ];
+    for (base, line, key) in cases {
+        let text = format!("{base}\n[plant]\n{line}\n");
+        let error = plant_of(&text)
+            .err()
+            .unwrap_or_else(|| panic!("{line}: accepted"));
+        assert!(
+            error.contains(key) && error.contains("plant.toml"),
+            "{line}: {error}"
+        );
+    }
+}
+
+#[test]
+fn units_longer_than_the_wire_carries_are_refused_at_load_not_at_the_handshake() {
+    let text = shipped("cartpole-sim.toml");
+    for (from, to) in [
+        ("unit = \"100N\"", "unit = \"newtons!!\""),
+        ("unit = \"m/s\"", "unit = \"m / s\""),
+    ] {
+        assert!(text.contains(from), "{from}");
+        let error = plant_of(&text.replacen(from, to, 1))
+            .err()
+            .unwrap_or_else(|| panic!("{to}: accepted"));
+        assert!(
+            error.contains(".unit") && error.contains("8 ASCII bytes"),
+            "{error}"
+        );
+    }
+    // The empty unit (dimensionless) is a unit.
+    plant_of(&text.replacen("unit = \"100N\"", "unit = \"\"", 1)).unwrap();
 }

@@ -12,22 +12,24 @@ use handful_protocol::{MAX_ACTION_DIM, MAX_STATE_DIM};
 
 use super::{ControlError, Controller, Observation};
 
-/// A pure one-period transition (`crate::plant::transition` of a plant).
-pub type Transition = fn(&[f64], &[f64], &mut [f64]);
-
 /// Wraps a controller with a one-period state predictor. Allocation-free.
 pub struct LatencyCompensated {
     inner: Box<dyn Controller>,
-    transition: Transition,
+    transition: Box<crate::plant::TransitionFn>,
     /// The command sent last tick (still being applied), or `None` after a reset.
     previous: Option<[f64; MAX_ACTION_DIM]>,
 }
 
 impl LatencyCompensated {
-    pub fn new(inner: Box<dyn Controller>, transition: Transition) -> Self {
+    /// `transition` is a pure one-period model (a plant's `transition`, or a closure over
+    /// its [`PlantParams`](crate::plant::PlantParams)).
+    pub fn new(
+        inner: Box<dyn Controller>,
+        transition: impl Fn(&[f64], &[f64], &mut [f64]) + Send + Sync + 'static,
+    ) -> Self {
         Self {
             inner,
-            transition,
+            transition: Box::new(transition),
             previous: None,
         }
     }

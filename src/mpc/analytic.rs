@@ -5,6 +5,8 @@
 //! non-finite next state is written as NaN and reported as
 //! [`DynamicsError::NonFinite`]).
 
+use std::sync::Arc;
+
 use ndarray::{ArrayView3, ArrayViewMut3};
 
 use super::dynamics::{Dynamics, DynamicsError};
@@ -15,10 +17,11 @@ pub type Transition = fn(&[f64], &[f64], &mut [f64]);
 /// Log-variance written by a deterministic model (σ ≈ 1e-13: meaningless, never used).
 pub const DETERMINISTIC_LOGVAR: f32 = -60.0;
 
-/// `E = 1`, deterministic dynamics from a [`Transition`].
-#[derive(Clone, Debug)]
+/// `E = 1`, deterministic dynamics from a pure transition (a [`Transition`], or a
+/// closure over a plant's parameters).
+#[derive(Clone)]
 pub struct AnalyticDynamics {
-    transition: Transition,
+    transition: Arc<crate::plant::TransitionFn>,
     state_dim: usize,
     action_dim: usize,
     state: Vec<f64>,
@@ -27,15 +30,28 @@ pub struct AnalyticDynamics {
 }
 
 impl AnalyticDynamics {
-    pub fn new(transition: Transition, state_dim: usize, action_dim: usize) -> Self {
+    pub fn new(
+        transition: impl Fn(&[f64], &[f64], &mut [f64]) + Send + Sync + 'static,
+        state_dim: usize,
+        action_dim: usize,
+    ) -> Self {
         Self {
-            transition,
+            transition: Arc::new(transition),
             state_dim,
             action_dim,
             state: vec![0.0; state_dim],
             action: vec![0.0; action_dim],
             next: vec![0.0; state_dim],
         }
+    }
+}
+
+impl std::fmt::Debug for AnalyticDynamics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnalyticDynamics")
+            .field("state_dim", &self.state_dim)
+            .field("action_dim", &self.action_dim)
+            .finish_non_exhaustive()
     }
 }
 

@@ -105,7 +105,7 @@ pub const fn capsule_transverse_inertia_kg_m2(radius_m: f64, length_m: f64) -> f
 }
 
 /// Physical parameters of the cart-pole. [`CartpoleParams::PETS`] is the benchmark.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct CartpoleParams {
     pub cart_mass_kg: f64,
     pub pole_mass_kg: f64,
@@ -126,13 +126,18 @@ pub struct CartpoleParams {
     pub rail_limit_m: f64,
 }
 
+/// The pole's radius (its capsule's) in the PETS model.
+pub const POLE_RADIUS_M: f64 = 0.049;
+/// The PETS pole's length (its capsule's cylinder, hinge to tip).
+pub const PETS_POLE_LENGTH_M: f64 = 0.6;
+
 impl CartpoleParams {
     /// The PETS benchmark's cart-pole.
     pub const PETS: Self = Self {
         cart_mass_kg: capsule_mass_kg(0.1, 0.2),
-        pole_mass_kg: capsule_mass_kg(0.049, 0.6),
-        pole_com_m: 0.3,
-        pole_inertia_com_kg_m2: capsule_transverse_inertia_kg_m2(0.049, 0.6),
+        pole_mass_kg: capsule_mass_kg(POLE_RADIUS_M, PETS_POLE_LENGTH_M),
+        pole_com_m: PETS_POLE_LENGTH_M / 2.0,
+        pole_inertia_com_kg_m2: capsule_transverse_inertia_kg_m2(POLE_RADIUS_M, PETS_POLE_LENGTH_M),
         gravity_m_per_s2: 9.81,
         slider_damping_n_s_per_m: 1.0,
         hinge_damping_n_m_s_per_rad: 1.0,
@@ -142,6 +147,25 @@ impl CartpoleParams {
         substeps: 2,
         rail_limit_m: 2.5,
     };
+
+    /// These parameters with a pole `length_m` long (its centre of mass half way) of
+    /// `mass_kg`: a capsule of the PETS radius whose inertia scales with its mass, so
+    /// the PETS length and mass give the PETS pole exactly.
+    pub fn with_pole(self, length_m: f64, mass_kg: f64) -> Self {
+        let capsule_kg = capsule_mass_kg(POLE_RADIUS_M, length_m);
+        Self {
+            pole_mass_kg: mass_kg,
+            pole_com_m: length_m / 2.0,
+            pole_inertia_com_kg_m2: capsule_transverse_inertia_kg_m2(POLE_RADIUS_M, length_m)
+                * (mass_kg / capsule_kg),
+            ..self
+        }
+    }
+
+    /// The pole's length, hinge to tip (twice the centre of mass).
+    pub fn pole_length_m(&self) -> f64 {
+        2.0 * self.pole_com_m
+    }
 
     /// Pole inertia about the hinge, `J = I_c + m l_c²`.
     pub fn pole_inertia_hinge_kg_m2(&self) -> f64 {

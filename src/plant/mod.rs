@@ -57,6 +57,10 @@ pub trait Plant: Send {
     fn fault_flags(&self) -> u32;
 }
 
+/// A pure one-period transition `(state, action, next)` behind a pointer: a plant's
+/// `transition`, or a closure over its [`PlantParams`].
+pub type TransitionFn = dyn Fn(&[f64], &[f64], &mut [f64]) + Send + Sync;
+
 /// The plants the simulator can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +88,57 @@ impl PlantKind {
         match self {
             Self::Cartpole => "cartpole",
             Self::Pendulum => "pendulum",
+        }
+    }
+
+    /// The simulated plant whose benchmark task is `task`.
+    pub fn for_task(task: Task) -> Option<Self> {
+        [Self::Cartpole, Self::Pendulum]
+            .into_iter()
+            .find(|kind| kind.spec().task == task)
+    }
+}
+
+/// A plant's physical parameters: the physics the simulator integrates and the analytic
+/// model (the expert, `mpc-true`) assumes. From a calibration's `[plant]` table
+/// ([`crate::calib`]); the defaults are the benchmarks' (PETS, Gymnasium).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "plant", rename_all = "snake_case")]
+pub enum PlantParams {
+    Cartpole(cartpole::CartpoleParams),
+    Pendulum(pendulum::PendulumParams),
+}
+
+impl PlantParams {
+    /// The benchmark's parameters for `kind`.
+    pub fn default_for(kind: PlantKind) -> Self {
+        match kind {
+            PlantKind::Cartpole => Self::Cartpole(cartpole::CartpoleParams::PETS),
+            PlantKind::Pendulum => Self::Pendulum(pendulum::PendulumParams::GYMNASIUM),
+        }
+    }
+
+    pub fn kind(&self) -> PlantKind {
+        match self {
+            Self::Cartpole(_) => PlantKind::Cartpole,
+            Self::Pendulum(_) => PlantKind::Pendulum,
+        }
+    }
+
+    /// A simulated plant with these parameters, at rest in its initial state.
+    pub fn build(&self) -> Box<dyn Plant> {
+        match *self {
+            Self::Cartpole(p) => Box::new(cartpole::Cartpole::with_params(p)),
+            Self::Pendulum(p) => Box::new(pendulum::Pendulum::with_params(p)),
+        }
+    }
+
+    /// The pure one-period transition with these parameters (see [`transition`]).
+    /// Allocation-free.
+    pub fn transition(&self, state: &[f64], action: &[f64], next: &mut [f64]) {
+        match self {
+            Self::Cartpole(p) => p.transition(state, action, next),
+            Self::Pendulum(p) => p.transition(state, action, next),
         }
     }
 }

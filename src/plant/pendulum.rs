@@ -49,7 +49,7 @@ pub static SPEC: PlantSpec = PlantSpec {
 pub const STATE_DIM: usize = 2;
 
 /// Physical parameters of the pendulum. [`PendulumParams::GYMNASIUM`] is Pendulum-v1.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct PendulumParams {
     pub gravity_m_per_s2: f64,
     pub mass_kg: f64,

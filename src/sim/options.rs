@@ -102,6 +102,10 @@ pub struct SimArgs {
     /// every outgoing frame, and the edges of every injected fault.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// A calibration whose `[plant]` table gives the plant's physics (masses, lengths,
+    /// damping, gear, rail); without one, the benchmark's.
+    #[arg(long, value_name = "FILE")]
+    pub calib: Option<PathBuf>,
 }
 
 /// Latency spikes: `[at_us + k·every_us, at_us + k·every_us + hold_us)` for k = 0, 1, ...
@@ -323,6 +327,25 @@ impl SimArgs {
     }
 
     /// The arguments after `sim`, such that parsing them gives back `self`.
+    /// The plant's physics: the `[plant]` of `--calib` (whose task must be this
+    /// plant's), or the benchmark's.
+    pub fn plant_params(&self) -> anyhow::Result<crate::plant::PlantParams> {
+        let Some(path) = &self.calib else {
+            return Ok(crate::plant::PlantParams::default_for(self.plant));
+        };
+        let calib = crate::calib::Calibration::load(path)?;
+        if calib.plant.kind() != self.plant {
+            anyhow::bail!(
+                "calibration {} is for a {} (task {}), not a {}",
+                path.display(),
+                calib.plant.kind().name(),
+                calib.task.name(),
+                self.plant.name()
+            );
+        }
+        Ok(calib.plant)
+    }
+
     pub fn to_argv(&self) -> Vec<OsString> {
         let plant = self
             .plant
@@ -383,6 +406,11 @@ impl SimArgs {
         if let Some(trace) = &self.trace {
             let mut arg = OsString::from("--trace=");
             arg.push(trace);
+            argv.push(arg);
+        }
+        if let Some(calib) = &self.calib {
+            let mut arg = OsString::from("--calib=");
+            arg.push(calib);
             argv.push(arg);
         }
         if self.lockstep {

@@ -43,7 +43,9 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<()> {
     }
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(SimError::Signal)?;
-    let handle = spawn(options, args.plant.build()).context("starting the simulator")?;
+    let plant = args.plant_params()?;
+    tracing::info!(?plant, "plant physics");
+    let handle = spawn(options, plant.build()).context("starting the simulator")?;
     println!("{}", handle.link_path().display());
     while !handle.is_finished() {
         let mut fds = [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];

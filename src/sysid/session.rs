@@ -232,6 +232,9 @@ pub struct ModelUse {
 pub struct LearnSummary {
     pub name: String,
     pub calibration_sha256: String,
+    /// The plant's physics (the calibration's `[plant]`): what the simulator ran and
+    /// the expert assumed.
+    pub plant: crate::plant::PlantParams,
     pub resumed_from: Option<Resumed>,
     /// The datasets loaded before the first trial, in order.
     pub seed: Vec<SeedSource>,
@@ -617,7 +620,7 @@ pub fn learn(
     std::fs::write(config.out_dir.join("calibration.toml"), &calib.text)?;
 
     let robot = Robot::connect(calib, &config.robot, exe)?;
-    write_json(&config.out_dir.join("robot.json"), robot.link.robot())?;
+    crate::run::write_robot_json(&config.out_dir, &robot.link, calib)?;
     let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.robot.lockstep);
     loop_config.telemetry = crate::control::Telemetry::to(viz.sender());
@@ -774,6 +777,7 @@ pub fn learn(
     let summary = LearnSummary {
         name: config.name.clone(),
         calibration_sha256: calib.hash.clone(),
+        plant: calib.plant,
         resumed_from,
         seed,
         trials: rows,
