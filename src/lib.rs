@@ -11,6 +11,7 @@ pub mod dataset;
 pub mod episodes;
 pub mod expert;
 pub mod faults;
+pub mod learn;
 pub mod link;
 pub mod model;
 pub mod mpc;

@@ -399,7 +399,7 @@ fn learn_command(
     exe: &std::path::Path,
     args: LearnArgs,
 ) -> anyhow::Result<()> {
-    use handful::sysid::{self, RetrainerConfig, session};
+    use handful::sysid::{self, RetrainerConfig};
     let mut trainer = sysid::trainer_config_for(calib.task);
     if let Some(path) = &args.trainer {
         let text = std::fs::read_to_string(path)
@@ -410,7 +410,7 @@ fn learn_command(
         handful::train::Trainer::new(trainer.clone(), calib.state_dim(), calib.action_dim(), 0)
             .with_context(|| format!("trainer settings {}", path.display()))?;
     }
-    let learn = session::LearnConfig {
+    let learn = handful::learn::LearnConfig {
         name: config.name.clone(),
         out_dir: config.out_dir.clone(),
         robot: RobotOptions {
@@ -444,7 +444,7 @@ fn learn_command(
         wait_for_model: !args.overlap,
         recovery: config.recovery,
     };
-    let summary = session::learn(&learn, calib, exe)?;
+    let summary = handful::learn::learn(&learn, calib, exe)?;
     println!("run {} ({})", summary.name, config.out_dir.display());
     match (summary.best_model, summary.best_return) {
         (Some(v), Some(r)) => println!("  best policy: model v{v}, return {r:.2} (best.onnx)"),

@@ -5,13 +5,14 @@
 //!
 //! [`experience`] holds the two aggregated datasets in memory, [`retrainer`] is the
 //! background thread that trains, validates and publishes models to the control loop,
-//! [`session`] is the learning main job (`handful run`), and [`RandomController`] is
-//! PETS's first trial when there are no demonstrations.
+//! and [`RandomController`] is PETS's first trial when there are no demonstrations. The
+//! learning job that drives them (robot, episodes, run directory) belongs to the run
+//! layer (`learn`): this module depends only on the layers below it (calibration, clock,
+//! the control seams, model, planner, trainer, telemetry seams, dataset frames).
 
 pub mod experience;
 mod random;
 pub mod retrainer;
-pub mod session;
 
 pub use experience::{
     Experience, ExperienceConfig, ExperienceCounts, Kind, PairingCounts, Stepping, Transition,

@@ -1,47 +1,48 @@
-//! The learning main job: seed the expert data (a recorded dataset, or episodes of the
-//! scripted expert), train a first model, then alternate MPC trials with background
-//! retraining on expert and learner data in equal measure, keeping every trial's
-//! experience on disk and the best policy seen.
+//! The learning job (`handful run`): seed the expert data (a recorded dataset, or
+//! episodes of the scripted expert), train a first model, then alternate MPC trials with
+//! background retraining on expert and learner data in equal measure, keeping every
+//! trial's experience on disk and the best policy seen.
 //!
 //! Without expert data it is pure PETS: one trial of random actions first. Runs on the
-//! main thread; the control loop and the retrainer run on their own threads.
+//! main thread; the control loop and the retrainer ([`crate::sysid::Retrainer`]) run on
+//! their own threads. It owns the orchestration: the robot and the viewer, the loop, the
+//! run directory (`config.json`, the `expert/` and `learner/` datasets,
+//! `learning_curve.csv`, `best.onnx`, `summary.json`) and the episodes
+//! ([`crate::episodes::EpisodeDriver`]); [`crate::sysid`] owns the experience and the
+//! retrainer and knows none of this.
 //!
-//! Which model drove which steps: the retrainer's controllers reach the loop through this
-//! thread, which wraps each in a `Versioned` controller before forwarding it. The
-//! wrapper counts, on the control thread and without allocating, the ticks it acted and
-//! the first tick it acted after each episode start; after each episode the session reads
-//! those counters, so every trial row names the model versions that computed its
-//! commands, how many steps each, and the tick (and step) each swap took effect.
-//!
-//! Resuming (`--resume RUN`) loads every dataset that run learned from: what it was
-//! itself seeded with (its `--expert` dataset, the run it resumed, recursively, as its
-//! `config.json` names them) and what it recorded (`expert/`, `learner/`). Model versions
-//! continue after the resumed run's last one.
+//! Which model drove which steps is `swaps`'s: each controller the retrainer publishes
+//! is forwarded to the loop wrapped in a counter, so every trial row names the models
+//! that drove it. Where the experience comes from (`--expert`, `--resume RUN`) is
+//! `sources`'s; model versions continue after the resumed run's last one.
 
-use std::collections::VecDeque;
+mod sources;
+mod swaps;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use crossbeam::channel::{Receiver, Sender, bounded};
+use crossbeam::channel::bounded;
 use serde::Serialize;
 
-use super::{
-    Kind, PairingCounts, Retrainer, RetrainerConfig, Stepping, SysidEvent, SysidRequest,
-    transitions_from_frames,
-};
 use crate::calib::Calibration;
 use crate::clock;
 use crate::control::{
-    self, ControlError, Controller, EpisodeSummary, HostFault, LoopConfig, LoopHandle, Mode,
-    Observation, RecordPolicy, Request,
+    self, EpisodeSummary, HostFault, LoopConfig, LoopHandle, Mode, RecordPolicy, Request,
 };
 use crate::dataset::{DatasetReader, DatasetSpec, Frame};
 use crate::record::{EpisodeRecorder, open_or_create};
 use crate::run::{Robot, RobotOptions, write_json};
+use crate::sysid::{
+    Kind, ModelVersion, PairingCounts, RandomController, Retrainer, RetrainerConfig, Stepping,
+    SysidEvent, SysidRequest, Transition, transitions_from_frames,
+};
+use sources::{last_model_version, seed_sources};
+use swaps::Swaps;
+pub use swaps::{Driver, ModelUse};
 
 /// A learning run, resolved.
 #[derive(Clone, Debug, Serialize)]
@@ -141,22 +142,6 @@ impl LearnConfig {
     }
 }
 
-/// Which model computed a trial's commands, from which tick on.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Driver {
-    pub version: u32,
-    /// The first tick of this trial at which this model computed the command (for every
-    /// driver after the first, the tick its swap took effect).
-    pub from_tick: u64,
-    /// The episode step that command was for.
-    pub from_step: u32,
-    /// Steps of this trial whose command this model computed.
-    pub steps: u32,
-    /// Commands it computed in this trial: one per step in lockstep; in real time also
-    /// those that arrived too late, or answered a state that did not advance.
-    pub commands: u64,
-}
-
 /// One row of the learning curve.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct TrialRow {
@@ -217,16 +202,6 @@ pub struct RetrainCounts {
     pub queued_at_end: u32,
 }
 
-/// How much one published model drove.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct ModelUse {
-    pub version: u32,
-    /// The first tick it computed a command, if it ever did.
-    pub first_tick: Option<u64>,
-    /// Commands it computed over the run.
-    pub commands: u64,
-}
-
 /// What a learning run produced (also `summary.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct LearnSummary {
@@ -239,7 +214,7 @@ pub struct LearnSummary {
     /// The datasets loaded before the first trial, in order.
     pub seed: Vec<SeedSource>,
     pub trials: Vec<TrialRow>,
-    pub models: Vec<super::ModelVersion>,
+    pub models: Vec<ModelVersion>,
     pub model_use: Vec<ModelUse>,
     pub retrains: RetrainCounts,
     /// The model that computed most of the commands of the trial with the highest return.
@@ -264,196 +239,11 @@ pub struct LearnSummary {
     pub finished_unix: f64,
 }
 
-/// What a [`Versioned`] controller reports from the control thread: plain atomics,
-/// written there without allocating, read on the main thread after an episode ends (the
-/// episode summary's channel orders the reads after the writes).
-#[derive(Debug)]
-struct Probe {
-    /// Ticks it computed a command at.
-    acts: AtomicU64,
-    /// The first such tick since the last episode start (or since it was swapped in).
-    first_since_reset: AtomicU64,
-    /// The first such tick ever.
-    first_ever: AtomicU64,
-}
-
-const NEVER: u64 = u64::MAX;
-
-impl Probe {
-    fn new() -> Self {
-        Self {
-            acts: AtomicU64::new(0),
-            first_since_reset: AtomicU64::new(NEVER),
-            first_ever: AtomicU64::new(NEVER),
-        }
-    }
-}
-
-/// A retrainer's controller as the loop runs it: the same controller, counting its use.
-struct Versioned {
-    inner: Box<dyn Controller>,
-    probe: Arc<Probe>,
-    fresh: bool,
-}
-
-impl Controller for Versioned {
-    fn act(&mut self, obs: &Observation<'_>, action: &mut [f32]) -> Result<(), ControlError> {
-        if self.fresh {
-            self.fresh = false;
-            self.probe
-                .first_since_reset
-                .store(obs.tick, Ordering::Relaxed);
-            if self.probe.first_ever.load(Ordering::Relaxed) == NEVER {
-                self.probe.first_ever.store(obs.tick, Ordering::Relaxed);
-            }
-        }
-        self.probe.acts.fetch_add(1, Ordering::Relaxed);
-        self.inner.act(obs, action)
-    }
-
-    fn reset(&mut self) {
-        self.fresh = true;
-        self.inner.reset();
-    }
-
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    fn replace_objective(
-        &mut self,
-        objective: control::Objective,
-    ) -> Result<control::Objective, control::Objective> {
-        self.inner.replace_objective(objective)
-    }
-}
-
-/// A forwarded controller and its version (once its `Published` event named it).
-struct Tracked {
-    version: Option<u32>,
-    probe: Arc<Probe>,
-    /// `acts` when the last episode ended.
-    acts_seen: u64,
-}
-
-/// The retrainer's requests to the loop, forwarded by the main thread.
-struct Swaps {
-    from_retrainer: Receiver<Request>,
-    to_loop: Sender<Request>,
-    tracked: Vec<Tracked>,
-    /// Indices into `tracked` of controllers forwarded but not yet named, oldest first.
-    unnamed: VecDeque<usize>,
-}
-
-impl Swaps {
-    /// Forwards every waiting request, wrapping controllers.
-    fn forward(&mut self) -> anyhow::Result<()> {
-        while let Ok(request) = self.from_retrainer.try_recv() {
-            self.send(request)?;
-        }
-        Ok(())
-    }
-
-    /// Forwards one request; a controller goes in wrapped, tracked from now on.
-    fn send(&mut self, request: Request) -> anyhow::Result<()> {
-        let request = match request {
-            Request::SetController(inner) => {
-                let probe = Arc::new(Probe::new());
-                self.unnamed.push_back(self.tracked.len());
-                self.tracked.push(Tracked {
-                    version: None,
-                    probe: Arc::clone(&probe),
-                    acts_seen: 0,
-                });
-                Request::SetController(Box::new(Versioned {
-                    inner,
-                    probe,
-                    fresh: true,
-                }))
-            }
-            other => other,
-        };
-        self.to_loop
-            .send(request)
-            .map_err(|_| anyhow::anyhow!("the control loop stopped"))
-    }
-
-    /// A controller drove (since the last episode's end) but its version is not known
-    /// yet: its `Published` event is on its way.
-    fn acting_unnamed(&self) -> bool {
-        self.unnamed.iter().any(|&i| {
-            let t = &self.tracked[i];
-            t.probe.acts.load(Ordering::Relaxed) > t.acts_seen
-        })
-    }
-
-    /// The retrainer publishes each model after handing its controller over: the oldest
-    /// unnamed controller is this version's.
-    fn name(&mut self, version: u32) {
-        match self.unnamed.pop_front() {
-            Some(i) => self.tracked[i].version = Some(version),
-            None => tracing::warn!(version, "a published model whose controller never came"),
-        }
-    }
-
-    /// Who drove the episode that just ended: every named controller that acted since
-    /// the last call, with its first tick in this episode. A step completes at the tick
-    /// after the one whose command it applied, so the steps completed up to a driver's
-    /// first tick belong to the drivers before it (`counted_ticks`: the ticks that
-    /// completed a step, from the tick records; `steps`: the episode's).
-    fn drivers(&mut self, counted_ticks: &[u64], steps: u32) -> Vec<Driver> {
-        let mut drivers = Vec::new();
-        for t in &mut self.tracked {
-            let acts = t.probe.acts.load(Ordering::Relaxed);
-            let new = acts - t.acts_seen;
-            t.acts_seen = acts;
-            if let (Some(version), true) = (t.version, new > 0) {
-                let from_tick = t.probe.first_since_reset.load(Ordering::Relaxed);
-                drivers.push(Driver {
-                    version,
-                    from_tick,
-                    from_step: counted_ticks.partition_point(|&k| k <= from_tick) as u32,
-                    steps: 0,
-                    commands: new,
-                });
-            }
-        }
-        drivers.sort_by_key(|d| d.from_tick);
-        if let Some(first) = drivers.first_mut() {
-            first.from_step = 0;
-        }
-        let ends: Vec<u32> = drivers
-            .iter()
-            .skip(1)
-            .map(|d| d.from_step)
-            .chain([steps])
-            .collect();
-        for (d, end) in drivers.iter_mut().zip(ends) {
-            d.steps = end.saturating_sub(d.from_step);
-        }
-        drivers
-    }
-
-    fn model_use(&self) -> Vec<ModelUse> {
-        self.tracked
-            .iter()
-            .filter_map(|t| {
-                let first = t.probe.first_ever.load(Ordering::Relaxed);
-                Some(ModelUse {
-                    version: t.version?,
-                    first_tick: (first != NEVER).then_some(first),
-                    commands: t.probe.acts.load(Ordering::Relaxed),
-                })
-            })
-            .collect()
-    }
-}
-
 /// The retrainer, its swaps, and what it published.
 struct Retraining {
     retrainer: Retrainer,
     swaps: Swaps,
-    models: Vec<super::ModelVersion>,
+    models: Vec<ModelVersion>,
     counts: RetrainCounts,
     /// A retrain is running (sent, not answered).
     running: bool,
@@ -472,106 +262,6 @@ struct Session<'a> {
     csv: std::fs::File,
     pairing: PairingCounts,
     driver: crate::episodes::EpisodeDriver<'a>,
-}
-
-/// The datasets a run is seeded with, oldest first: the resumed run's (recursively),
-/// then `--expert`.
-fn seed_sources(config: &LearnConfig) -> anyhow::Result<Vec<(PathBuf, Kind)>> {
-    let mut sources = Vec::new();
-    if let Some(run) = &config.resume {
-        resumed_sources(run, &mut sources, &mut Vec::new())
-            .with_context(|| format!("resuming {}", run.display()))?;
-    }
-    if let Some(path) = &config.expert_dataset {
-        let path = existing_dataset(path).context("the expert dataset")?;
-        if !sources.iter().any(|(p, _)| *p == path) {
-            sources.push((path, Kind::Expert));
-        }
-    }
-    Ok(sources)
-}
-
-fn existing_dataset(path: &Path) -> anyhow::Result<PathBuf> {
-    if !path.join("meta/info.json").is_file() {
-        bail!(
-            "no dataset at {} (no meta/info.json: not a LeRobot v3 dataset)",
-            path.display()
-        );
-    }
-    Ok(path.canonicalize()?)
-}
-
-/// What the learning run at `run` learned from and recorded.
-fn resumed_sources(
-    run: &Path,
-    out: &mut Vec<(PathBuf, Kind)>,
-    seen: &mut Vec<PathBuf>,
-) -> anyhow::Result<()> {
-    let dir = run
-        .canonicalize()
-        .with_context(|| format!("no run directory at {}", run.display()))?;
-    if seen.contains(&dir) {
-        bail!("{} resumes itself (a cycle of --resume)", dir.display());
-    }
-    seen.push(dir.clone());
-    let config_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&config_path).with_context(|| {
-        format!(
-            "{} is not a run directory (no readable config.json)",
-            dir.display()
-        )
-    })?;
-    let config: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", config_path.display()))?;
-    let Some(learn) = config.get("learn") else {
-        bail!(
-            "{} is not a learning run (its config.json has no `learn` section)",
-            dir.display()
-        );
-    };
-    if let Some(previous) = learn["resume"].as_str() {
-        resumed_sources(Path::new(previous), out, seen)
-            .with_context(|| format!("the run {} resumed", dir.display()))?;
-    }
-    if let Some(dataset) = learn["expert_dataset"].as_str() {
-        let path = existing_dataset(Path::new(dataset))
-            .with_context(|| format!("the expert dataset of {}", dir.display()))?;
-        out.push((path, Kind::Expert));
-    }
-    let before = out.len();
-    for (name, kind) in [("expert", Kind::Expert), ("learner", Kind::Learner)] {
-        let path = dir.join(name);
-        if path.join("meta/info.json").is_file() {
-            out.push((path, kind));
-        }
-    }
-    if out.len() == before && learn["expert_dataset"].is_null() && learn["resume"].is_null() {
-        bail!(
-            "{} holds no experience (no expert/ or learner/ dataset)",
-            dir.display()
-        );
-    }
-    let mut unique = Vec::new();
-    for source in out.drain(..) {
-        if !unique.iter().any(|(p, _): &(PathBuf, Kind)| *p == source.0) {
-            unique.push(source);
-        }
-    }
-    *out = unique;
-    Ok(())
-}
-
-/// The newest model version in a run's `models/` (0: none).
-fn last_model_version(run: &Path) -> u32 {
-    std::fs::read_dir(run.join("models"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix('v')?.strip_suffix(".onnx")?.parse().ok()
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Runs a learning session to the end.
@@ -661,12 +351,7 @@ pub fn learn(
         calib,
         retraining: Retraining {
             retrainer,
-            swaps: Swaps {
-                from_retrainer: swap_rx,
-                to_loop: handle.requests.clone(),
-                tracked: Vec::new(),
-                unnamed: VecDeque::new(),
-            },
+            swaps: Swaps::new(swap_rx, handle.requests.clone()),
             models: Vec::new(),
             counts: RetrainCounts::default(),
             running: false,
@@ -989,7 +674,7 @@ impl Session<'_> {
         if expert_rows + learner_rows == 0 {
             // Pure PETS: one trial of random actions.
             let limits = self.calib.actions.iter().map(|a| (a.min, a.max)).collect();
-            let random = super::RandomController::new(limits, self.config.retrainer.seed ^ 0xa11);
+            let random = RandomController::new(limits, self.config.retrainer.seed ^ 0xa11);
             self.handle
                 .requests
                 .send(Request::SetController(Box::new(random)))
@@ -1004,7 +689,7 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn add(&self, kind: Kind, transitions: Vec<super::Transition>) -> anyhow::Result<()> {
+    fn add(&self, kind: Kind, transitions: Vec<Transition>) -> anyhow::Result<()> {
         self.retraining
             .retrainer
             .requests
@@ -1048,7 +733,7 @@ impl Session<'_> {
 
     /// An episode's transitions, each step paired with the command applied by it; the
     /// counts go to the summary.
-    fn pair(&mut self, frames: &[Frame], stepping: Stepping) -> Vec<super::Transition> {
+    fn pair(&mut self, frames: &[Frame], stepping: Stepping) -> Vec<Transition> {
         let (transitions, counts) =
             transitions_from_frames(frames, stepping, self.calib.control_period_us);
         if counts.gaps + counts.unpaired > 0 {
