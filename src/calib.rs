@@ -392,13 +392,13 @@ impl Checker<'_> {
             Err(self.invalid(
                 key,
                 "a finite number within ±3.4e38 (a 32-bit float)",
-                value.to_string(),
+                format!("{value:?}"),
             ))
         } else if value != 0.0 && !single.is_normal() {
             Err(self.invalid(
                 key,
                 "zero or a number of magnitude at least 1.2e-38 (a 32-bit float)",
-                value.to_string(),
+                format!("{value:?}"),
             ))
         } else {
             Ok(single)

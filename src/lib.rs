@@ -25,5 +25,6 @@ pub mod task;
 pub mod telemetry;
 pub mod teleop;
 pub mod thread;
+pub mod tick_log;
 pub mod train;
 pub mod viz;

@@ -127,6 +127,10 @@ struct RunArgs {
     /// real-time defaults).
     #[arg(long)]
     planner: Option<PathBuf>,
+    /// A fixed controller's run writes every tick to `ticks.csv` (state age, command
+    /// sent, host fault), e.g. to measure what a fault did.
+    #[arg(long)]
+    ticks: bool,
 }
 
 #[derive(clap::Args)]
@@ -527,9 +531,16 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
         software_version: env!("CARGO_PKG_VERSION"),
+        ticks: args.ticks,
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;
     if config.controller == ControllerKind::Learn {
+        if config.ticks {
+            anyhow::bail!(
+                "--ticks is for a fixed controller (--controller expert|mpc|mpc-true); a \
+                 learning run records every tick in its datasets"
+            );
+        }
         return learn_command(config, &calib, &exe, learn);
     }
     let summary = run::run(&config, &calib, &exe)?;

@@ -10,7 +10,8 @@
 //!    the fault releases it in the firmware, so any `EStop` report the link has received
 //!    during the run stops it;
 //! 2. wait (bounded by [`RecoveryPolicy::wait_us`]) until the link is connected, frames
-//!    arrive, and — in real time — a state fresher than the calibration's staleness
+//!    arrive, and — in real time — a heartbeat within two of the firmware's intervals and
+//!    a state fresher than the calibration's staleness
 //!    bound has been seen for [`SETTLE_US`] without a break;
 //! 3. start the next episode as usual (reset, arm, steps).
 //!
@@ -25,6 +26,10 @@ use crate::calib::Calibration;
 use crate::clock::Clock;
 use crate::control::EpisodeEnd;
 use crate::link::Link;
+
+/// A heartbeat older than this many of the firmware's intervals is not healthy (the
+/// control loop faults at 5: `LoopConfig::heartbeats_missed`).
+const HEARTBEAT_FRESH_INTERVALS: u64 = 2;
 
 /// How long the robot must look healthy, without a break, before it is re-armed.
 pub const SETTLE_US: u64 = 500_000;
@@ -149,6 +154,13 @@ fn wait_until_healthy(
             None
         } else if health.is_lost {
             Some("nothing arrives from the robot".to_string())
+        } else if let Some(age) = health.heartbeat_age_us
+            && age > HEARTBEAT_FRESH_INTERVALS * u64::from(link.robot().heartbeat_interval_us)
+        {
+            Some(format!(
+                "the firmware's last heartbeat is {} ms old",
+                age / 1000
+            ))
         } else {
             match health.state_age_us {
                 Some(age) if age <= calib.stale_state_us => None,

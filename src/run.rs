@@ -10,6 +10,7 @@
 //! | `robot.json` | what the firmware announced at the handshake, and the `[plant]` physics |
 //! | `sim-calibration.toml` | the calibration handed to the simulator this run started |
 //! | `episodes.csv` | one row per episode: index, steps, return, how it ended |
+//! | `ticks.csv` | with `--ticks`: every tick, what it saw and sent ([`crate::tick_log`]) |
 //! | `summary.json` | returns, loop timing, link counters and faults |
 //! | `handful.log` | the log |
 //!
@@ -76,6 +77,9 @@ pub struct RunConfig {
     pub viz: crate::viz::VizOptions,
     /// What happens when an episode ends on a fault.
     pub recovery: crate::recovery::RecoveryPolicy,
+    /// Write every tick to `ticks.csv` ([`crate::tick_log`]).
+    #[serde(default)]
+    pub ticks: bool,
     pub software_version: &'static str,
 }
 
@@ -158,13 +162,18 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         .context("creating episodes.csv")?;
     writeln!(csv, "episode,steps,return,end")?;
     let phase = Phase::of_task(calib.task, Some(config.steps_per_episode));
+    let mut ticks = match config.ticks {
+        true => Some(crate::tick_log::TickLog::create(
+            &config.out_dir.join("ticks.csv"),
+        )?),
+        false => None,
+    };
     for _ in 0..config.episodes {
-        let summary = match driver.episode(
-            &handle,
-            Mode::Autonomous,
-            phase,
-            &mut crate::episodes::Drain,
-        ) {
+        let watch: &mut dyn crate::episodes::Watch = match &mut ticks {
+            Some(log) => log,
+            None => &mut crate::episodes::Drain,
+        };
+        let summary = match driver.episode(&handle, Mode::Autonomous, phase, watch) {
             Ok(summary) => summary,
             Err(e) => match e.downcast::<crate::recovery::Stopped>() {
                 Ok(why) => {
@@ -195,6 +204,9 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
     }
     // The last episode ending on a fault ends the run on one.
     stopped = stopped.or_else(|| driver.ended_on_fault());
+    if let Some(log) = &mut ticks {
+        log.flush()?;
+    }
 
     let records_dropped = handle.records_dropped();
     let loop_report = handle.stop();

@@ -4,7 +4,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::HostFault;
 
-const KINDS: [HostFault; 10] = [
+const KINDS: [HostFault; 11] = [
     HostFault::LinkLost,
     HostFault::StaleState,
     HostFault::NonFiniteState,
@@ -15,6 +15,7 @@ const KINDS: [HostFault; 10] = [
     HostFault::Firmware,
     HostFault::NotArmed,
     HostFault::SendFailed,
+    HostFault::HeartbeatLost,
 ];
 
 /// How many ticks raised each fault.

@@ -55,6 +55,12 @@ pub enum HostFault {
     NotArmed,
     /// The link's transmit queue was full: the command was not sent.
     SendFailed,
+    /// The firmware's heartbeats stopped ([`LoopConfig::heartbeats_missed`] intervals
+    /// missed) while other frames may still arrive: the firmware's health is in doubt.
+    /// Real time only.
+    ///
+    /// [`LoopConfig::heartbeats_missed`]: super::LoopConfig::heartbeats_missed
+    HeartbeatLost,
 }
 
 impl HostFault {
@@ -71,6 +77,7 @@ impl HostFault {
             Self::Firmware => "firmware",
             Self::NotArmed => "not_armed",
             Self::SendFailed => "send_failed",
+            Self::HeartbeatLost => "heartbeat_lost",
         }
     }
 

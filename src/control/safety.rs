@@ -1,7 +1,7 @@
 //! The safety layer: what stands between the robot and a bad command.
 //!
-//! It owns the checks on what comes in (the link lost, no state or a stale one, a
-//! non-finite state value), the checks on what goes out (a controller error, a
+//! It owns the checks on what comes in (the link lost, the firmware's heartbeats
+//! stopped, no state or a stale one, a non-finite state value), the checks on what goes out (a controller error, a
 //! non-finite action, the calibrated limits every command is clamped to), overruns (a
 //! command computed too late is not sent; several in a row latch), the calibrated safe
 //! command that replaces the controller's whenever any of these fails, and the count of
@@ -21,6 +21,8 @@ pub(super) struct Safety {
     /// Calibrated action limits `(min, max)` per channel.
     limits: [(f32, f32); MAX_ACTION_DIM],
     stale_state_us: u64,
+    /// The firmware's heartbeats may be this old (`None`: not checked).
+    heartbeat_timeout_us: Option<u64>,
     max_consecutive_overruns: u32,
     consecutive_overruns: u32,
     /// The fault raised last tick (a fault lasting many ticks is one event).
@@ -29,7 +31,7 @@ pub(super) struct Safety {
 }
 
 impl Safety {
-    pub(super) fn new(config: &LoopConfig) -> Self {
+    pub(super) fn new(config: &LoopConfig, heartbeat_timeout_us: Option<u64>) -> Self {
         let mut limits = [(0.0, 0.0); MAX_ACTION_DIM];
         for (slot, &limit) in limits.iter_mut().zip(&config.action_limits) {
             *slot = limit;
@@ -40,6 +42,7 @@ impl Safety {
             safe,
             limits,
             stale_state_us: config.stale_state_us,
+            heartbeat_timeout_us,
             max_consecutive_overruns: config.max_consecutive_overruns,
             consecutive_overruns: 0,
             last_fault: None,
@@ -65,8 +68,15 @@ impl Safety {
         sample: Option<&StateSample>,
         state_age_us: u64,
     ) -> Option<HostFault> {
+        let heartbeat_late = match (self.heartbeat_timeout_us, health.heartbeat_age_us) {
+            (Some(limit), Some(age)) => age > limit,
+            // None before the first heartbeat: the link's own timeout covers silence.
+            _ => false,
+        };
         if !health.connected || health.is_lost {
             Some(HostFault::LinkLost)
+        } else if heartbeat_late {
+            Some(HostFault::HeartbeatLost)
         } else {
             match sample {
                 None => Some(HostFault::StaleState),

@@ -69,6 +69,10 @@ pub struct LoopConfig {
     pub action_limits: Vec<(f32, f32)>,
     pub record_policy: RecordPolicy,
     pub record_capacity: usize,
+    /// In real time, the firmware's heartbeat intervals (as it announced them) that may
+    /// pass without one before [`HostFault::HeartbeatLost`]: 5, MAVLink's convention
+    /// (0: not checked). Lockstep has no heartbeat contract and is not checked.
+    pub heartbeats_missed: u32,
     /// Every tick record is also offered here (the viewer, in a run with one):
     /// non-blocking, non-allocating, drops counted by the sink.
     pub telemetry: super::Telemetry,
@@ -88,6 +92,7 @@ impl LoopConfig {
             action_limits: calib.actions.iter().map(|a| (a.min, a.max)).collect(),
             record_policy: RecordPolicy::Lossy,
             record_capacity: 4096,
+            heartbeats_missed: 5,
             telemetry: super::Telemetry::none(),
         }
     }
@@ -150,7 +155,7 @@ pub fn spawn(
     let records_dropped = Arc::new(AtomicU64::new(0));
     let mut ticker = Ticker {
         timing: Timing::new(config.period_us),
-        safety: Safety::new(&config),
+        safety: Safety::new(&config, heartbeat_timeout_us(&config, &link)),
         episodes: Episodes::new(
             episode_tx,
             config.arming_grace_ticks,
@@ -182,6 +187,13 @@ pub fn spawn(
         records_dropped,
         thread: Some(thread),
     })
+}
+
+/// How long the firmware may go without a heartbeat (`None`: not checked).
+fn heartbeat_timeout_us(config: &LoopConfig, link: &Link) -> Option<u64> {
+    let interval_us = u64::from(link.robot().heartbeat_interval_us).max(config.period_us);
+    (!config.lockstep && config.heartbeats_missed > 0)
+        .then(|| interval_us.saturating_mul(u64::from(config.heartbeats_missed)))
 }
 
 struct Ticker {

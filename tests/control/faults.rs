@@ -95,6 +95,76 @@ fn a_stalled_robot_gives_a_stale_state_fault() {
     assert!(summary.steps < 200);
 }
 
+/// Per-channel heartbeat timeout (MAVLink's five missed): a firmware whose heartbeat
+/// task hangs while its States go on is a fault, answered by the safe command.
+#[test]
+fn a_firmware_that_stops_heartbeating_faults_within_five_of_its_intervals() {
+    let calib = calibration("cartpole-sim.toml");
+    let rig = Rig::start(
+        &calib,
+        PlantKind::Cartpole,
+        false,
+        |o| o.heartbeat_stop_us = Some(1_000_000),
+        expert::expert_for(Task::CartpoleSwingup),
+    );
+    let interval_us = u64::from(rig.link.robot().heartbeat_interval_us);
+    let start = rig
+        .handle
+        .requests
+        .send(handful::control::Request::StartEpisode(
+            handful::control::EpisodeStart::arm(
+                Mode::Autonomous,
+                handful::control::Phase::of_task(Task::CartpoleSwingup, Some(200)),
+                Some(5),
+            ),
+        ));
+    start.unwrap();
+    // Every record until the episode's summary: the first faulted tick, and what every
+    // tick from it on sent.
+    let mut first_fault = None;
+    let mut check = |record: handful::control::TickRecord| {
+        if let Some(fault) = record.fault {
+            assert_eq!(fault, HostFault::HeartbeatLost, "{record:?}");
+            first_fault.get_or_insert(record.firmware_us);
+        }
+        if first_fault.is_some() {
+            assert_eq!(record.action(), &[0.0], "{record:?}");
+        }
+    };
+    let summary = loop {
+        while let Ok(record) = rig.handle.records.try_recv() {
+            check(record);
+        }
+        if let Ok(summary) = rig.handle.episodes.recv_timeout(Duration::from_millis(20)) {
+            break summary;
+        }
+    };
+    // The faulted tick publishes its record after the summary; and a few more.
+    for _ in 0..5 {
+        check(
+            rig.handle
+                .records
+                .recv_timeout(Duration::from_secs(2))
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        summary.end,
+        EpisodeEnd::Faulted(HostFault::HeartbeatLost),
+        "{summary:?}"
+    );
+    // Detected after five intervals without one, within a tick or two of that (the
+    // latest state's firmware time, 40 ms ticks, the last heartbeat before 1 s).
+    let at = first_fault.expect("a faulted tick") as i64;
+    let expected = 1_000_000 + 5 * interval_us as i64;
+    assert!(
+        (at - expected).abs() <= (interval_us + 2 * calib.control_period_us) as i64,
+        "fault seen at firmware {at} µs, expected near {expected}"
+    );
+    let report = rig.handle.stop().unwrap();
+    assert_eq!(report.faults.get(HostFault::HeartbeatLost), 1, "{report:?}");
+}
+
 #[test]
 fn corrupted_and_dropped_frames_are_counted_while_the_loop_keeps_running() {
     // Real time: a lost state only makes the next tick's state one period older. The
