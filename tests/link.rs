@@ -1,9 +1,10 @@
 //! The serial link against a fake robot (the real firmware logic behind a pty): handshake
-//! and validation, SI conversion, commands, error counting, drops, heartbeats, lockstep
-//! waiting, faults, and reconnection behind a symlinked device path.
+//! and validation, SI conversion, commands, reset to a given state, error counting, drops,
+//! heartbeats, lockstep waiting, faults, and reconnection behind a symlinked device path.
 
 mod fake_robot;
 mod reconnect;
+mod reset_to;
 mod traffic;
 
 use std::path::Path;
@@ -101,6 +102,7 @@ fn handshake_announces_the_robot_and_states_arrive_in_si() {
     assert_eq!(info.robot_id, "fake-bot");
     assert_eq!(info.firmware_version, [0, 1, 0]);
     assert!(info.has_reset() && !info.has_lockstep() && !info.has_teleop());
+    assert!(!info.has_reset_to());
     let names: Vec<_> = info
         .states
         .iter()

@@ -1,6 +1,7 @@
 //! The simulated robot through a real pty, opened with `serialport` on the symlink as a
-//! controller would: handshake, lockstep stepping, arming, watchdog, reset, injected
-//! faults, unplugging, a host that stops reading, and the child-process wrapper.
+//! controller would: handshake, lockstep stepping, arming, watchdog, reset (seeded and
+//! to a given state), injected faults, unplugging, a host that stops reading, and the
+//! child-process wrapper.
 
 mod host;
 mod process;
@@ -50,7 +51,7 @@ fn hello_announces_the_plant_spec_and_the_first_command_fetches_the_first_state(
     assert_eq!(caps.control_period_us, PERIOD_US as u32);
     assert_eq!(caps.watchdog_timeout_us, 200_000);
     assert_eq!(caps.heartbeat_interval_us, 100_000);
-    assert_eq!(caps.capabilities, CAP_RESET | CAP_LOCKSTEP);
+    assert_eq!(caps.capabilities, CAP_RESET | CAP_RESET_TO | CAP_LOCKSTEP);
     let expected = [
         (ChannelKind::State, 0, "position", "m", 0.0, 0.0, 0.0),
         (ChannelKind::State, 1, "velocity", "m/s", 0.0, 0.0, 0.0),
@@ -244,4 +245,5 @@ fn assert_sane(report: &SimReport) {
 
 mod faults;
 mod realtime;
+mod reset_to;
 mod wire;

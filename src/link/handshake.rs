@@ -10,7 +10,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use handful_protocol::{
     Capabilities, ChannelInfo, ChannelKind, Decoder, FaultCode, Hello, MAX_ACTION_DIM,
@@ -19,13 +18,11 @@ use handful_protocol::{
 use serialport::TTYPort;
 
 use super::LinkError;
+use super::port::{is_timeout, write_frame};
 use super::robot::{ChannelDesc, RobotInfo};
 use super::sample::Shared;
-use super::tx::write_frame;
 use crate::clock::Clock;
 
-/// Read timeout of the rx port: how long a read waits, so the stop flag is seen promptly.
-pub(crate) const READ_TIMEOUT: Duration = Duration::from_millis(5);
 /// Hello is sent this many times before the handshake gives up.
 pub(crate) const HELLO_ATTEMPTS: u32 = 4;
 
@@ -59,20 +56,6 @@ impl std::fmt::Display for HandshakeProgress {
             f.write_str("no Capabilities received")
         }
     }
-}
-
-/// Opens `path` as a raw serial port at `baud` with the rx read timeout.
-pub(crate) fn open_port(path: &Path, baud: u32) -> Result<TTYPort, LinkError> {
-    let name = path.to_str().ok_or_else(|| LinkError::Path {
-        path: path.to_owned(),
-    })?;
-    serialport::new(name, baud)
-        .timeout(READ_TIMEOUT)
-        .open_native()
-        .map_err(|source| LinkError::Open {
-            path: path.to_owned(),
-            source,
-        })
 }
 
 /// Time allowed for one Hello's answer: 250 ms plus twice the time the answer takes on
@@ -243,12 +226,4 @@ pub(crate) fn handshake(
         attempts: HELLO_ATTEMPTS,
         progress: answer.progress(),
     })
-}
-
-/// Errors that only mean "no data within the read timeout".
-pub(crate) fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted
-    )
 }

@@ -13,6 +13,7 @@
 
 mod error;
 mod handshake;
+mod port;
 mod robot;
 mod rx;
 mod sample;
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, Sender, TrySendError, bounded};
-use handful_protocol::{ActionVector, Command};
+use handful_protocol::{ActionVector, Command, MAX_STATE_DIM, StateVector};
 use serialport::SerialPort;
 
 pub use error::LinkError;
@@ -39,10 +40,11 @@ pub use validate::{LimitField, Mismatch, Mismatches};
 use crate::calib::Calibration;
 use crate::clock::Clock;
 use crate::thread::{JoinOnDrop, spawn_named};
-use handshake::{attempt_timeout_us, handshake, open_port};
+use handshake::{attempt_timeout_us, handshake};
+use port::{WRITE_TIMEOUT, open_port};
 use rx::RxThread;
 use sample::Shared;
-use tx::{TxThread, WRITE_TIMEOUT};
+use tx::{Outgoing, TxThread};
 
 /// Commands queued for the tx thread; the control loop sends one per tick.
 const COMMAND_QUEUE: usize = 16;
@@ -61,10 +63,14 @@ pub struct Link {
     wall: Clock,
     link_timeout_us: u64,
     action_dim: usize,
+    /// The calibration's `(scale, offset)` per state channel, to send a ResetTo's SI
+    /// values in the channels' units (`raw = (si − offset) / scale`).
+    state_scaling: [(f32, f32); MAX_STATE_DIM],
+    state_dim: usize,
     next_command_seq: AtomicU32,
     /// `None` only while dropping: closing them tells the tx thread to exit.
     commands: Option<Sender<Command>>,
-    requests: Option<Sender<Request>>,
+    requests: Option<Sender<Outgoing>>,
     faults: Receiver<FaultEvent>,
     rx_thread: Option<JoinOnDrop<()>>,
     tx_thread: Option<JoinOnDrop<()>>,
@@ -138,6 +144,10 @@ impl Link {
             }
         };
         tracing::info!(path = %path.display(), robot = %hs.info.robot_id, "link open");
+        let mut state_scaling = [(1.0, 0.0); MAX_STATE_DIM];
+        for (slot, channel) in state_scaling.iter_mut().zip(&calib.states) {
+            *slot = (channel.scale, channel.offset);
+        }
         Ok(Link {
             shared,
             robot: hs.info,
@@ -146,6 +156,8 @@ impl Link {
             wall,
             link_timeout_us: calib.link_timeout_us,
             action_dim: calib.action_dim(),
+            state_scaling,
+            state_dim: calib.state_dim().min(MAX_STATE_DIM),
             next_command_seq: AtomicU32::new(1),
             commands: Some(command_tx),
             requests: Some(request_tx),
@@ -177,9 +189,11 @@ impl Link {
         self.shared.teleop.load()
     }
 
-    /// Queues a command (SI action values, one per action channel) that the firmware
-    /// must not apply after firmware time `valid_until_us`; returns its command seq
-    /// (increasing; a refused call may leave a gap).
+    /// Queues a command (one value per action channel, in each channel's own unit, sent
+    /// as given: actions are never converted, README section 4; the firmware clamps them
+    /// to its limits) that the firmware must not apply after firmware time
+    /// `valid_until_us`; returns its command seq (increasing; a refused call may leave a
+    /// gap).
     ///
     /// Real-time contract: never blocks, never allocates (`try_send` on a bounded array
     /// channel). A full queue drops the command and counts it in `tx_full_drops`.
@@ -226,8 +240,58 @@ impl Link {
         if !self.shared.counters.is_connected() {
             return Err(SendError::Disconnected);
         }
+        self.queue(Outgoing::Request(request))
+    }
+
+    /// Queues a ResetTo: the robot disarms and its plant is set to exactly `state` (SI
+    /// values, one per state channel in the calibration's order, sent in the channels'
+    /// units as `(si − offset) / scale`: exact for the shipped calibrations' scale 1 and
+    /// offset 0, within f32 rounding otherwise). What answers it is the robot's, as for a
+    /// Reset (README sections 8 and 10); the firmware may still refuse a state out of
+    /// its range (`Fault{BadResetState}`).
+    ///
+    /// Refused here, and never sent, on a robot that does not announce `CAP_RESET_TO`
+    /// ([`SendError::NoResetTo`]), with the wrong number of values
+    /// ([`SendError::StateDimension`]) or a value that is not finite in SI or in its
+    /// channel's unit ([`SendError::NotFinite`]).
+    ///
+    /// Real-time contract: never blocks, never allocates.
+    pub fn reset_to(&self, state: &[f32]) -> Result<(), SendError> {
+        if !self.robot.has_reset_to() {
+            return Err(SendError::NoResetTo);
+        }
+        if state.len() != self.state_dim {
+            return Err(SendError::StateDimension {
+                expected: self.state_dim,
+                found: state.len(),
+            });
+        }
+        let mut raw = [0f32; MAX_STATE_DIM];
+        for (index, ((slot, &si), &(scale, offset))) in raw
+            .iter_mut()
+            .zip(state)
+            .zip(&self.state_scaling)
+            .enumerate()
+        {
+            *slot = (si - offset) / scale;
+            if !(si.is_finite() && slot.is_finite()) {
+                return Err(SendError::NotFinite { index });
+            }
+        }
+        let values =
+            StateVector::from_slice(&raw[..self.state_dim]).ok_or(SendError::StateDimension {
+                expected: self.state_dim,
+                found: state.len(),
+            })?;
+        if !self.shared.counters.is_connected() {
+            return Err(SendError::Disconnected);
+        }
+        self.queue(Outgoing::ResetTo(values))
+    }
+
+    fn queue(&self, outgoing: Outgoing) -> Result<(), SendError> {
         let requests = self.requests.as_ref().ok_or(SendError::Disconnected)?;
-        requests.try_send(request).map_err(|e| match e {
+        requests.try_send(outgoing).map_err(|e| match e {
             TrySendError::Full(_) => SendError::Full,
             TrySendError::Disconnected(_) => SendError::Disconnected,
         })

@@ -1,7 +1,7 @@
 //! The robot's announcement ([`RobotInfo`]): what the firmware said in Capabilities and
 //! its ChannelInfo frames during the handshake. Plain data.
 
-use handful_protocol::{CAP_LOCKSTEP, CAP_RESET, CAP_TELEOP};
+use handful_protocol::{CAP_LOCKSTEP, CAP_RESET, CAP_RESET_TO, CAP_TELEOP};
 
 /// One channel as the firmware announced it. For state channels `min`, `max`, `safe` are 0.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -34,6 +34,12 @@ impl RobotInfo {
     /// The robot honours `Reset` (a simulator).
     pub fn has_reset(&self) -> bool {
         self.capabilities & CAP_RESET != 0
+    }
+
+    /// The robot honours `ResetTo` (reset to a given state, `CAP_RESET_TO`): a simulator.
+    /// A host never sends it to a robot without the bit ([`super::Link::reset_to`]).
+    pub fn has_reset_to(&self) -> bool {
+        self.capabilities & CAP_RESET_TO != 0
     }
 
     /// The robot steps its plant once per accepted command (lockstep simulator).

@@ -16,10 +16,10 @@ use handful_protocol::{Decoder, Frame, MAX_STATE_DIM, MAX_TELEOP_AXES, Message};
 use serialport::{SerialPort, TTYPort};
 
 use super::LinkError;
-use super::handshake::{Handshake, attempt_timeout_us, handshake, is_timeout, open_port};
+use super::handshake::{Handshake, attempt_timeout_us, handshake};
+use super::port::{PortChange, WRITE_TIMEOUT, is_timeout, open_port};
 use super::sample::{FaultEvent, Shared, StateSample, TeleopSample};
 use super::stats::Counters;
-use super::tx::{PortChange, WRITE_TIMEOUT};
 use super::validate::{Mismatches, validate};
 use crate::calib::Calibration;
 use crate::clock::Clock;

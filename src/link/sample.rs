@@ -90,6 +90,16 @@ pub enum SendError {
     Dimension { expected: usize, found: usize },
     #[error("the robot does not announce the capability this request needs")]
     Unsupported,
+    /// [`super::Link::reset_to`] on a robot without `CAP_RESET_TO`.
+    #[error(
+        "the robot does not announce CAP_RESET_TO: it cannot be reset to a given state \
+         (a simulator can; real firmware may refuse)"
+    )]
+    NoResetTo,
+    #[error("a state to reset to has {found} values; the robot has {expected} state channels")]
+    StateDimension { expected: usize, found: usize },
+    #[error("state value {index} to reset to is not finite (in SI or in the channel's unit)")]
+    NotFinite { index: usize },
 }
 
 /// State shared by the control-thread API and the rx/tx threads.

@@ -1,67 +1,40 @@
 //! The `handful-link-tx` thread: the only writer of the port while the link is up.
 //!
 //! It waits on three bounded channels, in priority order — port changes from the rx
-//! thread, session requests (Arm, Disarm, EStop, Reset), commands — and sends a host
+//! thread, session requests (Arm, Disarm, EStop, Reset, ResetTo), commands — and sends a host
 //! Heartbeat every `heartbeat_interval_us` of real time (absolute deadlines; a late
 //! heartbeat skips ahead, never bursts). It never reopens the port: a failed write only
 //! reports the port's generation in `Shared::failed_port`, and the rx thread, which owns reconnection, hands a new port
 //! over with [`PortChange::New`].
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam::channel::{Receiver, select_biased};
-use handful_protocol::{
-    ArmState, Command, Frame, Heartbeat, MAX_ENCODED_LEN, Message, Reset, encode,
-};
+use handful_protocol::{ArmState, Command, Heartbeat, Message, Reset, ResetTo, StateVector};
 use serialport::TTYPort;
 
-use super::handshake::is_timeout;
+use super::port::{PortChange, is_timeout, write_frame};
 use super::sample::{Request, Shared};
 use super::stats::Counters;
 use crate::clock::Clock;
 
-/// Write timeout of the tx port. A write that cannot finish in this time is dropped
-/// (counted in `tx_timeouts`); the firmware resynchronises at the next `0x00`.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// Port hand-over from the rx thread.
-pub(crate) enum PortChange {
-    /// A port and its generation (1 for the port of `Link::open`, +1 per reconnection).
-    New(TTYPort, u64),
-    Lost,
+/// What the request queue carries: a [`Request`], or a ResetTo whose values are already
+/// in the channels' units (checked by `Link::reset_to`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Outgoing {
+    Request(Request),
+    ResetTo(StateVector),
 }
 
-/// Encodes `message` with the next host frame seq and the host time, and writes it.
-///
-/// Allocation-free; blocks at most the port's timeout.
-pub(crate) fn write_frame(
-    port: &mut TTYPort,
-    shared: &Shared,
-    clock: &Clock,
-    message: Message,
-) -> std::io::Result<()> {
-    let frame = Frame {
-        seq: shared.tx_seq.fetch_add(1, Ordering::Relaxed),
-        timestamp_us: clock.now_us(),
-        message,
-    };
-    let mut wire = [0u8; MAX_ENCODED_LEN];
-    // Cannot fail: `wire` holds any encoded frame.
-    let n = encode(&frame, &mut wire).map_err(std::io::Error::other)?;
-    port.write_all(&wire[..n])?;
-    Counters::count(&shared.counters.frames_sent);
-    Ok(())
-}
-
-fn request_message(request: Request) -> Message {
+fn request_message(request: Outgoing) -> Message {
     match request {
-        Request::Arm => Message::Arm,
-        Request::Disarm => Message::Disarm,
-        Request::EStop => Message::EStop,
-        Request::Reset { seed } => Message::Reset(Reset { seed }),
+        Outgoing::Request(Request::Arm) => Message::Arm,
+        Outgoing::Request(Request::Disarm) => Message::Disarm,
+        Outgoing::Request(Request::EStop) => Message::EStop,
+        Outgoing::Request(Request::Reset { seed }) => Message::Reset(Reset { seed }),
+        Outgoing::ResetTo(values) => Message::ResetTo(ResetTo { values }),
     }
 }
 
@@ -75,7 +48,7 @@ pub(crate) struct TxThread {
     /// Generation of `port`.
     pub generation: u64,
     pub ports: Receiver<PortChange>,
-    pub requests: Receiver<Request>,
+    pub requests: Receiver<Outgoing>,
     pub commands: Receiver<Command>,
 }
 

@@ -5,7 +5,7 @@
 //! channels, limits that are not finite or `min > max`) is an error, never a panic.
 
 use handful_firmware::{ChannelSpec, FirmwareConfig};
-use handful_protocol::{CAP_LOCKSTEP, CAP_RESET, CAP_TELEOP, Name, Unit};
+use handful_protocol::{CAP_LOCKSTEP, CAP_RESET, CAP_RESET_TO, CAP_TELEOP, Name, Unit};
 
 use super::{SimError, SimOptions};
 use crate::plant::PlantSpec;
@@ -20,8 +20,10 @@ pub fn firmware_version() -> [u8; 3] {
     ]
 }
 
-/// The firmware configuration announcing `spec`, with the options' timeouts and
-/// `CAP_RESET` (plus `CAP_LOCKSTEP` in lockstep mode).
+/// The firmware configuration announcing `spec`, with the options' timeouts,
+/// `CAP_RESET` and `CAP_RESET_TO` (plus `CAP_LOCKSTEP` in lockstep mode). Every state
+/// channel's range is unbounded here: the firmware checks a `ResetTo`'s length and
+/// finiteness, and the plant refuses a state at one of its limits (`engine.rs`).
 pub fn firmware_config(spec: &PlantSpec, options: &SimOptions) -> Result<FirmwareConfig, SimError> {
     let lockstep = if options.lockstep { CAP_LOCKSTEP } else { 0 };
     if spec.control_period_us == 0 {
@@ -38,6 +40,7 @@ pub fn firmware_config(spec: &PlantSpec, options: &SimOptions) -> Result<Firmwar
         heartbeat_interval_us: options.heartbeat_interval_us,
         host_timeout_us: options.host_timeout_us,
         capabilities: CAP_RESET
+            | CAP_RESET_TO
             | lockstep
             | if options.operator.is_some() {
                 CAP_TELEOP
@@ -49,8 +52,8 @@ pub fn firmware_config(spec: &PlantSpec, options: &SimOptions) -> Result<Firmwar
         let channel = ChannelSpec {
             name: name(state.name)?,
             unit: unit(state.unit)?,
-            min: 0.0,
-            max: 0.0,
+            min: f32::NEG_INFINITY,
+            max: f32::INFINITY,
             safe: 0.0,
         };
         config

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use handful_firmware::{Event, Firmware, Outbox};
-use handful_protocol::{ActionVector, Decoder, Frame};
+use handful_protocol::{ActionVector, Decoder, FAULT_LIMIT, Frame, MAX_STATE_DIM};
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::time::TimeSpec;
 use rand::SeedableRng;
@@ -178,18 +178,36 @@ impl Sim {
     }
 
     /// Passes a host frame to the firmware at firmware time `now_us`; a Reset resets the
-    /// plant. Returns the firmware's event.
+    /// plant from its seed, a ResetTo sets the plant's state exactly (the firmware checked
+    /// it; the plant refuses one at a limit, see [`plant_refuses`]). Returns the
+    /// firmware's event.
     pub fn handle(&mut self, frame: &Frame, now_us: u64) -> Option<Event> {
         let accepted = self.firmware.accepted_commands();
-        let event = self.firmware.handle(frame, now_us, &mut self.outbox);
+        let plant = &mut self.plant;
+        let event = self
+            .firmware
+            .handle_with(frame, now_us, &mut self.outbox, |values| {
+                plant_refuses(plant.as_mut(), values)
+            });
         let accepted = self.firmware.accepted_commands() > accepted;
         self.trace
             .rx(now_us, frame, self.firmware.arm_state(), accepted);
-        if let Some(Event::Reset { seed }) = event {
-            self.plant.reset(&mut ChaCha8Rng::seed_from_u64(seed));
-            self.sensor.fill(self.plant.state());
-            self.report.resets += 1;
+        match event {
+            Some(Event::Reset { seed }) => {
+                self.plant.reset(&mut ChaCha8Rng::seed_from_u64(seed));
+            }
+            Some(Event::ResetTo { state }) => {
+                let mut values = [0f64; MAX_STATE_DIM];
+                let values = &mut values[..state.len()];
+                for (slot, &value) in values.iter_mut().zip(state.as_slice()) {
+                    *slot = f64::from(value);
+                }
+                self.plant.set_state(values);
+            }
+            None => return None,
         }
+        self.sensor.fill(self.plant.state());
+        self.report.resets += 1;
         event
     }
 
@@ -318,4 +336,23 @@ impl Sim {
         self.report.frames_lost_outbox = self.firmware.dropped_frames();
         self.report
     }
+}
+
+/// The plant's check of a `ResetTo` the firmware accepted (one finite value per state
+/// channel): a state at which the plant would report `FAULT_LIMIT` (the cart-pole's cart
+/// at or beyond a rail stop) is refused as a whole (`Some(0xff)`), and so is one the
+/// plant does not take exactly. The plant is left as it was either way.
+fn plant_refuses(plant: &mut dyn Plant, values: &[f32]) -> Option<u8> {
+    let mut before = [0f64; MAX_STATE_DIM];
+    let dim = plant.state().len().min(MAX_STATE_DIM);
+    before[..dim].copy_from_slice(&plant.state()[..dim]);
+    let mut wanted = [0f64; MAX_STATE_DIM];
+    let wanted = &mut wanted[..values.len().min(MAX_STATE_DIM)];
+    for (slot, &value) in wanted.iter_mut().zip(values) {
+        *slot = f64::from(value);
+    }
+    plant.set_state(wanted);
+    let refused = plant.fault_flags() & FAULT_LIMIT != 0 || plant.state() != &wanted[..];
+    plant.set_state(&before[..dim]);
+    refused.then_some(0xff)
 }

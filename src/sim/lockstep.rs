@@ -3,7 +3,8 @@
 //! `handle(cmd, T)`; if Armed, `plant.step(firmware.actuation())` (a refused command
 //! leaves the previous one applied); `T += period`; `tick(T)` publishes the new State.
 //! A robot that is not Armed is paused (README §10): its State repeats the values.
-//! After a Reset, one State (a tick without a step) gives the host the new start state.
+//! After a Reset or an accepted ResetTo, one State (a tick without a step) gives the host
+//! the new start state; a refused one is answered by its Fault only.
 //! Nothing else publishes a State, so the host can pair every State with what it sent:
 //! a Hello is answered by Capabilities and ChannelInfos only, and the host's first
 //! Command fetches the first State.
@@ -56,7 +57,7 @@ impl Sim {
                 *now_us += self.period_us;
                 self.tick(*now_us);
             }
-            Message::Reset(_) if event.is_some() => {
+            Message::Reset(_) | Message::ResetTo(_) if event.is_some() => {
                 self.tick(*now_us);
             }
             _ => {}

@@ -144,6 +144,7 @@ pub struct SimReport {
     pub frames_received: u64,
     /// Received byte runs that did not decode.
     pub decode_errors: u64,
+    /// Plant resets: Reset frames and accepted ResetTo frames.
     pub resets: u64,
     /// Control periods skipped because the loop was late (real time only).
     pub overruns: u64,

@@ -174,6 +174,7 @@ fn kind_name(message: &Message) -> &'static str {
         Message::EStop => "estop",
         Message::Command(_) => "command",
         Message::Reset(_) => "reset",
+        Message::ResetTo(_) => "reset_to",
         Message::State(_) => "state",
         Message::Heartbeat(_) => "heartbeat",
         Message::Teleop(_) => "teleop",

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use handful::clock::Clock;
 use handful::thread::{JoinOnDrop, spawn_named};
-use handful_firmware::{ChannelSpec, Firmware, FirmwareConfig, Outbox};
+use handful_firmware::{ChannelSpec, Event, Firmware, FirmwareConfig, Outbox};
 use handful_protocol::{Decoder, MAX_ENCODED_LEN, Message, Name, Teleop, Unit, encode};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -32,14 +32,15 @@ fn channel(name: &str, unit: &str, min: f32, max: f32, safe: f32) -> ChannelSpec
     }
 }
 
-/// Two state channels (`position` m, `velocity` m/s), one action (`force` N in [-2, 2]).
+/// Two state channels (`position` m, raw values in [-1, 1] for a ResetTo, `velocity`
+/// m/s), one action (`force` N in [-2, 2]). `CAP_RESET` only.
 pub fn config() -> FirmwareConfig {
     FirmwareConfig {
         robot_id: Name::new(ROBOT_ID).unwrap(),
         firmware_version: [0, 1, 0],
         state_channels: [
-            channel("position", "m", 0.0, 0.0, 0.0),
-            channel("velocity", "m/s", 0.0, 0.0, 0.0),
+            channel("position", "m", -1.0, 1.0, 0.0),
+            channel("velocity", "m/s", f32::NEG_INFINITY, f32::INFINITY, 0.0),
         ]
         .into_iter()
         .collect(),
@@ -75,6 +76,8 @@ pub struct Control {
     pub host_heartbeats: AtomicU64,
     pub hellos: AtomicU64,
     pub accepted_commands: AtomicU64,
+    /// ResetTo frames received (accepted or not).
+    pub reset_tos: AtomicU64,
 }
 
 impl Control {
@@ -184,9 +187,18 @@ fn run(ctl: &Control, master: &OwnedFd, config: FirmwareConfig) {
                     Message::Heartbeat(_) => {
                         ctl.host_heartbeats.fetch_add(1, Ordering::Relaxed);
                     }
+                    Message::ResetTo(_) => {
+                        ctl.reset_tos.fetch_add(1, Ordering::Relaxed);
+                    }
                     _ => {}
                 }
-                let _ = firmware.handle(&frame, clock.now_us(), &mut outbox);
+                // A ResetTo the firmware accepts sets the raw state, like a plant would.
+                if let Some(Event::ResetTo { state }) =
+                    firmware.handle(&frame, clock.now_us(), &mut outbox)
+                    && let Ok(raw) = <[f32; 2]>::try_from(state.as_slice())
+                {
+                    ctl.set_state(raw);
+                }
             }
         }
         let now_us = clock.now_us();

@@ -39,7 +39,11 @@ fn disarming_applies_the_safe_action() {
         Message::Capabilities(c) => Some(*c),
         _ => None,
     });
-    assert_eq!(caps.capabilities, CAP_RESET, "real time: no CAP_LOCKSTEP");
+    assert_eq!(
+        caps.capabilities,
+        CAP_RESET | CAP_RESET_TO,
+        "real time: no CAP_LOCKSTEP"
+    );
     host.send(Message::Arm);
     let mut seq = 0;
     drive(&mut host, &mut seq, 2.0, |s| {

@@ -3,13 +3,15 @@
 
 use handful_protocol::{MAX_ACTION_DIM, MAX_STATE_DIM, Name, Unit};
 
-/// One state or action channel. For state channels `min`, `max` and `safe` are ignored
-/// (and sent as 0 in `ChannelInfo`).
+/// One state or action channel. For state channels `safe` is ignored, `[min, max]` is
+/// the range a `ResetTo` may set (not announced: `ChannelInfo` sends 0 for all three).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ChannelSpec {
     pub name: Name,
     pub unit: Unit,
-    /// Accepted commands are clamped to `[min, max]` (`min <= max`, both finite).
+    /// Actions: accepted commands are clamped to `[min, max]` (`min <= max`, both
+    /// finite). States: a `ResetTo` value outside `[min, max]` (inclusive; the bounds may
+    /// be infinite) is refused with `Fault{BadResetState}`.
     pub min: f32,
     pub max: f32,
     /// Applied when the robot is not armed, is faulted, or has no command yet.
@@ -17,7 +19,7 @@ pub struct ChannelSpec {
 }
 
 /// Everything the firmware announces in `Capabilities` and `ChannelInfo`, plus its own
-/// host-link timeout.
+/// host-link timeout and the state ranges a `ResetTo` may set.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FirmwareConfig {
     pub robot_id: Name,

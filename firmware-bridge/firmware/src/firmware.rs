@@ -6,10 +6,11 @@
 //! `tick`.
 
 use handful_protocol::{
-    ActionVector, ArmState, CAP_RESET, Capabilities, ChannelInfo, ChannelKind, Command,
-    FAULT_BAD_COMMAND, FAULT_ESTOP, FAULT_HOST_TIMEOUT, FAULT_LIMIT, FAULT_SENSOR, FAULT_WATCHDOG,
-    Fault, FaultCode, Frame, Heartbeat, Hello, MAX_ACTION_DIM, MAX_STATE_DIM, Message, MessageKind,
-    PROTOCOL_VERSION, State, StateVector, Teleop,
+    ActionVector, ArmState, CAP_RESET, CAP_RESET_TO, Capabilities, ChannelInfo, ChannelKind,
+    Command, FAULT_BAD_COMMAND, FAULT_ESTOP, FAULT_HOST_TIMEOUT, FAULT_LIMIT, FAULT_SENSOR,
+    FAULT_WATCHDOG, Fault, FaultCode, Frame, Heartbeat, Hello, MAX_ACTION_DIM, MAX_STATE_DIM,
+    Message, MessageKind, PROTOCOL_VERSION, ResetStateError, ResetTo, State, StateVector, Teleop,
+    reset_state_detail,
 };
 
 use crate::{Event, FirmwareConfig, Outbox};
@@ -77,6 +78,23 @@ impl Firmware {
     /// Real-time contract: no allocation; at most `1 + state_dim + action_dim` frames
     /// queued (a Hello answer), otherwise at most one.
     pub fn handle(&mut self, frame: &Frame, now_us: u64, out: &mut Outbox) -> Option<Event> {
+        self.handle_with(frame, now_us, out, |_| None)
+    }
+
+    /// [`Firmware::handle`] with the plant's own check of a `ResetTo`: after the
+    /// firmware's checks (capability, length, finiteness, the state channels' ranges)
+    /// pass, `plant_refuses(values)` may still refuse the state, returning the index of
+    /// the offending value (`0xff`: the state as a whole, e.g. a simulator whose plant
+    /// would be at a limit there). A refused `ResetTo` sends `Fault{BadResetState,
+    /// OutOfRange}` and changes nothing else, exactly as the firmware's own refusals.
+    /// `plant_refuses` is called only for a `ResetTo` that passed the firmware's checks.
+    pub fn handle_with(
+        &mut self,
+        frame: &Frame,
+        now_us: u64,
+        out: &mut Outbox,
+        plant_refuses: impl FnOnce(&[f32]) -> Option<u8>,
+    ) -> Option<Event> {
         self.host_seen_us = now_us;
         match &frame.message {
             Message::Hello(hello) => self.hello(hello, now_us, out),
@@ -92,6 +110,7 @@ impl Firmware {
                 let detail = MessageKind::Reset as u32;
                 self.fault(FaultCode::Unsupported, detail, now_us, out);
             }
+            Message::ResetTo(reset) => return self.reset_to(reset, now_us, out, plant_refuses),
             // Liveness only.
             Message::Heartbeat(_)
             | Message::Capabilities(_)
@@ -208,8 +227,10 @@ impl Firmware {
         self.last_command_seq
     }
 
-    /// How many commands were accepted since start-up. A lockstep simulator advances its
-    /// plant once per increment.
+    /// How many commands were accepted since start-up (refused ones are not counted).
+    /// Not a step count: a lockstep simulator steps its plant once per Command received
+    /// while `Armed`, accepted or refused (README section 10); an increment across one
+    /// `handle` tells that this Command was accepted.
     pub fn accepted_commands(&self) -> u64 {
         self.accepted_commands
     }
@@ -312,6 +333,52 @@ impl Firmware {
         self.last_command_seq = command.seq;
         self.accepted_commands += 1;
         self.watchdog_from_us = now_us;
+    }
+
+    /// A `ResetTo`: refused (a Fault, nothing else) without `CAP_RESET_TO`, when the
+    /// values are not one finite, in-range value per state channel, or when the plant
+    /// refuses them; otherwise disarms and hands the state to the plant.
+    fn reset_to(
+        &mut self,
+        reset: &ResetTo,
+        now_us: u64,
+        out: &mut Outbox,
+        plant_refuses: impl FnOnce(&[f32]) -> Option<u8>,
+    ) -> Option<Event> {
+        if self.config.capabilities & CAP_RESET_TO == 0 {
+            let detail = MessageKind::ResetTo as u32;
+            self.fault(FaultCode::Unsupported, detail, now_us, out);
+            return None;
+        }
+        let values = reset.values.as_slice();
+        let refusal = self.bad_reset_state(values).or_else(|| {
+            plant_refuses(values).map(|i| reset_state_detail(ResetStateError::OutOfRange, i))
+        });
+        if let Some(detail) = refusal {
+            self.fault(FaultCode::BadResetState, detail, now_us, out);
+            return None;
+        }
+        self.disarm();
+        Some(Event::ResetTo {
+            state: reset.values,
+        })
+    }
+
+    /// `Fault{BadResetState}`'s detail for `values`, or `None` if they may be set.
+    fn bad_reset_state(&self, values: &[f32]) -> Option<u32> {
+        let channels = &self.config.state_channels;
+        if values.len() != channels.len() {
+            let n = u8::try_from(values.len()).unwrap_or(u8::MAX);
+            return Some(reset_state_detail(ResetStateError::Length, n));
+        }
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Some(reset_state_detail(ResetStateError::NotFinite, index as u8));
+        }
+        let outside = values
+            .iter()
+            .zip(channels)
+            .position(|(&v, c)| !(c.min <= v && v <= c.max));
+        outside.map(|index| reset_state_detail(ResetStateError::OutOfRange, index as u8))
     }
 
     /// The watchdog and host-timeout checks of an armed tick.

@@ -11,7 +11,8 @@
 //! ```text
 //! on every received byte:   if let Some(Ok(frame)) = decoder.push(byte) {
 //!                               if let Some(event) = firmware.handle(&frame, now_us, &mut outbox) {
-//!                                   act on event (Event::Reset → reset the plant)
+//!                                   act on event (Event::Reset → reset the plant,
+//!                                   Event::ResetTo → set the plant's state)
 //!                               }
 //!                           }
 //! every control period:     state = read sensors
@@ -50,6 +51,13 @@
 //! - **Reset** — with [`CAP_RESET`](handful_protocol::CAP_RESET): disarms (as `Disarm`)
 //!   and returns [`Event::Reset`]; without it: `Fault{Unsupported, detail: 0x33}` (the
 //!   kind byte of `Reset`), nothing else.
+//! - **ResetTo** — without [`CAP_RESET_TO`](handful_protocol::CAP_RESET_TO):
+//!   `Fault{Unsupported, detail: 0x34}`, nothing else. With it, refused with
+//!   `Fault{BadResetState, detail}` ([`handful_protocol::reset_state_detail`]) and no other
+//!   effect if it does not hold exactly one value per state channel, a value is not
+//!   finite, or a value lies outside its state channel's `[min, max]` (checked in that
+//!   order, first bad index), or if the plant refuses it ([`Firmware::handle_with`]);
+//!   otherwise disarms (as `Disarm`) and returns [`Event::ResetTo`].
 //! - **Heartbeat** and firmware-to-host kinds received by the firmware: liveness only.
 //! - **Tick**, once per control period, in this order: while `Armed`, the watchdog
 //!   (`now - last accepted command or arming > watchdog_timeout_us`) and the host timeout
@@ -75,7 +83,7 @@ mod firmware;
 pub use config::{ChannelSpec, FirmwareConfig};
 pub use firmware::Firmware;
 
-use handful_protocol::Frame;
+use handful_protocol::{Frame, StateVector};
 
 /// Capacity of an [`Outbox`]: a full Hello answer (1 + 32 + 16 frames) fits with room.
 pub const OUTBOX_CAPACITY: usize = 64;
@@ -84,9 +92,13 @@ pub const OUTBOX_CAPACITY: usize = 64;
 pub type Outbox = heapless::Deque<Frame, OUTBOX_CAPACITY>;
 
 /// Something the application (the plant) must act on, returned by [`Firmware::handle`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Event {
     /// Reset the simulated plant, drawing its new start state from `seed`. The firmware
     /// is already disarmed.
     Reset { seed: u64 },
+    /// Set the simulated plant to exactly `state` (one finite value per state channel,
+    /// in channel order and units, each within its channel's `[min, max]`). The firmware
+    /// is already disarmed.
+    ResetTo { state: StateVector },
 }

@@ -19,13 +19,21 @@ fn channel(name: &str, unit: &str, min: f32, max: f32, safe: f32) -> ChannelSpec
     }
 }
 
+/// The test robot: a cart position in [-2.5, 2.5] m and an unbounded velocity (the
+/// ranges a ResetTo may set), a force in [-10, 10] N and a brake in [0, 1].
 pub fn config(capabilities: u32) -> FirmwareConfig {
     let mut state_channels = heapless::Vec::new();
     state_channels
-        .push(channel("cart_position", "m", 0.0, 0.0, 0.0))
+        .push(channel("cart_position", "m", -2.5, 2.5, 0.0))
         .unwrap();
     state_channels
-        .push(channel("cart_velocity", "m/s", 0.0, 0.0, 0.0))
+        .push(channel(
+            "cart_velocity",
+            "m/s",
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            0.0,
+        ))
         .unwrap();
     let mut action_channels = heapless::Vec::new();
     action_channels

@@ -1,5 +1,5 @@
 //! Safety as properties: whatever the host sends, in whatever order and timing — arming,
-//! e-stops, resets, commands of any length holding any f32 (NaN, ±inf, subnormals,
+//! e-stops, resets (seeded and to a given state), commands of any length holding any f32 (NaN, ±inf, subnormals,
 //! ±3.4e38) with any validity deadline — the firmware never applies a value outside a
 //! channel's `[min, max]` nor a non-finite one, applies the safe values whenever it is
 //! not armed, and drops to them within one tick of its watchdog or host timeout.
@@ -16,6 +16,10 @@ enum Step {
     Disarm,
     EStop,
     Reset,
+    /// A ResetTo with these values (of any length, any f32).
+    ResetTo {
+        values: Vec<f32>,
+    },
     Heartbeat,
     /// A command with these values, valid until `now + valid_for_us` (negative: already
     /// expired).
@@ -48,6 +52,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Disarm),
         1 => Just(Step::EStop),
         1 => Just(Step::Reset),
+        1 => prop::collection::vec(value(), 0..4).prop_map(|values| Step::ResetTo { values }),
         1 => Just(Step::Heartbeat),
         4 => (prop::collection::vec(value(), 0..4), -20_000i64..40_000)
             .prop_map(|(values, valid_for_us)| Step::Command { values, valid_for_us }),
@@ -81,7 +86,7 @@ proptest! {
     fn no_sequence_of_host_frames_makes_the_firmware_apply_an_unsafe_value(
         steps in prop::collection::vec(step(), 1..60)
     ) {
-        let mut rig = Rig::new();
+        let mut rig = Rig::with_config(config(CAP_RESET | CAP_RESET_TO));
         let mut seq = 0;
         // The last time the firmware heard from the host or accepted a command.
         let mut host_heard_us = rig.now_us;
@@ -106,6 +111,14 @@ proptest! {
                     rig.send(message);
                     host_heard_us = rig.now_us;
                     accepted_us = None;
+                }
+                Step::ResetTo { values } => {
+                    let values = StateVector::from_slice(&values).unwrap_or_default();
+                    let event = rig.send(Message::ResetTo(ResetTo { values }));
+                    host_heard_us = rig.now_us;
+                    if event.is_some() {
+                        accepted_us = None;
+                    }
                 }
                 Step::Heartbeat => {
                     rig.send(Message::Heartbeat(Heartbeat { arm_state: ArmState::Disarmed, fault_flags: 0 }));

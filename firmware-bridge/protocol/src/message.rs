@@ -28,6 +28,7 @@ pub enum MessageKind {
     Disarm = 0x31,
     EStop = 0x32,
     Reset = 0x33,
+    ResetTo = 0x34,
     Teleop = 0x40,
     Fault = 0x50,
 }
@@ -46,6 +47,7 @@ impl MessageKind {
             0x31 => Self::Disarm,
             0x32 => Self::EStop,
             0x33 => Self::Reset,
+            0x34 => Self::ResetTo,
             0x40 => Self::Teleop,
             0x50 => Self::Fault,
             _ => return None,
@@ -77,6 +79,9 @@ pub enum Message {
     EStop,
     /// [H→F] Ask a simulated robot to reset its plant (capability [`CAP_RESET`]).
     Reset(Reset),
+    /// [H→F] Ask a simulated robot to set its plant to a given state (capability
+    /// [`CAP_RESET_TO`]).
+    ResetTo(ResetTo),
     /// [F→H] Operator inputs read by the firmware (joystick, buttons) and forwarded.
     Teleop(Teleop),
     /// [F→H] A fault event (watchdog, link loss, refused command, ...).
@@ -96,6 +101,7 @@ impl Message {
             Self::Disarm => MessageKind::Disarm,
             Self::EStop => MessageKind::EStop,
             Self::Reset(_) => MessageKind::Reset,
+            Self::ResetTo(_) => MessageKind::ResetTo,
             Self::Teleop(_) => MessageKind::Teleop,
             Self::Fault(_) => MessageKind::Fault,
         }
@@ -212,6 +218,9 @@ pub const CAP_RESET: u32 = 1 << 0;
 pub const CAP_TELEOP: u32 = 1 << 1;
 /// Capability bit: lockstep simulator (one plant step per command received).
 pub const CAP_LOCKSTEP: u32 = 1 << 2;
+/// Capability bit: the robot honours [`Message::ResetTo`] (reset to a given state). A
+/// host never sends `ResetTo` to a robot that does not announce it.
+pub const CAP_RESET_TO: u32 = 1 << 3;
 
 /// [F→H] What the robot is. Followed by `state_dim + action_dim` `ChannelInfo`s.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -326,6 +335,15 @@ pub struct Reset {
     pub seed: u64,
 }
 
+/// [H→F] Reset a simulated plant to exactly `values`: one value per state channel, in
+/// the announced channel order and each channel's unit (the raw values a `State` would
+/// carry). The firmware refuses a wrong length, a non-finite value or a value outside the
+/// channel's range with `Fault{BadResetState}`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ResetTo {
+    pub values: StateVector,
+}
+
 /// [F→H] Operator inputs: analogue axes in [-1, 1] and a button bitmask.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Teleop {
@@ -348,6 +366,9 @@ pub enum FaultCode {
     Unsupported = 7,
     /// No protocol version in common with the host's `Hello`.
     VersionMismatch = 8,
+    /// A `ResetTo` was refused: wrong length, non-finite or out-of-range value. The
+    /// detail is [`reset_state_detail`]'s.
+    BadResetState = 9,
 }
 
 impl FaultCode {
@@ -361,6 +382,7 @@ impl FaultCode {
             6 => Self::Limit,
             7 => Self::Unsupported,
             8 => Self::VersionMismatch,
+            9 => Self::BadResetState,
             _ => return None,
         })
     }
@@ -371,4 +393,45 @@ impl FaultCode {
 pub struct Fault {
     pub code: FaultCode,
     pub detail: u32,
+}
+
+/// Why a `ResetTo` was refused, in the high byte of `Fault{BadResetState}.detail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ResetStateError {
+    /// `n` differs from the number of state channels; the low byte is the `n` received.
+    Length = 1,
+    /// A value is NaN or infinite; the low byte is its index.
+    NotFinite = 2,
+    /// A value lies outside its channel's range; the low byte is its index.
+    OutOfRange = 3,
+}
+
+impl ResetStateError {
+    pub const fn from_u8(byte: u8) -> Option<Self> {
+        Some(match byte {
+            1 => Self::Length,
+            2 => Self::NotFinite,
+            3 => Self::OutOfRange,
+            _ => return None,
+        })
+    }
+}
+
+/// `Fault{BadResetState}.detail`: `reason << 8 | index` (the index of the first bad
+/// value, or for [`ResetStateError::Length`] the number of values received).
+pub const fn reset_state_detail(reason: ResetStateError, index: u8) -> u32 {
+    ((reason as u32) << 8) | index as u32
+}
+
+/// The reason and index packed by [`reset_state_detail`], or `None` if `detail` is not
+/// such a value.
+pub const fn parse_reset_state_detail(detail: u32) -> Option<(ResetStateError, u8)> {
+    if detail > 0xffff {
+        return None;
+    }
+    match ResetStateError::from_u8((detail >> 8) as u8) {
+        Some(reason) => Some((reason, detail as u8)),
+        None => None,
+    }
 }

@@ -339,6 +339,77 @@ pub fn golden_frames() -> Vec<(&'static str, Frame)> {
                 }),
             ),
         ),
+        // Reset to a given state (CAP_RESET_TO), added to version 1 behind its bit.
+        (
+            "capabilities_reset_to",
+            frame(
+                108,
+                1_340_000,
+                Message::Capabilities(Capabilities {
+                    protocol: 1,
+                    robot_id: name("cartpole-sim"),
+                    firmware_version: [0, 1, 0],
+                    state_dim: 4,
+                    action_dim: 1,
+                    control_period_us: 40_000,
+                    watchdog_timeout_us: 200_000,
+                    heartbeat_interval_us: 100_000,
+                    capabilities: CAP_RESET | CAP_LOCKSTEP | CAP_RESET_TO,
+                }),
+            ),
+        ),
+        (
+            "reset_to",
+            frame(
+                49,
+                2_070_000,
+                Message::ResetTo(ResetTo {
+                    values: vector(&[0.5, std::f32::consts::PI, -0.25, 1.5]),
+                }),
+            ),
+        ),
+        (
+            "reset_to_full",
+            frame(
+                50,
+                2_080_000,
+                Message::ResetTo(ResetTo {
+                    values: vector(&ramp(MAX_STATE_DIM, 0.125)),
+                }),
+            ),
+        ),
+        (
+            "reset_to_empty",
+            frame(
+                51,
+                2_090_000,
+                Message::ResetTo(ResetTo {
+                    values: Vector::new(),
+                }),
+            ),
+        ),
+        (
+            "fault_unsupported_reset_to",
+            frame(
+                109,
+                1_350_000,
+                Message::Fault(Fault {
+                    code: FaultCode::Unsupported,
+                    detail: 0x34,
+                }),
+            ),
+        ),
+        (
+            "fault_bad_reset_state",
+            frame(
+                110,
+                1_360_000,
+                Message::Fault(Fault {
+                    code: FaultCode::BadResetState,
+                    detail: reset_state_detail(ResetStateError::OutOfRange, 0),
+                }),
+            ),
+        ),
     ]
 }
 
@@ -350,6 +421,7 @@ pub fn has_nan(frame: &Frame) -> bool {
         Message::State(m) => nan(m.values.as_slice()),
         Message::Command(m) => nan(m.values.as_slice()),
         Message::Teleop(m) => nan(m.axes.as_slice()),
+        Message::ResetTo(m) => nan(m.values.as_slice()),
         _ => false,
     }
 }
@@ -376,7 +448,7 @@ fn arb_arm_state() -> impl Strategy<Value = ArmState> {
 }
 
 fn arb_fault_code() -> impl Strategy<Value = FaultCode> {
-    (1u16..=8).prop_map(|c| FaultCode::from_u16(c).expect("codes 1..=8 exist"))
+    (1u16..=9).prop_map(|c| FaultCode::from_u16(c).expect("codes 1..=9 exist"))
 }
 
 /// Any valid message of any kind, with arbitrary `f32` bit patterns.
@@ -458,6 +530,7 @@ pub fn arb_message() -> impl Strategy<Value = Message> {
         Just(Message::Disarm),
         Just(Message::EStop),
         any::<u64>().prop_map(|seed| Message::Reset(Reset { seed })),
+        arb_vector().prop_map(|values| Message::ResetTo(ResetTo { values })),
         (any::<u32>(), arb_vector())
             .prop_map(|(buttons, axes)| Message::Teleop(Teleop { buttons, axes })),
         (arb_fault_code(), any::<u32>())

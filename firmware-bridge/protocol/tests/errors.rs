@@ -104,6 +104,30 @@ fn malformed_frames_are_reported() {
             },
         ),
         (
+            "reset_to without count",
+            seal(&body(v, 0x34, &[])),
+            Length {
+                kind: K::ResetTo,
+                len: 0,
+            },
+        ),
+        (
+            "reset_to count 2, 1 value",
+            seal(&body(v, 0x34, &[2, 0, 0, 0, 0])),
+            Length {
+                kind: K::ResetTo,
+                len: 5,
+            },
+        ),
+        (
+            "reset_to count 33",
+            seal(&body(v, 0x34, &[&[33u8][..], &[0; 132]].concat())),
+            InvalidField {
+                kind: K::ResetTo,
+                offset: 0,
+            },
+        ),
+        (
             "state without count",
             seal(&body(v, 0x10, &[1; 9])),
             Length {
@@ -176,8 +200,8 @@ fn malformed_frames_are_reported() {
             },
         ),
         (
-            "fault code 9",
-            seal(&body(v, 0x50, &[9, 0, 1, 0, 0, 0])),
+            "fault code 10",
+            seal(&body(v, 0x50, &[10, 0, 1, 0, 0, 0])),
             InvalidField {
                 kind: K::Fault,
                 offset: 0,

@@ -206,6 +206,7 @@ fn describe(frame: &Frame) -> String {
         Message::Disarm => "Disarm".to_string(),
         Message::EStop => "EStop".to_string(),
         Message::Reset(m) => format!("Reset{{seed=0x{:016x}}}", m.seed),
+        Message::ResetTo(m) => format!("ResetTo{{values={}}}", floats(m.values.as_slice())),
         Message::Teleop(m) => {
             format!(
                 "Teleop{{buttons=0x{:08x} axes={}}}",

@@ -37,6 +37,7 @@ fn payload_len(message: &Message) -> usize {
         Message::Heartbeat(_) => 5,
         Message::Arm | Message::Disarm | Message::EStop => 0,
         Message::Reset(_) => 8,
+        Message::ResetTo(m) => 1 + 4 * m.values.len(),
         Message::Teleop(m) => 5 + 4 * m.axes.len(),
         Message::Fault(_) => 6,
     }
@@ -47,7 +48,7 @@ fn every_golden_frame_round_trips() {
     let frames = golden_frames();
     let kinds: std::collections::BTreeSet<u8> =
         frames.iter().map(|(_, f)| f.message.kind() as u8).collect();
-    assert_eq!(kinds.len(), 12, "every message kind is covered");
+    assert_eq!(kinds.len(), 13, "every message kind is covered");
     for (_, frame) in &frames {
         check(frame);
     }
@@ -106,4 +107,32 @@ fn empty_frames_are_skipped() {
     stream.extend(encode_vec(&frame(1, 2, Message::Arm)));
     stream.extend([0, 0]);
     assert_eq!(decode_all(&stream), vec![Ok(frame(1, 2, Message::Arm))]);
+}
+
+#[test]
+fn reset_to_of_any_length_up_to_the_state_capacity_round_trips() {
+    for n in 0..=MAX_STATE_DIM {
+        let values: Vec<f32> = (0..n).map(|i| i as f32 * -0.75 + 0.5).collect();
+        check(&frame(
+            n as u32,
+            n as u64,
+            Message::ResetTo(ResetTo {
+                values: vector(&values),
+            }),
+        ));
+    }
+}
+
+#[test]
+fn reset_state_details_pack_and_unpack() {
+    use ResetStateError::*;
+    for reason in [Length, NotFinite, OutOfRange] {
+        for index in [0u8, 1, 31, 255] {
+            let detail = reset_state_detail(reason, index);
+            assert_eq!(parse_reset_state_detail(detail), Some((reason, index)));
+        }
+    }
+    assert_eq!(reset_state_detail(OutOfRange, 2), 0x0302);
+    assert_eq!(parse_reset_state_detail(0x0402), None);
+    assert_eq!(parse_reset_state_detail(0x1_0102), None);
 }

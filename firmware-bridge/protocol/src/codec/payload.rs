@@ -9,13 +9,13 @@ use super::{Reader, Writer};
 use crate::{
     ArmState, Capabilities, ChannelInfo, ChannelKind, Command, Fault, FaultCode, FixedStr,
     Heartbeat, Hello, MAX_ACTION_DIM, MAX_PAYLOAD_LEN, MAX_STATE_DIM, MAX_TELEOP_AXES, Message,
-    MessageKind, Reset, State, Teleop, Vector,
+    MessageKind, Reset, ResetTo, State, Teleop, Vector,
 };
 
 use super::DecodeError;
 
 /// Every kind, for the size check below and for tests.
-const ALL_KINDS: [MessageKind; 12] = [
+const ALL_KINDS: [MessageKind; 13] = [
     MessageKind::Hello,
     MessageKind::Capabilities,
     MessageKind::ChannelInfo,
@@ -26,6 +26,7 @@ const ALL_KINDS: [MessageKind; 12] = [
     MessageKind::Disarm,
     MessageKind::EStop,
     MessageKind::Reset,
+    MessageKind::ResetTo,
     MessageKind::Teleop,
     MessageKind::Fault,
 ];
@@ -42,6 +43,7 @@ const fn layout(kind: MessageKind) -> (usize, usize) {
         MessageKind::Heartbeat => (5, 0),
         MessageKind::Arm | MessageKind::Disarm | MessageKind::EStop => (0, 0),
         MessageKind::Reset => (8, 0),
+        MessageKind::ResetTo => (1, MAX_STATE_DIM),
         MessageKind::Teleop => (5, MAX_TELEOP_AXES),
         MessageKind::Fault => (6, 0),
     }
@@ -101,6 +103,7 @@ pub(super) fn write(message: &Message, w: &mut Writer<'_>) {
         }
         Message::Arm | Message::Disarm | Message::EStop => {}
         Message::Reset(m) => w.u64(m.seed),
+        Message::ResetTo(m) => write_vector(w, &m.values),
         Message::Teleop(m) => {
             w.u32(m.buttons);
             write_vector(w, &m.axes);
@@ -209,6 +212,9 @@ pub(super) fn read(kind: MessageKind, payload: &[u8]) -> Result<Message, DecodeE
         MessageKind::Disarm => Message::Disarm,
         MessageKind::EStop => Message::EStop,
         MessageKind::Reset => Message::Reset(Reset { seed: f.u64()? }),
+        MessageKind::ResetTo => Message::ResetTo(ResetTo {
+            values: f.vector()?,
+        }),
         MessageKind::Teleop => Message::Teleop(Teleop {
             buttons: f.u32()?,
             axes: f.vector()?,
