@@ -185,6 +185,9 @@ impl<'a> EpisodeDriver<'a> {
                 crate::run::send_link(&self.link, viz);
                 next_link_us = waiter.now_us() + LINK_EVERY_US;
             }
+            if let Some(signal) = crate::signals::requested() {
+                return Err(self.interrupt(handle, signal, watch));
+            }
             match handle.episodes.recv_timeout(POLL) {
                 Ok(summary) => break summary,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -211,5 +214,27 @@ impl<'a> EpisodeDriver<'a> {
             }
         }
         Ok(summary)
+    }
+
+    /// A stop signal arrived: disarm the episode in progress, keep its records, and end
+    /// the run with [`crate::recovery::Stopped::Signal`].
+    fn interrupt(
+        &self,
+        handle: &LoopHandle,
+        signal: &'static str,
+        watch: &mut dyn Watch,
+    ) -> anyhow::Error {
+        let _ = handle.requests.send(Request::Disarm);
+        let waiter = Clock::real();
+        let give_up = waiter.now_us() + 2_000_000;
+        while waiter.now_us() < give_up {
+            while let Ok(record) = handle.records.try_recv() {
+                let _ = watch.record(&record);
+            }
+            if handle.episodes.recv_timeout(POLL).is_ok() {
+                break;
+            }
+        }
+        crate::recovery::Stopped::Signal(signal).into()
     }
 }

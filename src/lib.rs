@@ -19,6 +19,7 @@ pub mod plant;
 pub mod record;
 pub mod recovery;
 pub mod run;
+pub mod signals;
 pub mod sim;
 pub mod sysid;
 pub mod task;

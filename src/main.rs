@@ -207,6 +207,11 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
+    if matches!(cli.command, Command::Run(_) | Command::Record(_)) {
+        // SIGINT and SIGTERM stop a run or a recording cleanly (`handful::signals`).
+        // The simulator takes them itself.
+        handful::signals::install().context("taking SIGINT and SIGTERM")?;
+    }
     match cli.command {
         Command::Run(args) => run_command(args),
         Command::Sim(args) => handful::sim::run_cli(args),

@@ -424,9 +424,22 @@ fn operator_session(
         "[record] {}: Enter/A start, k/B keep, x/X discard, space/guide e-stop, q/select quit; hold the dead-man to drive\r\n",
         source.name()
     );
+    let mut interrupting = false;
     loop {
         while let Ok(record) = handle.records.try_recv() {
             recorder.on_tick(&record)?;
+        }
+        if let Some(signal) = crate::signals::requested() {
+            if !recorder.is_active() {
+                summary.stopped = Some(crate::recovery::Stopped::Signal(signal).to_string());
+                return Ok(());
+            }
+            // Like a fault, a signal is not where the operator chose to end: discarded.
+            if !interrupting {
+                interrupting = true;
+                keep_next = false;
+                let _ = handle.requests.send(Request::Disarm);
+            }
         }
         if let Ok(episode) = handle.episodes.try_recv() {
             // A faulted episode is never kept: the operator did not choose where it ended.

@@ -69,6 +69,8 @@ pub enum Stopped {
     EStopped,
     #[error("the robot was not healthy again within {waited_s:.0} s after a fault ({why})")]
     NotHealthy { waited_s: f64, why: String },
+    #[error("{0} received: the episode in progress was disarmed")]
+    Signal(&'static str),
 }
 
 /// A run's recoveries so far.
@@ -168,6 +170,9 @@ fn wait_until_healthy(
                 None => Some("no state has arrived".to_string()),
             }
         };
+        if let Some(signal) = crate::signals::requested() {
+            return Err(Stopped::Signal(signal));
+        }
         match why {
             None => {
                 let since = *healthy_since.get_or_insert(now);

@@ -30,6 +30,8 @@ mod learning;
 // Every learning option of `handful run` (resume, expert dataset, overlap, trainer, expert
 // fraction) through the binary.
 mod learn;
+// SIGTERM and SIGINT stop runs and recordings cleanly, through the binary.
+mod signals;
 // Rerun visualisation: a session and a dataset replay saved to .rrd, read back by the rerun CLI.
 #[cfg(feature = "viz")]
 mod viz;

@@ -1,0 +1,117 @@
+//! SIGTERM and SIGINT stop a run, not kill it: the episode in progress is disarmed, the
+//! summary is written with the reason, the process exits non-zero, the simulator goes
+//! with it; a recording keeps every episode it had kept and stays valid.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cli::handful;
+
+/// Waits (up to 60 s) until `ready()`, then sends `signal` to `child` and returns its
+/// exit code and stderr.
+fn signal_when(
+    mut child: Child,
+    ready: impl Fn() -> bool,
+    signal: nix::sys::signal::Signal,
+) -> (Option<i32>, String) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never ready");
+        assert!(child.try_wait().unwrap().is_none(), "exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn episodes_done(csv: &Path) -> usize {
+    std::fs::read_to_string(csv).map_or(0, |t| t.lines().count().saturating_sub(1))
+}
+
+#[test]
+fn sigterm_disarms_the_run_writes_its_summary_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let child = handful()
+        .args(["run", "--lockstep", "--controller", "expert", "--no-viz"])
+        .args(["--episodes", "100000", "--steps", "200", "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let csv = out.join("episodes.csv");
+    let (code, stderr) = signal_when(
+        child,
+        || episodes_done(&csv) >= 2,
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("SIGTERM received"), "{stderr}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["stopped"].as_str().unwrap().contains("SIGTERM"),
+        "{summary}"
+    );
+    let episodes = summary["episodes"].as_array().unwrap();
+    assert!(episodes.len() >= 2 && episodes.len() < 100000);
+    assert!(
+        episodes.iter().all(|e| e["end"] == "completed"),
+        "{episodes:?}"
+    );
+    // The simulator went with the run: its link is gone.
+    let link = out.join("robot.tty");
+    let start = Instant::now();
+    while link.exists() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!link.exists(), "the simulator outlived the run");
+}
+
+#[test]
+fn sigint_while_recording_keeps_the_kept_episodes_and_leaves_a_valid_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("demos");
+    let child = handful()
+        .args([
+            "record",
+            "--lockstep",
+            "--teleop",
+            "expert",
+            "--episodes",
+            "100000",
+        ])
+        .args(["--steps", "100", "--dataset"])
+        .arg(&dataset)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let committed =
+        || handful::dataset::DatasetReader::open(&dataset).is_ok_and(|r| r.episodes().len() >= 2);
+    let (code, stderr) = signal_when(child, committed, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("SIGINT received"), "{stderr}");
+    let reader = handful::dataset::DatasetReader::open(&dataset).unwrap();
+    assert!(reader.episodes().len() >= 2);
+    assert!(
+        reader.pending_recovery().is_clean(),
+        "{:?}",
+        reader.pending_recovery()
+    );
+    let status = handful()
+        .args(["dataset", "validate"])
+        .arg(&dataset)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
