@@ -11,6 +11,8 @@ pub mod dataset;
 pub mod episodes;
 pub mod expert;
 pub mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod learn;
 pub mod link;
 pub mod model;

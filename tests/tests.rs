@@ -11,6 +11,7 @@ mod control;
 // Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
 mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
+mod fuzz_corpus; // the fuzz targets on stable: committed corpus, regressions, seeded mutations
 // The handful binary end to end: run directory, outside models, errors.
 mod cli;
 // LeRobot v3 datasets: round trip, kill -9 recovery, corruption, merge, validation, pyarrow.

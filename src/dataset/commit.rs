@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use parquet::file::metadata::KeyValue;
 
 use super::columns::{Columns, frame_schema};
-use super::fsio::{ParquetOut, io_err, list_sorted, open_parquet, pq_err, read_parquet};
+use super::fsio::{ParquetOut, batches, io_err, list_sorted, open_parquet, read_parquet};
 use super::meta::{self, EpisodeMeta, Info, data_path, next_file};
 use super::stats::{aggregate, episode_stats};
 use super::{DatasetError, DatasetSpec};
@@ -296,16 +296,9 @@ pub(crate) fn rewrite_data_file(
             if keep == 0 {
                 break;
             }
-            let reader = open_parquet(&path)?
-                .with_row_groups(vec![group])
-                .build()
-                .map_err(pq_err("read", &path))?;
-            for batch in reader {
-                let batch = batch.map_err(|e| DatasetError::Parquet {
-                    action: "decoded",
-                    path: path.clone(),
-                    source: e.into(),
-                })?;
+            let builder = open_parquet(&path)?.with_row_groups(vec![group]);
+            for batch in batches(builder, &path)? {
+                let batch = batch?;
                 let take = keep.min(batch.num_rows());
                 out.write(&batch.slice(0, take))?;
                 keep -= take;

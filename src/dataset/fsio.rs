@@ -176,27 +176,83 @@ impl Drop for ParquetOut {
     }
 }
 
-/// Opens a parquet file for streaming, `batch_rows` rows at a time.
+/// Runs `decode`, a call into the parquet/arrow decoders over the bytes of `path`, and
+/// turns a panic in it into [`DatasetError::DecoderPanicked`] naming the file.
+///
+/// Those crates are not ours and can panic on hostile bytes: fuzzing (`fuzz/`, target
+/// `dataset`) found parquet 57 panicking while decoding a file's footer metadata. A bad
+/// file must give a clear error, never a panic, so every call that decodes a file's
+/// bytes goes through here: opening (footer), building a reader (row groups, page
+/// indexes) and each record batch ([`Batches`]). Unwinding needs the default
+/// `panic = "unwind"`, which the release profile keeps. The panic message still goes
+/// to stderr through the panic hook.
+pub(crate) fn contain<T>(
+    path: &Path,
+    decode: impl FnOnce() -> Result<T, DatasetError>,
+) -> Result<T, DatasetError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        Err(DatasetError::DecoderPanicked {
+            path: path.to_path_buf(),
+            message,
+        })
+    })
+}
+
+/// Opens a parquet file for streaming (its footer decoded, panics contained).
 pub(crate) fn open_parquet(
     path: &Path,
 ) -> Result<ParquetRecordBatchReaderBuilder<File>, DatasetError> {
     let file = File::open(path).map_err(io_err("open", path))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err("read", path))
+    contain(path, || {
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err("read", path))
+    })
+}
+
+/// Builds the reader of `builder` (opened from `path` by [`open_parquet`]).
+pub(crate) fn batches(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    path: &Path,
+) -> Result<Batches, DatasetError> {
+    let reader = contain(path, || builder.build().map_err(pq_err("read", path)))?;
+    Ok(Batches {
+        reader,
+        path: path.to_path_buf(),
+    })
+}
+
+/// The record batches of one parquet file; decoding errors and decoder panics name it.
+pub(crate) struct Batches {
+    reader: ParquetRecordBatchReader,
+    path: PathBuf,
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch, DatasetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let path = &self.path;
+        let reader = &mut self.reader;
+        contain(path, || {
+            Ok(reader.next().map(|batch| {
+                batch.map_err(|e| DatasetError::Parquet {
+                    action: "decoded",
+                    path: path.clone(),
+                    source: e.into(),
+                })
+            }))
+        })
+        .unwrap_or_else(|e| Some(Err(e)))
+    }
 }
 
 /// Reads a whole (small) parquet file.
 pub(crate) fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>, DatasetError> {
-    let reader: ParquetRecordBatchReader =
-        open_parquet(path)?.build().map_err(pq_err("read", path))?;
-    reader
-        .map(|b| {
-            b.map_err(|e| DatasetError::Parquet {
-                action: "decoded",
-                path: path.to_path_buf(),
-                source: e.into(),
-            })
-        })
-        .collect()
+    batches(open_parquet(path)?, path)?.collect()
 }
 
 /// `dir`'s entries whose names start with `prefix` and end with `suffix`, sorted by name.

@@ -84,6 +84,10 @@ pub enum DatasetError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// The third-party parquet decoder panicked on the file's bytes (contained: see
+    /// `fsio::contain`).
+    #[error("the parquet decoder panicked on {path}: {message}")]
+    DecoderPanicked { path: PathBuf, message: String },
     #[error("{path} is malformed: {message}")]
     Malformed { path: PathBuf, message: String },
     #[error("{path}, column `{column}`: expected {expected}, found {found}")]

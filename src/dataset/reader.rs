@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 
 use super::DatasetError;
 use super::columns::{Columns, RecordedFrame};
 use super::commit::Committed;
-use super::fsio::{open_parquet, pq_err};
+use super::fsio::{Batches, batches, open_parquet};
 use super::meta::{EpisodeMeta, Info, data_path};
 use super::recover::{RecoveryReport, inspect};
 
@@ -141,7 +141,7 @@ pub struct FrameIter {
     dims: (usize, usize),
     /// Remaining segments, last first.
     segments: Vec<Segment>,
-    reader: Option<ParquetRecordBatchReader>,
+    reader: Option<Batches>,
     path: PathBuf,
     batch: Columns,
     pos: usize,
@@ -158,11 +158,10 @@ impl FrameIter {
             RowSelector::skip(seg.skip),
             RowSelector::select(seg.take),
         ]);
-        let reader = open_parquet(&self.path)?
+        let builder = open_parquet(&self.path)?
             .with_batch_size(BATCH_ROWS)
-            .with_row_selection(selection)
-            .build()
-            .map_err(pq_err("read", &self.path))?;
+            .with_row_selection(selection);
+        let reader = batches(builder, &self.path)?;
         self.reader = Some(reader);
         Ok(true)
     }
@@ -177,14 +176,7 @@ impl FrameIter {
                         self.pos = 0;
                         return Ok(true);
                     }
-                    Some(Err(e)) => {
-                        let path = self.path.clone();
-                        return Err(DatasetError::Parquet {
-                            action: "decoded",
-                            path,
-                            source: e.into(),
-                        });
-                    }
+                    Some(Err(e)) => return Err(e),
                     None => self.reader = None,
                 }
             }

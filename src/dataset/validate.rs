@@ -196,16 +196,17 @@ fn check_data_file(
     }
     let start = eps.first().map_or(0, |e| e.dataset_from_index);
     let fps = state.info.fps.max(1) as f64;
-    let reader = builder
-        .with_batch_size(4096)
-        .build()
-        .map_err(super::fsio::pq_err("read", &path))?;
+    let reader = super::fsio::batches(builder.with_batch_size(4096), &path)?;
     let mut row: u64 = 0;
     for batch in reader {
         let batch = match batch {
             Ok(b) => b,
             Err(e) => {
-                out.add(&path, Some(row), None, format!("does not decode: {e}"));
+                let why = match &e {
+                    DatasetError::Parquet { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                out.add(&path, Some(row), None, format!("does not decode: {why}"));
                 break;
             }
         };

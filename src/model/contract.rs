@@ -27,14 +27,131 @@ pub(crate) struct Layout {
     pub state_input: usize,
 }
 
+/// What the contract reads of a model: its graph's inputs and outputs and its metadata
+/// properties, taken from an ONNX Runtime session ([`Signature::of_session`]) or straight
+/// from the ONNX protobuf ([`Signature::from_onnx`], which the fuzz target uses: loading
+/// through ort for every input is too slow, and ort is not ours to fuzz).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Signature {
+    pub inputs: Vec<TensorSignature>,
+    pub outputs: Vec<TensorSignature>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One named graph input or output.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TensorSignature {
+    pub name: String,
+    pub ty: TensorType,
+}
+
+/// A float32 tensor's dims (−1 for a dynamic axis), or what the value is instead.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum TensorType {
+    Float32(Vec<i64>),
+    Other(String),
+}
+
+impl Signature {
+    /// The session's inputs, outputs and custom metadata.
+    pub(crate) fn of_session(session: &Session) -> Result<Self, ModelError> {
+        let tensor = |name: &str, dtype: &ValueType| TensorSignature {
+            name: name.into(),
+            ty: match dtype {
+                ValueType::Tensor { ty, shape, .. } if *ty == TensorElementType::Float32 => {
+                    TensorType::Float32(shape.to_vec())
+                }
+                other => TensorType::Other(other.to_string()),
+            },
+        };
+        Ok(Self {
+            inputs: session
+                .inputs()
+                .iter()
+                .map(|i| tensor(i.name(), i.dtype()))
+                .collect(),
+            outputs: session
+                .outputs()
+                .iter()
+                .map(|o| tensor(o.name(), o.dtype()))
+                .collect(),
+            metadata: read_metadata(session)?,
+        })
+    }
+
+    /// The same read from the bytes of an ONNX file, as ONNX Runtime reads it: graph
+    /// inputs that are initializers are not inputs; an axis without a fixed size is
+    /// dynamic (−1); later metadata keys override earlier ones.
+    pub(crate) fn from_onnx(bytes: &[u8]) -> Result<Self, ModelError> {
+        use crate::train::proto::{self, tensor_shape_proto::dimension, type_proto};
+        use prost::Message as _;
+        let model = proto::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx {
+            message: e.to_string(),
+        })?;
+        let graph = model.graph.unwrap_or_default();
+        let initializers: Vec<&str> = graph
+            .initializer
+            .iter()
+            .filter_map(|t| t.name.as_deref())
+            .collect();
+        let tensor = |value: &proto::ValueInfoProto| {
+            let name = value.name.clone().unwrap_or_default();
+            let ty = match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+                Some(type_proto::Value::TensorType(t))
+                    if t.elem_type == Some(proto::tensor_proto::DataType::Float as i32) =>
+                {
+                    let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or(&[]);
+                    TensorType::Float32(
+                        dims.iter()
+                            .map(|d| match d.value {
+                                Some(dimension::Value::DimValue(v)) => v,
+                                _ => -1,
+                            })
+                            .collect(),
+                    )
+                }
+                Some(type_proto::Value::TensorType(t)) => {
+                    TensorType::Other(format!("a tensor of element type {:?}", t.elem_type))
+                }
+                Some(_) => TensorType::Other("not a tensor".into()),
+                None => TensorType::Other("of no type".into()),
+            };
+            TensorSignature { name, ty }
+        };
+        Ok(Self {
+            inputs: graph
+                .input
+                .iter()
+                .filter(|i| !initializers.contains(&i.name.as_deref().unwrap_or_default()))
+                .map(tensor)
+                .collect(),
+            outputs: graph.output.iter().map(tensor).collect(),
+            metadata: model
+                .metadata_props
+                .into_iter()
+                .map(|p| (p.key.unwrap_or_default(), p.value.unwrap_or_default()))
+                .collect(),
+        })
+    }
+}
+
 /// Checks the session against the contract and `expect`; on success, what the model is.
 pub(crate) fn check(
     session: &Session,
     sha256: String,
     expect: &ModelExpectation,
 ) -> Result<(Layout, ModelInfo), ModelError> {
-    let input_names: Vec<String> = session.inputs().iter().map(|i| i.name().into()).collect();
-    let output_names: Vec<String> = session.outputs().iter().map(|o| o.name().into()).collect();
+    check_signature(&Signature::of_session(session)?, sha256, expect)
+}
+
+/// [`check`] on what was read of a model: the contract's every check, pure.
+pub(crate) fn check_signature(
+    signature: &Signature,
+    sha256: String,
+    expect: &ModelExpectation,
+) -> Result<(Layout, ModelInfo), ModelError> {
+    let input_names: Vec<String> = signature.inputs.iter().map(|i| i.name.clone()).collect();
+    let output_names: Vec<String> = signature.outputs.iter().map(|o| o.name.clone()).collect();
     let find = |role, names: &[String], name| {
         names
             .iter()
@@ -53,10 +170,10 @@ pub(crate) fn check(
         return Err(ModelError::ExtraInputs { found: input_names });
     }
 
-    let state = dims(STATE, session.inputs()[state_input].dtype())?;
-    let action = dims(ACTION, session.inputs()[action_input].dtype())?;
-    let mean = dims(MEAN, session.outputs()[mean_output].dtype())?;
-    let logvar = dims(LOGVAR, session.outputs()[logvar_output].dtype())?;
+    let state = dims(STATE, &signature.inputs[state_input].ty)?;
+    let action = dims(ACTION, &signature.inputs[action_input].ty)?;
+    let mean = dims(MEAN, &signature.outputs[mean_output].ty)?;
+    let logvar = dims(LOGVAR, &signature.outputs[logvar_output].ty)?;
     let fixed = |tensor, shape: &[i64], axis: usize| -> Result<usize, ModelError> {
         usize::try_from(shape[axis])
             .ok()
@@ -94,7 +211,7 @@ pub(crate) fn check(
         }
     }
 
-    let metadata = read_metadata(session)?;
+    let metadata = &signature.metadata;
     let get = |key: &'static str| {
         metadata
             .get(key)
@@ -170,27 +287,22 @@ pub(crate) fn check(
         control_period_us,
         sha256,
         producer,
-        metadata,
+        metadata: metadata.clone(),
     };
     Ok((layout, info))
 }
 
 /// The dims of a float32 rank-3 tensor (−1 for a dynamic axis).
-fn dims(tensor: &'static str, dtype: &ValueType) -> Result<Vec<i64>, ModelError> {
-    match dtype {
-        ValueType::Tensor { ty, shape, .. } if *ty == TensorElementType::Float32 => {
-            if shape.len() == 3 {
-                Ok(shape.to_vec())
-            } else {
-                Err(ModelError::Rank {
-                    tensor,
-                    found: shape.len(),
-                })
-            }
-        }
-        other => Err(ModelError::Dtype {
+fn dims(tensor: &'static str, ty: &TensorType) -> Result<Vec<i64>, ModelError> {
+    match ty {
+        TensorType::Float32(shape) if shape.len() == 3 => Ok(shape.clone()),
+        TensorType::Float32(shape) => Err(ModelError::Rank {
             tensor,
-            found: other.to_string(),
+            found: shape.len(),
+        }),
+        TensorType::Other(found) => Err(ModelError::Dtype {
+            tensor,
+            found: found.clone(),
         }),
     }
 }

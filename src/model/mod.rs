@@ -31,6 +31,18 @@ pub struct ModelExpectation {
     pub control_period_us: u64,
 }
 
+/// The contract's checks on the bytes of an ONNX file, read as protobuf without ONNX
+/// Runtime (the `model_checks` fuzz target; [`Ensemble`] runs the same checks on its
+/// session).
+pub(crate) fn check_onnx_bytes(
+    bytes: &[u8],
+    expect: &ModelExpectation,
+) -> Result<ModelInfo, ModelError> {
+    let signature = contract::Signature::from_onnx(bytes)?;
+    let sha256 = crate::calib::hex_sha256(bytes);
+    contract::check_signature(&signature, sha256, expect).map(|(_, info)| info)
+}
+
 impl ModelExpectation {
     /// The names and control period of a calibration, in its channel order.
     pub fn from_calibration(calibration: &Calibration) -> Self {
@@ -93,6 +105,8 @@ pub enum ModelError {
     },
     #[error("ONNX Runtime refused the model: {message}")]
     Session { message: String },
+    #[error("the file is not an ONNX model: {message}")]
+    NotOnnx { message: String },
     #[error("the model has no {role} named `{name}` (it has {found:?})")]
     MissingTensor {
         role: &'static str,

@@ -15,7 +15,7 @@ mod data;
 mod export;
 mod network;
 mod optim;
-mod proto;
+pub(crate) mod proto;
 mod sampling;
 mod trainer;
 

@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 
 pub use codec::{DecodeError, Decoder, EncodeError, encode};
