@@ -59,6 +59,8 @@ RUN_ROWS = [
      [f"--latency-spike-at-ms={ONSET_MS}", "--latency-spike-ms=200", "--latency-spike-every-ms=2000"]),
     ("heartbeat-stop", "firmware stops heartbeating at 3 s", [f"--heartbeat-stop-at-ms={ONSET_MS}"]),
     ("mute", "robot's transmit line dead 1 s at 3 s", [f"--mute-at-ms={ONSET_MS}", "--mute-for-ms=1000"]),
+    ("sensor-nan", "sensors read NaN for 200 ms at 3 s",
+     [f"--sensor-fail-at-ms={ONSET_MS}", "--sensor-fail-for-ms=200"]),
 ]
 
 

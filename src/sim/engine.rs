@@ -45,6 +45,8 @@ pub struct Sim {
     outbox: Outbox,
     rng: ChaCha8Rng,
     sensor: Sensor,
+    /// The sensors are inside their failure window (NaN readings).
+    sensor_failed: bool,
     tx: Transmitter,
     port: Option<Pty>,
     link: Link,
@@ -96,6 +98,7 @@ impl Sim {
             decoder: Decoder::new(),
             outbox: Outbox::new(),
             sensor,
+            sensor_failed: false,
             port: Some(port),
             link,
             rx: vec![0; RX_CHUNK],
@@ -213,7 +216,24 @@ impl Sim {
 
     /// One firmware tick at `now_us` on what the sensors read now; returns the actuation.
     pub fn tick(&mut self, now_us: u64) -> ActionVector {
-        let reading = self.sensor.read(&mut self.rng);
+        let failed = self
+            .options
+            .sensor_failure
+            .is_some_and(|w| w.contains(now_us));
+        if failed != self.sensor_failed {
+            self.sensor_failed = failed;
+            let edge = if failed {
+                "sensor_fail_start"
+            } else {
+                "sensor_fail_end"
+            };
+            self.trace.inject(now_us, edge);
+        }
+        let reading = if failed {
+            self.sensor.read_failed()
+        } else {
+            self.sensor.read(&mut self.rng)
+        };
         let faults = self.plant.fault_flags();
         self.report.sim_time_us = now_us;
         let action = self

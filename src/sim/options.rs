@@ -84,6 +84,12 @@ pub struct SimArgs {
     /// How long the firmware stays mute (default: for good).
     #[arg(long, value_name = "MS", requires = "mute_at_ms")]
     pub mute_for_ms: Option<u64>,
+    /// Sim time at which the sensors fail: every published state value is NaN.
+    #[arg(long, value_name = "MS")]
+    pub sensor_fail_at_ms: Option<u64>,
+    /// How long the sensors stay failed (default: for good).
+    #[arg(long, value_name = "MS", requires = "sensor_fail_at_ms")]
+    pub sensor_fail_for_ms: Option<u64>,
     /// Firmware watchdog: longest time armed without an accepted command.
     #[arg(long, value_name = "MS", default_value_t = 200)]
     pub watchdog_ms: u32,
@@ -170,6 +176,8 @@ pub struct SimOptions {
     pub heartbeat_stop_us: Option<u64>,
     /// Nothing the firmware sends reaches the host inside this window.
     pub mute: Option<Window>,
+    /// The sensors read NaN inside this window (a failed sensor or its wiring).
+    pub sensor_failure: Option<Window>,
     pub watchdog_timeout_us: u32,
     pub heartbeat_interval_us: u32,
     pub host_timeout_us: u32,
@@ -195,6 +203,7 @@ impl SimOptions {
             latency_spikes: None,
             heartbeat_stop_us: None,
             mute: None,
+            sensor_failure: None,
             watchdog_timeout_us: 200_000,
             heartbeat_interval_us: 100_000,
             host_timeout_us: 500_000,
@@ -316,6 +325,10 @@ impl SimArgs {
                 at_us: ms_to_us(at),
                 for_us: self.mute_for_ms.map(ms_to_us),
             }),
+            sensor_failure: self.sensor_fail_at_ms.map(|at| Window {
+                at_us: ms_to_us(at),
+                for_us: self.sensor_fail_for_ms.map(ms_to_us),
+            }),
             watchdog_timeout_us: ms_to_us_u32("watchdog_ms", self.watchdog_ms)?,
             heartbeat_interval_us: ms_to_us_u32("heartbeat_ms", self.heartbeat_ms)?,
             host_timeout_us: ms_to_us_u32("host_timeout_ms", self.host_timeout_ms)?,
@@ -393,6 +406,12 @@ impl SimArgs {
         }
         if let Some(duration) = self.mute_for_ms {
             push("mute-for-ms", duration.to_string());
+        }
+        if let Some(at) = self.sensor_fail_at_ms {
+            push("sensor-fail-at-ms", at.to_string());
+        }
+        if let Some(duration) = self.sensor_fail_for_ms {
+            push("sensor-fail-for-ms", duration.to_string());
         }
         push("watchdog-ms", self.watchdog_ms.to_string());
         push("heartbeat-ms", self.heartbeat_ms.to_string());

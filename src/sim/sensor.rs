@@ -55,6 +55,13 @@ impl Sensor {
         self.oldest = (slot + 1) % self.lens.len();
     }
 
+    /// What failed sensors report: NaN on every channel (no draw from `rng`).
+    pub fn read_failed(&mut self) -> &[f32] {
+        self.out.clear();
+        self.out.resize(self.dim, f32::NAN);
+        &self.out
+    }
+
     /// What the sensors report now: the state `latency_steps` steps ago, plus noise. A
     /// sample of the wrong length comes out shortened (the firmware flags it), or, when
     /// too long, with a NaN past the channels, so the firmware still sees the mismatch.

@@ -12,7 +12,7 @@
 //! | `rx` | host frame kind | frame seq | commands: `cmd=` seq, `ok=` accepted (0/1), `u=`; others: `arm=` state after |
 //! | `rx_error` | | | a byte run from the host that did not decode |
 //! | `tx` | frame kind | frame seq | its fate (`sent`, `corrupted`, `merged`, `held`, `dropped`, `muted`, ...); fault frames add `code=` and `d=` |
-//! | `inject` | `stall_start`, `stall_end`, `disconnect`, `reconnect`, `spike_start`, `spike_end`, `heartbeats_stop`, `mute_start`, `mute_end` | | |
+//! | `inject` | `stall_start`, `stall_end`, `disconnect`, `reconnect`, `spike_start`, `spike_end`, `heartbeats_stop`, `mute_start`, `mute_end`, `sensor_fail_start`, `sensor_fail_end` | | |
 //!
 //! Writes go to a 64 KiB buffer (formatting allocates nothing); a full buffer is one
 //! `write` to the page cache. A failed write is reported once and ends the trace; the

@@ -80,3 +80,78 @@ proptest! {
         }
     }
 }
+
+/// A sensor failure (NaN readings, lockstep) or a firmware stall (no fresh state, real
+/// time: a lockstep stall only delays the answer) somewhere in an episode.
+#[derive(Clone, Debug)]
+enum InputFault {
+    Nan { at_ms: u64, for_ms: u64 },
+    Stall { at_ms: u64, for_ms: u64 },
+}
+
+fn input_fault() -> impl Strategy<Value = InputFault> {
+    prop_oneof![
+        (40u64..2_000, 40u64..400).prop_map(|(at_ms, for_ms)| InputFault::Nan { at_ms, for_ms }),
+        (40u64..2_000, 200u64..1_000)
+            .prop_map(|(at_ms, for_ms)| InputFault::Stall { at_ms, for_ms }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Whatever the robot reports and whenever it stops reporting, a tick whose input is
+    /// non-finite or stale sends the safe command and raises a fault on that very tick;
+    /// and every other command comes from a finite, fresh state.
+    #[test]
+    fn a_stale_or_non_finite_state_gives_the_safe_command_on_the_tick_that_sees_it(
+        fault in input_fault()
+    ) {
+        let calib = calibration("cartpole-sim.toml");
+        let stale_us = calib.stale_state_us;
+        let lockstep = matches!(fault, InputFault::Nan { .. });
+        let rig = Rig::start(
+            &calib,
+            PlantKind::Cartpole,
+            lockstep,
+            |o| match fault {
+                InputFault::Nan { at_ms, for_ms } => {
+                    o.sensor_failure = Some(handful::sim::Window {
+                        at_us: at_ms * 1000,
+                        for_us: Some(for_ms * 1000),
+                    })
+                }
+                InputFault::Stall { at_ms, for_ms } => {
+                    o.stall = Some(handful::sim::Window {
+                        at_us: at_ms * 1000,
+                        for_us: Some(for_ms * 1000),
+                    })
+                }
+            },
+            handful::expert::expert_for(handful::task::Task::CartpoleSwingup),
+        );
+        let (records, summary) = records_of_episode(&rig, 75, 3);
+        let safe = calib.actions[0].safe;
+        let mut saw_bad = false;
+        for r in records.iter().filter(|r| r.mode != handful::control::Mode::Idle) {
+            let bad = r.state_count == 0
+                || r.state_age_us > stale_us
+                || !r.state().iter().all(|v| v.is_finite());
+            if bad && r.state_count > 0 {
+                saw_bad = true;
+                prop_assert!(r.fault.is_some(), "tick {} used a bad state with no fault: {r:?}", r.tick);
+                prop_assert_eq!(r.action()[0], safe, "tick {}", r.tick);
+            }
+            // (The reset and arm at the start send the safe command with no state yet.)
+            if r.action()[0] != safe {
+                prop_assert!(!bad, "tick {} acted on a bad state: {r:?}", r.tick);
+            }
+        }
+        // Every window opens within the 3 s episode: it must have been seen and ended it.
+        prop_assert!(saw_bad || matches!(summary.end, EpisodeEnd::Faulted(_)), "{summary:?}");
+        prop_assert!(matches!(
+            summary.end,
+            EpisodeEnd::Faulted(HostFault::NonFiniteState | HostFault::StaleState | HostFault::LinkLost)
+        ), "{summary:?}");
+    }
+}
