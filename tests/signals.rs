@@ -4,7 +4,9 @@
 
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use handful::clock::Clock;
 
 use serde_json::Value;
 
@@ -17,9 +19,10 @@ fn signal_when(
     ready: impl Fn() -> bool,
     signal: nix::sys::signal::Signal,
 ) -> (Option<i32>, String) {
-    let start = Instant::now();
+    let clock = Clock::real();
+    let give_up = clock.now_us() + 60_000_000;
     while !ready() {
-        assert!(start.elapsed() < Duration::from_secs(60), "never ready");
+        assert!(clock.now_us() < give_up, "never ready");
         assert!(child.try_wait().unwrap().is_none(), "exited early");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -70,8 +73,9 @@ fn sigterm_disarms_the_run_writes_its_summary_and_exits_non_zero() {
     );
     // The simulator went with the run: its link is gone.
     let link = out.join("robot.tty");
-    let start = Instant::now();
-    while link.exists() && start.elapsed() < Duration::from_secs(5) {
+    let clock = Clock::real();
+    let give_up = clock.now_us() + 5_000_000;
+    while link.exists() && clock.now_us() < give_up {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(!link.exists(), "the simulator outlived the run");
