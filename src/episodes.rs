@@ -1,5 +1,6 @@
 //! One way to drive episodes, for `handful run`, `handful record` and the learning job:
-//! the reset seed of each episode, the request, the wait for its end (tick records to a
+//! the start of each episode (a seeded reset, or a given state from a list cycled through,
+//! [`EpisodeDriver::with_start_states`]), the request, the wait for its end (tick records to a
 //! [`Watch`], link health to the viewer, a time budget), and the recovery policy after
 //! an episode that ended on a fault ([`crate::recovery`]).
 //!
@@ -14,7 +15,8 @@ use crossbeam::channel::RecvTimeoutError;
 use crate::calib::Calibration;
 use crate::clock::Clock;
 use crate::control::{
-    EpisodeEnd, EpisodeStart, EpisodeSummary, LoopHandle, Mode, Phase, Request, TickRecord,
+    EpisodeEnd, EpisodeStart, EpisodeSummary, LoopHandle, Mode, Phase, Request, StartState,
+    TickRecord,
 };
 use crate::link::Link;
 use crate::recovery::{Recovery, RecoveryPolicy};
@@ -52,6 +54,9 @@ pub struct EpisodeDriver<'a> {
     seed: u64,
     /// Episodes requested so far (the next one's index).
     next: u32,
+    /// Episode `i` starts at `start_states[i % len]` instead of a seeded reset (none:
+    /// seeded resets).
+    start_states: Vec<StartState>,
     recovery: Recovery,
     /// How the last episode ended (a fault is recovered from before the next starts).
     last_end: Option<(u32, EpisodeEnd)>,
@@ -72,6 +77,7 @@ impl<'a> EpisodeDriver<'a> {
             lockstep,
             seed,
             next: 0,
+            start_states: Vec::new(),
             recovery: Recovery::new(policy),
             last_end: None,
         }
@@ -81,6 +87,47 @@ impl<'a> EpisodeDriver<'a> {
     pub fn with_viz(mut self, viz: crate::viz::VizSender) -> Self {
         self.viz = Some(viz);
         self
+    }
+
+    /// Starts episode `i` at `states[i % states.len()]` (a reset to a given state) instead
+    /// of a seeded reset: evaluation from a fixed set of states, or an episode replayed
+    /// from a recorded start. Fails, naming the problem, if the robot does not announce
+    /// `CAP_RESET_TO` or a state does not have one finite value per state channel; an
+    /// empty list keeps the seeded resets.
+    pub fn with_start_states(mut self, states: Vec<StartState>) -> anyhow::Result<Self> {
+        if !states.is_empty() && !self.link.robot().has_reset_to() {
+            bail!(
+                "robot {} does not announce CAP_RESET_TO: it cannot start an episode at a \
+                 given state (the simulator can; start from seeded resets instead)",
+                self.link.robot().robot_id
+            );
+        }
+        let dim = self.calib.state_dim();
+        for (i, state) in states.iter().enumerate() {
+            if state.values().len() != dim {
+                bail!(
+                    "start state {i} has {} values; the robot has {dim} state channels ({})",
+                    state.values().len(),
+                    self.calib
+                        .states
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if let Some(j) = state.values().iter().position(|v| !v.is_finite()) {
+                bail!("start state {i}: value {j} is not finite");
+            }
+        }
+        self.start_states = states;
+        Ok(self)
+    }
+
+    /// The given state episode `index` starts at, `None` for a seeded reset.
+    pub fn start_state(&self, index: u32) -> Option<StartState> {
+        let n = self.start_states.len();
+        (n > 0).then(|| self.start_states[index as usize % n])
     }
 
     /// The reset seed of episode `index`, `None` for a robot that cannot reset.
@@ -113,7 +160,8 @@ impl<'a> EpisodeDriver<'a> {
         }
     }
 
-    /// Drives the next episode from a reset: `phase` in `mode`.
+    /// Drives the next episode from a reset (seeded, or to its given start state):
+    /// `phase` in `mode`.
     pub fn episode(
         &mut self,
         handle: &LoopHandle,
@@ -121,7 +169,10 @@ impl<'a> EpisodeDriver<'a> {
         phase: Phase,
         watch: &mut dyn Watch,
     ) -> anyhow::Result<EpisodeSummary> {
-        let start = EpisodeStart::arm(mode, phase, self.reset_seed(self.next));
+        let start = match self.start_state(self.next) {
+            Some(state) => EpisodeStart::arm_at(mode, phase, state),
+            None => EpisodeStart::arm(mode, phase, self.reset_seed(self.next)),
+        };
         self.drive(handle, start, watch)
     }
 

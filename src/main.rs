@@ -131,6 +131,50 @@ struct RunArgs {
     /// sent, host fault), e.g. to measure what a fault did.
     #[arg(long)]
     ticks: bool,
+    /// A fixed controller's episodes start at this state instead of a seeded reset: SI
+    /// values in the calibration's state order, comma-separated (cart-pole x,θ,ẋ,θ̇;
+    /// pendulum θ,θ̇). Repeatable: episodes cycle through the states (evaluation from a
+    /// fixed set). Needs a robot announcing CAP_RESET_TO (the simulator).
+    #[arg(long = "start-state", value_name = "X,...", allow_hyphen_values = true)]
+    start_state: Vec<String>,
+    /// A fixed controller's episodes start where episode EPISODE of a LeRobot dataset
+    /// started (its first frame's observation.state): DIR:EPISODE. Needs CAP_RESET_TO.
+    #[arg(long, value_name = "DIR:EPISODE", conflicts_with = "start_state")]
+    replay_start: Option<String>,
+}
+
+/// `--start-state`'s values: finite numbers separated by commas.
+fn parse_start_state(text: &str) -> anyhow::Result<Vec<f32>> {
+    text.split(',')
+        .map(|part| {
+            let value: f32 = part.trim().parse().with_context(|| {
+                format!("--start-state {text:?}: {part:?} is not a number (expected X,... in SI)")
+            })?;
+            if !value.is_finite() {
+                anyhow::bail!("--start-state {text:?}: {part:?} is not finite");
+            }
+            Ok(value)
+        })
+        .collect()
+}
+
+/// `--replay-start DIR:EPISODE`: the first frame's observation.state of that episode.
+fn replay_start(spec: &str) -> anyhow::Result<Vec<f32>> {
+    let Some((dir, episode)) = spec.rsplit_once(':') else {
+        anyhow::bail!("--replay-start {spec:?}: expected DIR:EPISODE (e.g. datasets/demos:0)");
+    };
+    let episode: i64 = episode
+        .parse()
+        .with_context(|| format!("--replay-start {spec:?}: {episode:?} is not an episode index"))?;
+    let reader = handful::dataset::DatasetReader::open(std::path::Path::new(dir))
+        .with_context(|| format!("--replay-start: opening dataset {dir}"))?;
+    let first = reader
+        .episode_frames(episode)
+        .with_context(|| format!("--replay-start: dataset {dir} has no episode {episode}"))?
+        .next()
+        .with_context(|| format!("--replay-start: episode {episode} of {dir} has no frame"))?
+        .with_context(|| format!("--replay-start: reading episode {episode} of {dir}"))?;
+    Ok(first.frame.state)
 }
 
 #[derive(clap::Args)]
@@ -537,9 +581,23 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         },
         software_version: env!("CARGO_PKG_VERSION"),
         ticks: args.ticks,
+        start_states: match &args.replay_start {
+            Some(spec) => vec![replay_start(spec)?],
+            None => args
+                .start_state
+                .iter()
+                .map(|text| parse_start_state(text))
+                .collect::<anyhow::Result<_>>()?,
+        },
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;
     if config.controller == ControllerKind::Learn {
+        if !config.start_states.is_empty() {
+            anyhow::bail!(
+                "--start-state and --replay-start are for a fixed controller (--controller \
+                 expert|mpc|mpc-true)"
+            );
+        }
         if config.ticks {
             anyhow::bail!(
                 "--ticks is for a fixed controller (--controller expert|mpc|mpc-true); a \

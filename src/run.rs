@@ -9,7 +9,7 @@
 //! | `calibration.toml` | the calibration file, verbatim |
 //! | `robot.json` | what the firmware announced at the handshake, and the `[plant]` physics |
 //! | `sim-calibration.toml` | the calibration handed to the simulator this run started |
-//! | `episodes.csv` | one row per episode: index, steps, return, how it ended |
+//! | `episodes.csv` | one row per episode: index, steps, return, how it ended, where it started (`seed N`, or the state's values joined by `/`) |
 //! | `ticks.csv` | with `--ticks`: every tick, what it saw and sent ([`crate::tick_log`]) |
 //! | `summary.json` | returns, loop timing, link counters and faults |
 //! | `handful.log` | the log |
@@ -80,6 +80,10 @@ pub struct RunConfig {
     /// Write every tick to `ticks.csv` ([`crate::tick_log`]).
     #[serde(default)]
     pub ticks: bool,
+    /// Episode `i` starts at `start_states[i % len]` (SI, the calibration's state order)
+    /// instead of a seeded reset (`--start-state`, `--replay-start`); empty: seeded.
+    #[serde(default)]
+    pub start_states: Vec<Vec<f32>>,
     pub software_version: &'static str,
 }
 
@@ -95,6 +99,8 @@ pub struct RunSummary {
     /// the expert and `mpc-true` assumed.
     pub plant: PlantParams,
     pub episodes: Vec<EpisodeSummary>,
+    /// Where each episode started, in episode order.
+    pub starts: Vec<EpisodeStartRecord>,
     pub mean_return: f64,
     pub loop_report: Option<LoopReport>,
     pub link: LinkStats,
@@ -109,10 +115,73 @@ pub struct RunSummary {
     pub finished_unix: f64,
 }
 
+/// Where an episode started: a seeded reset (`reset_seed`, absent for a robot that cannot
+/// reset) or a given state (`state`, SI).
+#[derive(Clone, Debug, Serialize)]
+pub struct EpisodeStartRecord {
+    pub episode: u32,
+    pub reset_seed: Option<u64>,
+    pub state: Option<control::StartState>,
+}
+
+impl EpisodeStartRecord {
+    /// The `start` column of `episodes.csv`.
+    fn label(&self) -> String {
+        match (&self.state, self.reset_seed) {
+            (Some(state), _) => state
+                .values()
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
+            (None, Some(seed)) => format!("seed {seed}"),
+            (None, None) => "as found".to_string(),
+        }
+    }
+}
+
+/// The start states of `config` as the control thread takes them, checked against the
+/// calibration's state channels (count, finite values) before the robot is touched.
+fn start_states(
+    config: &RunConfig,
+    calib: &Calibration,
+) -> anyhow::Result<Vec<control::StartState>> {
+    config
+        .start_states
+        .iter()
+        .enumerate()
+        .map(|(i, values)| {
+            if values.len() != calib.state_dim() {
+                anyhow::bail!(
+                    "start state {i} ({}) has {} values; calibration {} has {} state channels \
+                     ({})",
+                    values
+                        .iter()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    values.len(),
+                    calib.path.display(),
+                    calib.state_dim(),
+                    calib
+                        .states
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            control::StartState::new(values)
+                .ok_or_else(|| anyhow::anyhow!("start state {i} has too many values"))
+        })
+        .collect()
+}
+
 /// Runs `config` against `calib` to the end and returns its summary (also written to
 /// the run directory). `exe` is this program, used to start the simulator process.
 pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Result<RunSummary> {
     let started_unix = clock::wall_time_unix_secs();
+    let start_states = start_states(config, calib)?;
     std::fs::create_dir_all(&config.out_dir)
         .with_context(|| format!("creating run directory {}", config.out_dir.display()))?;
     write_json(&config.out_dir.join("config.json"), config)?;
@@ -156,11 +225,13 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         config.seed,
         config.recovery,
     )
-    .with_viz(viz.sender());
+    .with_viz(viz.sender())
+    .with_start_states(start_states)?;
+    let mut starts = Vec::new();
     let mut stopped = None;
     let mut csv = std::fs::File::create(config.out_dir.join("episodes.csv"))
         .context("creating episodes.csv")?;
-    writeln!(csv, "episode,steps,return,end")?;
+    writeln!(csv, "episode,steps,return,end,start")?;
     let phase = Phase::of_task(calib.task, Some(config.steps_per_episode));
     let mut ticks = match config.ticks {
         true => Some(crate::tick_log::TickLog::create(
@@ -168,10 +239,19 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         )?),
         false => None,
     };
-    for _ in 0..config.episodes {
+    for index in 0..config.episodes {
         let watch: &mut dyn crate::episodes::Watch = match &mut ticks {
             Some(log) => log,
             None => &mut crate::episodes::Drain,
+        };
+        let start = EpisodeStartRecord {
+            episode: index,
+            reset_seed: driver.reset_seed(index),
+            state: driver.start_state(index),
+        };
+        let start = EpisodeStartRecord {
+            reset_seed: start.reset_seed.filter(|_| start.state.is_none()),
+            ..start
         };
         let summary = match driver.episode(&handle, Mode::Autonomous, phase, watch) {
             Ok(summary) => summary,
@@ -191,16 +271,22 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
             end = ?summary.end,
             "episode finished"
         );
+        let start = EpisodeStartRecord {
+            episode: summary.episode,
+            ..start
+        };
         writeln!(
             csv,
-            "{},{},{:.4},{}",
+            "{},{},{:.4},{},{}",
             summary.episode,
             summary.steps,
             summary.episode_return,
-            summary.end.label()
+            summary.end.label(),
+            start.label()
         )?;
         csv.flush()?;
         episodes.push(summary);
+        starts.push(start);
     }
     // The last episode ending on a fault ends the run on one.
     stopped = stopped.or_else(|| driver.ended_on_fault());
@@ -230,6 +316,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         lockstep: config.lockstep,
         plant: calib.plant,
         episodes,
+        starts,
         mean_return,
         loop_report,
         link: link.stats(),

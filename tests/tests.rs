@@ -14,6 +14,8 @@ mod sim; // the simulated robot behind a pty, driven through serialport
 mod fuzz_corpus; // the fuzz targets on stable: committed corpus, regressions, seeded mutations
 // The handful binary end to end: run directory, outside models, errors.
 mod cli;
+// Episodes that start at a given state (--start-state, --replay-start) through the binary.
+mod start_state;
 // LeRobot v3 datasets: round trip, kill -9 recovery, corruption, merge, validation, pyarrow.
 mod dataset;
 // Recording demonstrations over the pty into datasets; kill -9 while recording.

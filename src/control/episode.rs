@@ -13,7 +13,9 @@
 use crossbeam::channel::Sender;
 use handful_protocol::{ArmState, MAX_ACTION_DIM};
 
-use super::{AtEnd, EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Phase, PhaseKind, Start};
+use super::{
+    AtEnd, EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Phase, PhaseKind, Start, StartState,
+};
 use crate::link::{self, Link, StateSample};
 
 /// What a tick sends.
@@ -50,9 +52,13 @@ struct Episode {
 }
 
 enum StartPhase {
-    /// Send the reset (if any) and the arm at the next tick, once the previous command's
-    /// answer has been read (so the reset's answer is the next state).
-    Arm { reset_seed: Option<u64> },
+    /// Send the reset (if any: from a seed, or to a given state) and the arm at the next
+    /// tick, once the previous command's answer has been read (so the reset's answer is
+    /// the next state).
+    Arm {
+        reset_seed: Option<u64>,
+        reset_to: Option<StartState>,
+    },
     /// Sent; waiting for a state newer than `after_count` (and armed, in real time).
     Wait { after_count: u64 },
 }
@@ -119,7 +125,14 @@ impl Episodes {
         self.phase = phase.kind;
         self.holding = false;
         let awaiting_start = match start {
-            Start::Arm { reset_seed } => Some(StartPhase::Arm { reset_seed }),
+            Start::Arm { reset_seed } => Some(StartPhase::Arm {
+                reset_seed,
+                reset_to: None,
+            }),
+            Start::ArmAt { state } => Some(StartPhase::Arm {
+                reset_seed: None,
+                reset_to: Some(state),
+            }),
             Start::Continue => None,
         };
         self.current = Some(Episode {
@@ -195,11 +208,18 @@ impl Episodes {
             return Ok(Advance::Act);
         };
         match &mut episode.awaiting_start {
-            Some(StartPhase::Arm { reset_seed }) => {
+            Some(StartPhase::Arm {
+                reset_seed,
+                reset_to,
+            }) => {
                 let mut send = Send::Command;
-                if let Some(seed) = *reset_seed {
-                    link.send(link::Request::Reset { seed })
-                        .map_err(|_| HostFault::SendFailed)?;
+                let reset = match (*reset_to, *reset_seed) {
+                    (Some(state), _) => Some(link.reset_to(state.values())),
+                    (None, Some(seed)) => Some(link.send(link::Request::Reset { seed })),
+                    (None, None) => None,
+                };
+                if let Some(sent) = reset {
+                    sent.map_err(|_| HostFault::SendFailed)?;
                     if lockstep {
                         send = Send::Nothing;
                         *expect_answer = true;

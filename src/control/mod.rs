@@ -20,7 +20,9 @@ pub mod timing;
 pub use fault_count::FaultCounts;
 pub use latency::LatencyCompensated;
 pub use mode::{EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Mode, Request, TickRecord};
-pub use phase::{AtEnd, EpisodeStart, Objective, Phase, PhaseKind, RewardFn, Start, SuccessFn};
+pub use phase::{
+    AtEnd, EpisodeStart, Objective, Phase, PhaseKind, RewardFn, Start, StartState, SuccessFn,
+};
 pub use telemetry::{Telemetry, TelemetrySink};
 pub use ticker::{LoopConfig, LoopHandle, LoopReport, RecordPolicy, spawn};
 /// What a controller sees each tick. Values are SI, in the calibration's channel order.

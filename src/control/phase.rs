@@ -9,6 +9,7 @@
 //! waits) until the next phase starts with [`Start::Continue`]: no disarm, no reset, no
 //! re-arm.
 
+use handful_protocol::MAX_STATE_DIM;
 use serde::Serialize;
 
 use crate::task::Task;
@@ -107,12 +108,46 @@ impl Phase {
     }
 }
 
+/// A state for an episode to start at: SI values in the calibration's state channel
+/// order. Fixed size and `Copy`, so it travels to the control thread without allocating.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StartState {
+    values: [f32; MAX_STATE_DIM],
+    dim: u8,
+}
+
+impl StartState {
+    /// `values`, or `None` if there are more than the protocol carries.
+    pub fn new(values: &[f32]) -> Option<Self> {
+        let mut out = Self {
+            values: [0.0; MAX_STATE_DIM],
+            dim: u8::try_from(values.len()).ok()?,
+        };
+        out.values.get_mut(..values.len())?.copy_from_slice(values);
+        Some(out)
+    }
+
+    pub fn values(&self) -> &[f32] {
+        &self.values[..usize::from(self.dim)]
+    }
+}
+
+impl Serialize for StartState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.values())
+    }
+}
+
 /// How a phase begins.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Start {
     /// Reset the robot from `reset_seed` (if given; simulators), arm it, and start when
     /// its first state after that arrives. Also the explicit re-arm out of `Fault`.
     Arm { reset_seed: Option<u64> },
+    /// Reset the robot to exactly `state` (a ResetTo: robots announcing `CAP_RESET_TO`
+    /// only; sending it to another fails the start as `Faulted(SendFailed)`), arm it, and
+    /// start when its first state after that arrives: in lockstep that state is `state`.
+    ArmAt { state: StartState },
     /// Go on from where the robot is, armed: only from a driving mode (an episode in
     /// progress, which this ends as interrupted, or one that holds); otherwise the phase
     /// ends at once as `Faulted(NotArmed)`.
@@ -141,6 +176,17 @@ pub struct EpisodeStart {
 use super::Mode;
 
 impl EpisodeStart {
+    /// Reset to `state`, arm, and drive `phase` in `mode` with the current controller.
+    pub fn arm_at(mode: Mode, phase: Phase, state: StartState) -> Self {
+        Self {
+            mode,
+            phase,
+            start: Start::ArmAt { state },
+            controller: None,
+            objective: None,
+        }
+    }
+
     /// Reset (if `reset_seed`), arm, and drive `phase` in `mode` with the current
     /// controller.
     pub fn arm(mode: Mode, phase: Phase, reset_seed: Option<u64>) -> Self {

@@ -5,6 +5,16 @@
 //! [`Plant::step`]. Its [`PlantSpec`] is the ground truth the simulated firmware
 //! announces (channels, limits, period); the host's calibration is checked against it at
 //! the handshake. Plants never touch I/O, clocks or threads.
+//!
+//! Start states. [`Plant::reset`] draws the start of an episode from the task's start
+//! distribution with the simulator's `ChaCha8Rng::seed_from_u64(seed)` (the same seed,
+//! the same start); [`Plant::set_state`] sets it exactly (the simulator's reset to a
+//! given state, `CAP_RESET_TO`, which refuses a state at a plant limit):
+//!
+//! | plant | at power-up ([`cartpole::Cartpole::new`], [`pendulum::Pendulum::new`]) | `reset` draws |
+//! | --- | --- | --- |
+//! | cart-pole `[x, θ, ẋ, θ̇]` | at rest hanging at the rail's centre, all 0 | each coordinate independently from N(0, 0.1²), as PETS |
+//! | pendulum `[θ, θ̇]` (θ = 0 upright) | hanging at rest, `[π, 0]` | θ ~ U(−π, π), θ̇ ~ U(−1, 1) rad/s, as Gymnasium Pendulum-v1 |
 
 pub mod cartpole;
 pub mod pendulum;
