@@ -11,7 +11,8 @@ mod control;
 // Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
 mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
-mod fuzz_corpus; // the fuzz targets on stable: committed corpus, regressions, seeded mutations
+// The fuzz targets on stable: committed corpus, regressions, seeded mutations.
+mod fuzz_corpus;
 // The handful binary end to end: run directory, outside models, errors.
 mod cli;
 // Episodes that start at a given state (--start-state, --replay-start) through the binary.
