@@ -3,11 +3,12 @@
 # writes what each reached — executions, seconds, crashes, coverage — to runs/fuzz.json
 # (entries of other targets already there are kept). See fuzz/README.md.
 #
-#   fuzz/run.sh [--runs N] [--time S] [TARGET...]
+#   fuzz/run.sh [--runs N] [--time S] [TARGET...] [-- LIBFUZZER_ARGS...]
 #
 # --runs N   stop each target after N executions (default 10000000)
 # --time S   ... or after S seconds, whichever comes first (default: no limit)
 # TARGET     default: every target of fuzz/Cargo.toml
+# after --   passed to libFuzzer as they are (e.g. -max_len=1024)
 #
 # New inputs go to fuzz/target/corpus/<target>/ (the committed seeds in
 # fuzz/corpus/<target>/ are read, never written); crash, timeout and out-of-memory
@@ -19,11 +20,13 @@ cd "$(dirname "$0")"
 runs=10000000
 time_limit=0
 targets=()
+extra=()
 while (($#)); do
     case "$1" in
+        --) shift; extra=("$@"); break ;;
         --runs) runs="$2"; shift 2 ;;
         --time) time_limit="$2"; shift 2 ;;
-        -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+        -h|--help) sed -n 2,17p "$0"; exit 0 ;;
         *) targets+=("$1"); shift ;;
     esac
 done
@@ -41,6 +44,7 @@ for target in "${targets[@]}"; do
     args=(-runs="$runs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048
           -artifact_prefix="artifacts/$target/")
     if ((time_limit > 0)); then args+=(-max_total_time="$time_limit"); fi
+    args+=("${extra[@]}")
     command="cargo +nightly fuzz run $target target/corpus/$target corpus/$target -- ${args[*]}"
     echo "== $command" >&2
     cargo +nightly fuzz build "$target" >&2
@@ -65,12 +69,17 @@ last = status_lines[-1] if status_lines else None
 artifacts = sorted(str(p) for p in pathlib.Path(f"artifacts/{target}").iterdir()
                    if p.stat().st_mtime >= float(start))
 findings = [a for a in artifacts if re.search(r"/(crash|oom|timeout|leak|slow-unit)-", a)]
-seconds = float(end) - float(start)
+# libFuzzer's own count of its running time ("Done N runs in S second(s)"); the wall
+# time around it also covers loading the corpus and any rebuild.
+done = re.findall(r"^Done (\d+) runs in (\d+) second", text, re.M)
+wall = float(end) - float(start)
+seconds = float(done[-1][1]) if done else wall
 entry = {
     "target": target,
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     "execs": stat("number_of_executed_units") or (int(last[0]) if last else 0),
     "seconds": round(seconds, 1),
+    "wall_seconds": round(wall, 1),
     "execs_per_sec": stat("average_exec_per_sec"),
     "crashes": len(findings),
     "findings": findings,

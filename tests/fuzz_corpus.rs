@@ -262,3 +262,128 @@ fn generated_seeds_are_current() {
          --release --test integration fuzz_corpus): {stale:?}"
     );
 }
+
+/// The regression input that makes the parquet decoder itself panic: the template's data
+/// file with one footer bit flipped, so that a column chunk's page offset reads negative
+/// (parquet 57 asserts on it in `ColumnChunkMetaData::byte_range`). Found by flipping the
+/// lowest bit of each footer byte in turn; `HANDFUL_BLESS=1` searches again.
+const PARQUET_PANIC: &str = "regressions/dataset/parquet-negative-column-offset";
+
+/// A panic of the third-party parquet decoder on hostile bytes is contained at the
+/// dataset's boundary and comes back as an error naming the file.
+#[test]
+fn a_parquet_decoder_panic_is_an_error_naming_the_file() {
+    let template = handful::fuzzing::dataset_template();
+    let data_file = Path::new("data/chunk-000/file-000.parquet");
+    let Some(which) = template.iter().position(|(p, _)| p == data_file) else {
+        panic!("the dataset template has no {}", data_file.display());
+    };
+    let regression = fuzz_dir().join(PARQUET_PANIC);
+    let bytes = if std::env::var_os("HANDFUL_BLESS").is_some() {
+        let original = &template[which].1;
+        let footer_start = original.len().saturating_sub(4000);
+        let found = (footer_start..original.len() - 8).find_map(|i| {
+            let mut bytes = original.clone();
+            bytes[i] ^= 1;
+            decoder_panic(&bytes).map(|_| bytes)
+        });
+        let Some(bytes) = found else {
+            panic!("no single bit flip of the footer makes the parquet decoder panic");
+        };
+        let mut input = vec![which as u8];
+        input.extend_from_slice(&bytes);
+        std::fs::create_dir_all(regression.parent().unwrap_or(Path::new(".")))
+            .and_then(|()| std::fs::write(&regression, &input))
+            .unwrap_or_else(|e| panic!("{}: {e}", regression.display()));
+        bytes
+    } else {
+        let input =
+            std::fs::read(&regression).unwrap_or_else(|e| panic!("{}: {e}", regression.display()));
+        assert_eq!(
+            usize::from(input[0]),
+            which,
+            "the regression replaces the data file"
+        );
+        input[1..].to_vec()
+    };
+    let Some(message) = decoder_panic(&bytes) else {
+        panic!("the regression input no longer makes the parquet decoder panic");
+    };
+    assert!(
+        message.starts_with("the parquet decoder panicked on ")
+            && message.contains("data/chunk-000/file-000.parquet"),
+        "{message}"
+    );
+}
+
+/// The template dataset with its data file replaced by `bytes`: the message of the first
+/// `DecoderPanicked` error reading, validating or recovering it gives, if any.
+fn decoder_panic(bytes: &[u8]) -> Option<String> {
+    use handful::dataset::{DatasetError, DatasetReader, recover, validate};
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    for (relative, content) in handful::fuzzing::dataset_template() {
+        let path = root.path().join(relative);
+        let content = if relative.starts_with("data") {
+            bytes
+        } else {
+            content
+        };
+        std::fs::create_dir_all(path.parent().unwrap_or(root.path()))
+            .and_then(|()| std::fs::write(&path, content))
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    let panicked = |e: &DatasetError| match e {
+        DatasetError::DecoderPanicked { .. } => Some(e.to_string()),
+        _ => None,
+    };
+    match DatasetReader::open(root.path()) {
+        Err(e) => {
+            if let Some(m) = panicked(&e) {
+                return Some(m);
+            }
+        }
+        Ok(reader) => {
+            for frame in reader.frames() {
+                if let Err(e) = frame {
+                    if let Some(m) = panicked(&e) {
+                        return Some(m);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    if let Ok(report) = validate(root.path()) {
+        let text = format!("{report:?}");
+        if let Some(at) = text.find("the parquet decoder panicked on ") {
+            return Some(text[at..].to_string());
+        }
+    }
+    recover(root.path()).err().and_then(|e| panicked(&e))
+}
+
+/// A planner settings file asking for more than memory holds is refused naming the
+/// size, before the planner allocates (fuzzing: `particles = 530000` with a population
+/// of 801 aborted on a 7 GB allocation).
+#[test]
+fn oversized_planner_settings_are_refused_by_name() {
+    let path = fuzz_dir().join("regressions/planner_toml/oom-particles-530000.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let task = handful::task::Task::CartpoleSwingup;
+    let config = handful::run::planner_config_from_toml(&text, task, false)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let refused = handful::mpc::Planner::new(config, 4, 1, &[(-10.0, 10.0)], 5).err();
+    assert!(
+        matches!(
+            refused,
+            Some(handful::mpc::ConfigError::TooLarge {
+                key: "particles",
+                value: 530_000,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let message = refused.map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("exceeds"), "{message}");
+}

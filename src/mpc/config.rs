@@ -168,6 +168,36 @@ impl PlannerConfig {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero { key });
         }
+        // Sizes a settings file may ask for are refused by name before the planner
+        // allocates for them (fuzzing found `particles = 530000` aborting on a failed
+        // 7 GB allocation instead).
+        let sizes = [
+            ("horizon", self.horizon, MAX_HORIZON),
+            ("population", self.population, MAX_POPULATION),
+            ("particles", self.particles, MAX_PARTICLES),
+        ];
+        for (key, value, max) in sizes {
+            if value > max {
+                return Err(ConfigError::TooLarge { key, value, max });
+            }
+        }
+        let products = [
+            (
+                "population × particles",
+                self.population * self.particles,
+                MAX_ROLLOUT_ROWS,
+            ),
+            (
+                "horizon × population",
+                self.horizon * self.population,
+                MAX_CANDIDATE_STEPS,
+            ),
+        ];
+        for (key, value, max) in products {
+            if value > max {
+                return Err(ConfigError::TooLarge { key, value, max });
+            }
+        }
         if self.elites > self.population {
             return Err(ConfigError::TooManyElites {
                 elites: self.elites,
@@ -223,6 +253,19 @@ impl PlannerConfig {
         Ok(())
     }
 }
+
+/// Largest horizon a planner takes (steps; the shipped ones plan 20–30).
+pub const MAX_HORIZON: usize = 10_000;
+/// Largest population (the shipped planners sample 80, the PETS paper's 400).
+pub const MAX_POPULATION: usize = 1_000_000;
+/// Largest particle count per candidate (the shipped planners use 5, the paper 20).
+pub const MAX_PARTICLES: usize = 10_000;
+/// Largest `population × particles`: the rollout's rows, each a few state-sized
+/// buffers (2²⁰ rows of a 32-channel state: about 0.7 GB). The paper's cart-pole: 8,000.
+pub const MAX_ROLLOUT_ROWS: usize = 1 << 20;
+/// Largest `horizon × population`: the candidate sequences' steps (2²⁴ steps of a
+/// 16-channel action: 1 GB). The paper's cart-pole: 10,000.
+pub const MAX_CANDIDATE_STEPS: usize = 1 << 24;
 
 /// The numbers of a real-time configuration ([`PlannerConfig::realtime_cartpole`],
 /// [`PlannerConfig::realtime_pendulum`]), in one place.
@@ -312,6 +355,12 @@ impl EnsembleShape {
 pub enum ConfigError {
     #[error("`{key}` must be at least 1")]
     Zero { key: &'static str },
+    #[error("`{key}` = {value} exceeds {max}, more than a planner can hold in memory")]
+    TooLarge {
+        key: &'static str,
+        value: usize,
+        max: usize,
+    },
     #[error("`elites` ({elites}) exceeds `population` ({population})")]
     TooManyElites { elites: usize, population: usize },
     #[error("`particles` ({particles}) must be a multiple of the ensemble size ({ensemble_size})")]

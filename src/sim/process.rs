@@ -44,7 +44,7 @@ pub fn run_cli(args: SimArgs) -> anyhow::Result<()> {
     let signal_fd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(SimError::Signal)?;
     let plant = args.plant_params()?;
-    tracing::info!(?plant, "plant physics");
+    tracing::debug!(?plant, "plant physics");
     let handle = spawn(options, plant.build()).context("starting the simulator")?;
     println!("{}", handle.link_path().display());
     while !handle.is_finished() {
