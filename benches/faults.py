@@ -303,7 +303,7 @@ def markdown(rows, machine):
             lines.append(f"| {r['fault']} | model files left: {', '.join(r['models_left']) or 'none'}; `--resume` exit {r['resume_exit']} | {cell(r['panicked'])} |")
         elif r["row"] == "sigterm":
             lines.append(f"| {r['fault']} | exit {r['exit']}, summary written: {cell(r['summary_written'])}; {cell(r['shown'])} | {cell(r['panicked'])} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).replace(f"{REPO}/", "") + "\n"
 
 
 def main():
