@@ -13,6 +13,7 @@ pub mod expert;
 pub mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod json;
 pub mod learn;
 pub mod link;
 pub mod model;

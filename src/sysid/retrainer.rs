@@ -13,7 +13,7 @@
 //! The thread runs at a lower priority (nice 10) with one compute thread, so the control
 //! loop keeps its deadlines while it trains.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use crossbeam::channel::{Receiver, Sender, bounded};
@@ -319,7 +319,7 @@ impl Worker {
             epochs: report.epochs_run,
             train_ms: report.wall_time_us / 1000,
         };
-        write_json(
+        crate::json::write_json(
             &path.with_extension("json"),
             &serde_json::json!({
                 "model": published,
@@ -383,15 +383,6 @@ impl Worker {
         controller.reset();
         Ok(Box::new(controller))
     }
-}
-
-/// Writes `value` as pretty JSON to `path`, atomically (a temporary file, then a rename).
-fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(value).context("serialising JSON")?;
-    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 fn predict_with(
