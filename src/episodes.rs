@@ -130,6 +130,11 @@ impl<'a> EpisodeDriver<'a> {
         (n > 0).then(|| self.start_states[index as usize % n])
     }
 
+    /// The index the next episode will take.
+    pub fn next_index(&self) -> u32 {
+        self.next
+    }
+
     /// The reset seed of episode `index`, `None` for a robot that cannot reset.
     pub fn reset_seed(&self, index: u32) -> Option<u64> {
         self.link.robot().has_reset().then(|| {

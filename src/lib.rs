@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod json;
 pub mod learn;
 pub mod link;
+pub mod medal;
 pub mod model;
 pub mod mpc;
 pub mod plant;

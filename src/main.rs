@@ -28,6 +28,17 @@ enum Command {
     /// Without --port (and with `port = "sim"` in the calibration) the simulated robot is
     /// started in its own process behind a pseudo-terminal.
     Run(RunArgs),
+    /// Practise without resets: the learning job's demonstrations and first model, then
+    /// forward phases (the task) and backward phases (back to where the demonstrations
+    /// start, planned for a learned classifier's cost: MEDAL) on the armed robot, with no
+    /// one resetting it. Writes practice.csv and classifier.csv beside the learning run's
+    /// files.
+    Practice {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        practice: PracticeArgs,
+    },
     /// Run a simulated robot behind a pseudo-terminal (firmware logic + physics).
     Sim(handful::sim::SimArgs),
     /// Drive the robot by teleop (or the scripted expert) and record every tick into a
@@ -143,6 +154,39 @@ struct RunArgs {
     replay_start: Option<String>,
 }
 
+#[derive(clap::Args)]
+struct PracticeArgs {
+    /// What brings the robot back between forward phases: `medal` (a learned
+    /// classifier's cost), `hand` (a hand-written distance to the rest state) or `none`
+    /// (forward phases back to back).
+    #[arg(long, value_enum, default_value_t = handful::medal::ResetMode::Medal)]
+    reset: handful::medal::ResetMode,
+    /// Control steps of practice in all, forward and backward (6000: 4 minutes of the
+    /// cart-pole).
+    #[arg(long, default_value_t = 6000)]
+    practice_steps: u64,
+    /// Steps of a forward phase (T_f; default: --steps, the task's episode).
+    #[arg(long)]
+    forward_steps: Option<u32>,
+    /// Steps of a backward phase at most (T_b).
+    #[arg(long, default_value_t = 300)]
+    backward_steps: u32,
+    /// Backward steps between two classifier fits (K).
+    #[arg(long, default_value_t = 10)]
+    classifier_every: u32,
+    /// The states of each demonstration's first N steps are where a reset goes (1: its
+    /// start state; the expert is already moving fast by its third step).
+    #[arg(long, default_value_t = 1)]
+    demo_start_steps: u32,
+    /// Cycles in a row with no forward success and no reset reached before one
+    /// intervention (the simulator resets the robot, counted; hardware asks the operator).
+    #[arg(long, default_value_t = 5)]
+    stuck_cycles: u32,
+    /// Interventions after which the practice stops.
+    #[arg(long, default_value_t = 10)]
+    max_interventions: u32,
+}
+
 /// `--start-state`'s values: finite numbers separated by commas.
 fn parse_start_state(text: &str) -> anyhow::Result<Vec<f32>> {
     text.split(',')
@@ -251,13 +295,17 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
-    if matches!(cli.command, Command::Run(_) | Command::Record(_)) {
+    if matches!(
+        cli.command,
+        Command::Run(_) | Command::Practice { .. } | Command::Record(_)
+    ) {
         // SIGINT and SIGTERM stop a run or a recording cleanly (`handful::signals`).
         // The simulator takes them itself.
         handful::signals::install().context("taking SIGINT and SIGTERM")?;
     }
     match cli.command {
-        Command::Run(args) => run_command(args),
+        Command::Run(args) => run_command(args, None),
+        Command::Practice { run, practice } => run_command(run, Some(practice)),
         Command::Sim(args) => handful::sim::run_cli(args),
         Command::Record(args) => record_command(args),
         Command::Dataset(command) => dataset_command(command),
@@ -444,6 +492,7 @@ struct LearnArgs {
     trainer: Option<PathBuf>,
     expert_fraction: f64,
     overlap: bool,
+    practice: Option<PracticeArgs>,
 }
 
 fn learn_command(
@@ -496,6 +545,17 @@ fn learn_command(
         viz: config.viz.clone(),
         wait_for_model: !args.overlap,
         recovery: config.recovery,
+        practice: args.practice.map(|p| handful::medal::PracticeConfig {
+            reset: p.reset,
+            steps: p.practice_steps,
+            forward_steps: p.forward_steps.unwrap_or(config.steps_per_episode),
+            backward_steps: p.backward_steps,
+            classifier_every: p.classifier_every,
+            demo_start_steps: p.demo_start_steps,
+            stuck_cycles: p.stuck_cycles,
+            max_interventions: p.max_interventions,
+            ..Default::default()
+        }),
     };
     let summary = handful::learn::learn(&learn, calib, exe)?;
     println!("run {} ({})", summary.name, config.out_dir.display());
@@ -528,7 +588,10 @@ fn planner_config(
         .with_context(|| format!("planner settings {}", path.display()))
 }
 
-fn run_command(args: RunArgs) -> anyhow::Result<()> {
+fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<()> {
+    if practice.is_some() && args.controller != ControllerKind::Learn {
+        anyhow::bail!("practice is the learning job's: --controller learn (the default)");
+    }
     let calib = Calibration::load(&args.calib)?;
     tracing::info!(calibration = %calib.path.display(), sha256 = calib.short_hash(), "calibration loaded");
     let name = args.name.unwrap_or_else(|| {
@@ -558,6 +621,7 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
         trainer: args.trainer,
         expert_fraction: args.expert_fraction,
         overlap: args.overlap,
+        practice,
     };
     let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
     let config = RunConfig {

@@ -26,6 +26,8 @@ pub trait LearningSink: Send + Sync {
     /// Model `version` now drives the robot; `label` says what it is (cut by the sink
     /// as it needs).
     fn model_deployed(&self, version: u32, label: &str);
+    /// One fit of the practice's state classifier (`crate::medal`). Default: ignored.
+    fn classifier_fit(&self, _fit: &crate::medal::FitReport) {}
 }
 
 /// The learner's optional progress sink (cheap to clone: an `Arc`; `Debug` for configs).
@@ -50,6 +52,12 @@ impl LearningTelemetry {
     pub fn training_point(&self, point: &TrainingPoint) {
         if let Some(sink) = &self.0 {
             sink.training_point(point);
+        }
+    }
+
+    pub fn classifier_fit(&self, fit: &crate::medal::FitReport) {
+        if let Some(sink) = &self.0 {
+            sink.classifier_fit(fit);
         }
     }
 

@@ -136,6 +136,10 @@ impl Controller for Marking {
     ) -> Result<control::Objective, control::Objective> {
         self.inner.replace_objective(objective)
     }
+
+    fn objective_score(&self, state: &[f32]) -> Option<f32> {
+        self.inner.objective_score(state)
+    }
 }
 
 /// Which controller the loop runs.
@@ -433,6 +437,7 @@ fn phase_switches_with_a_new_cost_on_the_onnx_mpc_path_allocate_nothing() {
         kind: PhaseKind::Backward,
         reward: handful::task::cartpole_rest_reward,
         success: None,
+        score_at_least: None,
         steps: Some(steps),
         at_end: AtEnd::Hold,
     };
@@ -482,6 +487,129 @@ fn phase_switches_with_a_new_cost_on_the_onnx_mpc_path_allocate_nothing() {
     assert_eq!(
         n, 0,
         "phase switches allocated {n} times on the control thread"
+    );
+}
+
+/// The MEDAL backward controller on the learned-model path in real time: the MPC
+/// controller planning for the classifier's cost `log(1 − C(s'))` (batched over particles
+/// and horizon), its `C(s)` recorded every tick, and new classifier versions published
+/// between and during phases (copied in on the control thread). After a warm-up pass,
+/// none of it allocates.
+#[test]
+fn the_medal_backward_controller_with_classifier_updates_allocates_nothing() {
+    use handful::control::{AtEnd, PhaseKind};
+    use handful::medal::{Classifier, ClassifierConfig, ClassifierCost, ClassifierSlot};
+    use handful::mpc::{Cost, TaskCost};
+
+    let _serial = serial();
+    let calib =
+        Calibration::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("calib/cartpole-sim.toml"))
+            .unwrap();
+    // A classifier with something learned: the rest state against states far from it.
+    let starts: Vec<Vec<f32>> = (0..20)
+        .map(|i| vec![0.01 * i as f32, -0.01 * i as f32, 0.0, 0.0])
+        .collect();
+    let visited: Vec<Vec<f32>> = (0..50)
+        .map(|i| vec![0.5, 3.0 - 0.01 * i as f32, 1.0, 2.0])
+        .collect();
+    let mut classifier = Classifier::new(ClassifierConfig::default(), 4, &[1], &starts, 5).unwrap();
+    classifier.fit(&starts, &visited).unwrap();
+    let slot = ClassifierSlot::new(classifier.weights());
+    let planner = handful::run::default_planner(calib.task, false);
+    let members = 5;
+    let rows: Vec<usize> = handful::mpc::Planner::new(planner, 4, 1, &[(-3.0, 3.0)], members)
+        .unwrap()
+        .batch_rows()
+        .into_iter()
+        .map(|n| n * members)
+        .collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim::spawn(
+        SimOptions::new(dir.path().join("robot")),
+        PlantKind::Cartpole.build(),
+    )
+    .unwrap();
+    let clock = Clock::real();
+    let link = Arc::new(Link::open(&calib, sim.link_path(), clock.clone()).unwrap());
+    let config = LoopConfig::from_calibration(&calib, false);
+    let controller = Box::new(Marking::new(
+        onnx_controller(PlantKind::Cartpole, &calib, &clock, None),
+        false,
+    ));
+    let handle = control::spawn(config, Arc::clone(&link), controller, clock).unwrap();
+    let steps = 25;
+    let forward = Phase::of_task(calib.task, Some(steps)).then_hold();
+    let backward = Phase {
+        kind: PhaseKind::Backward,
+        reward: handful::task::cartpole_rest_reward,
+        success: None,
+        score_at_least: None,
+        steps: Some(steps),
+        at_end: AtEnd::Hold,
+    };
+    let scores = std::cell::Cell::new(0u32);
+    let phase = |start: EpisodeStart, kind: PhaseKind, publish: bool| {
+        handle
+            .requests
+            .send(Request::StartEpisode(start))
+            .map_err(|_| "loop stopped")
+            .unwrap();
+        let mut published = !publish;
+        let summary = loop {
+            while let Ok(record) = handle.records.try_recv() {
+                if record.phase == PhaseKind::Backward && record.score.is_finite() {
+                    scores.set(scores.get() + 1);
+                    if !published {
+                        // A new version mid-phase (the same weights: only the copy counts).
+                        slot.publish(classifier.weights());
+                        published = true;
+                    }
+                }
+            }
+            while handle.retired_objectives.try_recv().is_ok() {}
+            if let Ok(summary) = handle.episodes.recv_timeout(Duration::from_millis(5)) {
+                break summary;
+            }
+        };
+        assert_eq!(
+            (summary.end, summary.phase, summary.steps),
+            (EpisodeEnd::Completed, kind, steps),
+            "{summary:?}"
+        );
+    };
+    let switch = |phase: Phase, cost: Box<dyn Cost>| {
+        EpisodeStart::continue_with(Mode::Autonomous, phase)
+            .with_objective(handful::mpc::objective(cost, &rows))
+    };
+    phase(
+        EpisodeStart::arm(Mode::Autonomous, forward, Some(3)),
+        PhaseKind::Forward,
+        false,
+    );
+    let mut counted = None;
+    for pass in 0..3 {
+        if pass == 1 {
+            counted = Some(COUNTED.load(Ordering::Relaxed));
+        }
+        let cost = Box::new(ClassifierCost::new(Arc::clone(&slot)));
+        phase(switch(backward, cost), PhaseKind::Backward, true);
+        phase(
+            switch(forward, Box::new(TaskCost(calib.task))),
+            PhaseKind::Forward,
+            false,
+        );
+    }
+    let n = COUNTED.load(Ordering::Relaxed) - counted.unwrap();
+    drop(handle);
+    assert!(
+        scores.get() >= 3 * steps,
+        "C(s) was recorded on {} backward ticks",
+        scores.get()
+    );
+    assert_eq!(
+        n, 0,
+        "the backward controller allocated {n} times on the control thread"
     );
 }
 

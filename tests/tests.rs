@@ -34,6 +34,9 @@ mod learning;
 // Every learning option of `handful run` (resume, expert dataset, overlap, trainer, expert
 // fraction) through the binary.
 mod learn;
+// Reset-free practice (MEDAL) through the binary: phases switch, the classifier learns,
+// the cart-pole is brought back to rest.
+mod practice;
 // SIGTERM and SIGINT stop runs and recordings cleanly, through the binary.
 mod signals;
 // Rerun visualisation: a session and a dataset replay saved to .rrd, read back by the rerun CLI.

@@ -49,6 +49,8 @@ struct Episode {
     first_tick: u64,
     /// Ticks the start may still take (no state yet, firmware not yet armed).
     start_grace_left: u32,
+    /// Steps in a row the objective score has held at the phase's threshold.
+    score_streak: u32,
 }
 
 enum StartPhase {
@@ -144,6 +146,7 @@ impl Episodes {
             pending: None,
             first_tick: tick,
             start_grace_left: self.arming_grace_ticks,
+            score_streak: 0,
         });
         self.started += 1;
         if start == Start::Continue && !was_driving {
@@ -190,10 +193,13 @@ impl Episodes {
     /// A driving tick with a good `sample`: the start sequence (the reset and the arm
     /// through `link`; in lockstep a reset is answered by a state, so `expect_answer` is
     /// set), then the outcome of the last command, scored with the phase's reward into
-    /// `step`, and the phase's end.
+    /// `step`, and the phase's end (its step budget, its success test, or the
+    /// controller's objective `score` of this state reaching the phase's threshold).
+    #[allow(clippy::too_many_arguments)] // the tick's pieces, borrowed apart
     pub(super) fn advance(
         &mut self,
         sample: &StateSample,
+        score: Option<f32>,
         link: &Link,
         lockstep: bool,
         expect_answer: &mut bool,
@@ -260,9 +266,14 @@ impl Episodes {
             episode.step += 1;
             episode.pending = None;
             let phase = episode.phase;
+            let score_held = phase.score_at_least.is_some_and(|test| {
+                let at = score.is_some_and(|s| s >= test.threshold);
+                episode.score_streak = if at { episode.score_streak + 1 } else { 0 };
+                episode.score_streak >= test.steps.max(1)
+            });
             let end = if phase.steps.is_some_and(|n| episode.step >= n) {
                 Some(EpisodeEnd::Completed)
-            } else if phase.success.is_some_and(|passed| passed(state)) {
+            } else if phase.success.is_some_and(|passed| passed(state)) || score_held {
                 Some(EpisodeEnd::Succeeded)
             } else {
                 None

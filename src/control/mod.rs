@@ -21,7 +21,8 @@ pub use fault_count::FaultCounts;
 pub use latency::LatencyCompensated;
 pub use mode::{EpisodeEnd, EpisodeStep, EpisodeSummary, HostFault, Mode, Request, TickRecord};
 pub use phase::{
-    AtEnd, EpisodeStart, Objective, Phase, PhaseKind, RewardFn, Start, StartState, SuccessFn,
+    AtEnd, EpisodeStart, Objective, Phase, PhaseKind, RewardFn, ScoreTest, Start, StartState,
+    SuccessFn,
 };
 pub use telemetry::{Telemetry, TelemetrySink};
 pub use ticker::{LoopConfig, LoopHandle, LoopReport, RecordPolicy, spawn};
@@ -67,5 +68,11 @@ pub trait Controller: Send {
     /// not of this type, hands it back as the `Err` (the default).
     fn replace_objective(&mut self, objective: Objective) -> Result<Objective, Objective> {
         Err(objective)
+    }
+    /// What the controller's objective says of `state` (e.g. a learned cost's `C(s)`),
+    /// recorded every tick and used by a phase that ends on it
+    /// ([`Phase::until_score`]). Allocation-free; `None` (the default): nothing.
+    fn objective_score(&self, _state: &[f32]) -> Option<f32> {
+        None
     }
 }

@@ -149,6 +149,9 @@ pub struct TickRecord {
     pub command_seq: Option<u32>,
     pub fault: Option<HostFault>,
     pub episode: Option<EpisodeStep>,
+    /// The controller's objective score of the state before it acted (e.g. the MEDAL
+    /// classifier's `C(s)` in a backward phase); NaN when it has none.
+    pub score: f32,
 }
 
 impl TickRecord {

@@ -72,6 +72,10 @@ pub struct Phase {
     pub reward: RewardFn,
     /// A state passing this ends the phase as [`super::EpisodeEnd::Succeeded`].
     pub success: Option<SuccessFn>,
+    /// Ends the phase as [`super::EpisodeEnd::Succeeded`] when the controller's
+    /// objective score ([`super::Controller::objective_score`], e.g. a classifier's
+    /// `C(s)`) holds at its threshold for its steps.
+    pub score_at_least: Option<ScoreTest>,
     /// Control steps before the phase ends as completed (`None`: until told).
     pub steps: Option<u32>,
     pub at_end: AtEnd,
@@ -84,6 +88,7 @@ impl Phase {
             kind: PhaseKind::Forward,
             reward: task.reward_fn(),
             success: None,
+            score_at_least: None,
             steps,
             at_end: AtEnd::Disarm,
         }
@@ -101,11 +106,27 @@ impl Phase {
         self
     }
 
+    /// This phase, ending early once the controller's objective has scored the state at
+    /// `threshold` or more for `steps` steps in a row (a state passing through the
+    /// region at speed does not end it; one that stays there does).
+    pub fn until_score(mut self, threshold: f32, steps: u32) -> Self {
+        self.score_at_least = Some(ScoreTest { threshold, steps });
+        self
+    }
+
     /// This phase, holding the robot armed at its end for the next one.
     pub fn then_hold(mut self) -> Self {
         self.at_end = AtEnd::Hold;
         self
     }
+}
+
+/// A phase's end on the controller's objective score (see [`Phase::until_score`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ScoreTest {
+    pub threshold: f32,
+    /// Consecutive steps at or above the threshold (at least 1).
+    pub steps: u32,
 }
 
 /// A state for an episode to start at: SI values in the calibration's state channel

@@ -412,6 +412,7 @@ impl Ticker {
             command_seq: None,
             fault: None,
             episode: None,
+            score: f32::NAN,
         };
         if let Some(s) = &sample {
             record.state = s.values;
@@ -500,8 +501,13 @@ impl Ticker {
         action: &mut [f32; MAX_ACTION_DIM],
         record: &mut TickRecord,
     ) -> Result<Send, HostFault> {
+        let score = self
+            .controller
+            .objective_score(&sample.values[..sample.dim]);
+        record.score = score.unwrap_or(f32::NAN);
         let advance = self.episodes.advance(
             sample,
+            score,
             &self.link,
             self.config.lockstep,
             &mut self.expect_answer,

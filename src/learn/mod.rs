@@ -16,6 +16,7 @@
 //! that drove it. Where the experience comes from (`--expert`, `--resume RUN`) is
 //! `sources`'s; model versions continue after the resumed run's last one.
 
+mod practice;
 mod sources;
 mod swaps;
 
@@ -40,6 +41,7 @@ use crate::sysid::{
     Kind, ModelVersion, PairingCounts, RandomController, Retrainer, RetrainerConfig, Stepping,
     SysidEvent, SysidRequest, Transition, transitions_from_frames,
 };
+pub use practice::{PhaseRow, PracticeSummary};
 use sources::{last_model_version, seed_sources};
 use swaps::Swaps;
 pub use swaps::{Driver, ModelUse};
@@ -69,6 +71,9 @@ pub struct LearnConfig {
     pub wait_for_model: bool,
     /// What happens when an episode ends on a fault.
     pub recovery: crate::recovery::RecoveryPolicy,
+    /// Reset-free practice after the first model instead of `trials` episodic trials
+    /// (`handful practice`).
+    pub practice: Option<crate::medal::PracticeConfig>,
 }
 
 impl LearnConfig {
@@ -85,6 +90,15 @@ impl LearnConfig {
         }
         if self.steps == 0 {
             bail!("steps per episode must be at least 1");
+        }
+        if let Some(practice) = &self.practice {
+            practice.validate(calib.task)?;
+            if self.expert_episodes == 0 && self.expert_dataset.is_none() && self.resume.is_none() {
+                bail!(
+                    "practice needs demonstrations (their start states are where it resets \
+                     to): give --expert DATASET or --expert-episodes N ≥ 1"
+                );
+            }
         }
         crate::train::Trainer::new(
             self.retrainer.trainer.clone(),
@@ -235,6 +249,9 @@ pub struct LearnSummary {
     /// How recorded steps were paired with the commands applied by them: transitions
     /// kept, chains ended at gaps, steps dropped for an unknown command.
     pub pairing: PairingCounts,
+    /// Reset-free practice, when the run practised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub practice: Option<PracticeSummary>,
     pub started_unix: f64,
     pub finished_unix: f64,
 }
@@ -259,6 +276,8 @@ struct Session<'a> {
     learner: EpisodeRecorder,
     rows: Vec<TrialRow>,
     seed: Vec<SeedSource>,
+    /// The demonstrations' states, per episode (the practice classifier's positives).
+    demos: Vec<Vec<Vec<f32>>>,
     csv: std::fs::File,
     pairing: PairingCounts,
     driver: crate::episodes::EpisodeDriver<'a>,
@@ -361,6 +380,7 @@ pub fn learn(
         learner: EpisodeRecorder::new(learner_writer, calib.task.name(), false),
         rows: Vec::new(),
         seed: Vec::new(),
+        demos: Vec::new(),
         csv,
         pairing: PairingCounts::default(),
         driver: crate::episodes::EpisodeDriver::new(
@@ -374,7 +394,25 @@ pub fn learn(
     };
     session.seed_data()?;
     let mut stopped = None;
-    for trial in 1..=config.trials {
+    let mut practice = None;
+    if let Some(practice_config) = &config.practice {
+        match session.practice(practice_config) {
+            Ok(summary) => practice = Some(summary),
+            Err(e) => match e.downcast::<crate::recovery::Stopped>() {
+                Ok(why) => {
+                    tracing::error!(%why, "stopping the practice");
+                    stopped = Some(why.to_string());
+                }
+                Err(e) => return Err(e),
+            },
+        }
+    }
+    let trials = if config.practice.is_some() {
+        0
+    } else {
+        config.trials
+    };
+    for trial in 1..=trials {
         match session.trial(trial, "mpc") {
             Ok(row) => {
                 tracing::info!(trial, episode_return = format!("{:.1}", row.episode_return), model = ?row.model_version, drivers = row.drivers.len(), "trial finished");
@@ -479,6 +517,7 @@ pub fn learn(
         recoveries: driver.recoveries(),
         stopped,
         pairing,
+        practice,
         started_unix,
         finished_unix: clock::wall_time_unix_secs(),
     };
@@ -630,6 +669,10 @@ impl Session<'_> {
                     .episode_frames(episode.episode_index)?
                     .map(|f| f.map(|f| f.frame))
                     .collect::<Result<_, _>>()?;
+                if kind == Kind::Expert {
+                    self.demos
+                        .push(frames.iter().map(|f| f.state.clone()).collect());
+                }
                 let transitions = self.pair(&frames, stepping);
                 loaded += transitions.len();
                 self.add(kind, transitions)?;
@@ -665,6 +708,8 @@ impl Session<'_> {
                     ..row_from(0, &outcome.summary)
                 };
                 self.log_row(row)?;
+                self.demos
+                    .push(outcome.frames.iter().map(|f| f.state.clone()).collect());
                 let transitions = self.pair(&outcome.frames, self.stepping());
                 expert_rows += transitions.len();
                 self.add(Kind::Expert, transitions)?;
@@ -813,6 +858,19 @@ impl Session<'_> {
         mode: Mode,
         expert: Option<&mut EpisodeRecorder>,
     ) -> anyhow::Result<EpisodeOutcome> {
+        let phase = control::Phase::of_task(self.calib.task, Some(self.config.steps));
+        self.run_phase(Begin::Reset(mode, phase), expert, None)
+    }
+
+    /// Runs one phase as `begin` says, recording it (into `expert`, or the learner
+    /// dataset) and showing each tick record to `on_tick` (if given), forwarding the
+    /// retrainer's swaps meanwhile.
+    fn run_phase(
+        &mut self,
+        begin: Begin,
+        expert: Option<&mut EpisodeRecorder>,
+        on_tick: Option<TickHook<'_>>,
+    ) -> anyhow::Result<EpisodeOutcome> {
         let recorder = match expert {
             Some(r) => r,
             None => &mut self.learner,
@@ -823,9 +881,13 @@ impl Session<'_> {
             recorder,
             handle: &self.handle,
             retraining: &mut self.retraining,
+            on_tick,
         };
-        let phase = control::Phase::of_task(self.calib.task, Some(self.config.steps));
-        let summary = match self.driver.episode(&self.handle, mode, phase, &mut watch) {
+        let driven = match begin {
+            Begin::Reset(mode, phase) => self.driver.episode(&self.handle, mode, phase, &mut watch),
+            Begin::Given(start) => self.driver.drive(&self.handle, start, &mut watch),
+        };
+        let summary = match driven {
             Ok(summary) => summary,
             Err(e) => {
                 // A recovery that gave up (or a loop that stopped): nothing to keep.
@@ -869,22 +931,40 @@ impl Session<'_> {
 
 /// A learning episode as it runs: its records to the tally and the dataset, and the
 /// retrainer's controllers forwarded to the loop meanwhile.
-struct LearningWatch<'s> {
+struct LearningWatch<'s, 'f> {
     tally: Tally,
     recorder: &'s mut EpisodeRecorder,
     handle: &'s LoopHandle,
     retraining: &'s mut Retraining,
+    on_tick: Option<TickHook<'f>>,
 }
 
-impl crate::episodes::Watch for LearningWatch<'_> {
+/// Shown each tick record of a phase as it arrives (the practice's classifier data).
+type TickHook<'f> = &'f mut dyn FnMut(&control::TickRecord) -> anyhow::Result<()>;
+
+/// How a phase of the learning job begins.
+enum Begin {
+    /// From a reset (seeded, or to a given start state), `Phase` in `Mode`.
+    Reset(Mode, control::Phase),
+    /// Exactly as this start says (e.g. going on armed with another objective).
+    Given(control::EpisodeStart),
+}
+
+impl crate::episodes::Watch for LearningWatch<'_, '_> {
     fn record(&mut self, record: &control::TickRecord) -> anyhow::Result<()> {
         self.tally.take(record);
-        Ok(self.recorder.on_tick(record)?)
+        self.recorder.on_tick(record)?;
+        match &mut self.on_tick {
+            Some(f) => f(record),
+            None => Ok(()),
+        }
     }
 
     fn idle(&mut self) -> anyhow::Result<()> {
-        // Controllers swapped out are dropped here, off the loop; new ones go in.
+        // Controllers and objectives swapped out are dropped here, off the loop; new
+        // ones go in.
         while self.handle.retired.try_recv().is_ok() {}
+        while self.handle.retired_objectives.try_recv().is_ok() {}
         self.retraining.swaps.forward()?;
         self.retraining.poll()
     }

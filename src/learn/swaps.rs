@@ -103,6 +103,10 @@ impl Controller for Versioned {
     ) -> Result<control::Objective, control::Objective> {
         self.inner.replace_objective(objective)
     }
+
+    fn objective_score(&self, state: &[f32]) -> Option<f32> {
+        self.inner.objective_score(state)
+    }
 }
 
 /// A forwarded controller and its version (once its `Published` event named it).
@@ -120,7 +124,14 @@ pub(super) struct Swaps {
     tracked: Vec<Tracked>,
     /// Indices into `tracked` of controllers forwarded but not yet named, oldest first.
     unnamed: VecDeque<usize>,
+    /// The objective of the phase in force, when it is not the task's: each new
+    /// controller is given one made by this before it is forwarded, so a model swapped
+    /// in mid-phase plans for that phase (e.g. a backward phase's classifier cost).
+    objective: Option<ObjectiveMaker>,
 }
+
+/// Makes a phase's objective for a new controller (off the control thread).
+pub(super) type ObjectiveMaker = Box<dyn Fn() -> control::Objective + Send>;
 
 impl Swaps {
     /// Forwards `from_retrainer`'s requests to the loop (`to_loop`), tracking controllers.
@@ -130,7 +141,14 @@ impl Swaps {
             to_loop,
             tracked: Vec::new(),
             unnamed: VecDeque::new(),
+            objective: None,
         }
+    }
+
+    /// From now on, every controller forwarded gets an objective made by `maker`
+    /// (`None`: the task's, which the retrainer's controllers come with).
+    pub(super) fn set_objective(&mut self, maker: Option<ObjectiveMaker>) {
+        self.objective = maker;
     }
 
     /// Forwards every waiting request, wrapping controllers.
@@ -144,7 +162,12 @@ impl Swaps {
     /// Forwards one request; a controller goes in wrapped, tracked from now on.
     fn send(&mut self, request: Request) -> anyhow::Result<()> {
         let request = match request {
-            Request::SetController(inner) => {
+            Request::SetController(mut inner) => {
+                if let Some(make) = &self.objective
+                    && inner.replace_objective(make()).is_err()
+                {
+                    tracing::warn!("a new controller refused the phase's objective");
+                }
                 let probe = Arc::new(Probe::new());
                 self.unnamed.push_back(self.tracked.len());
                 self.tracked.push(Tracked {

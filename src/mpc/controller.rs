@@ -209,6 +209,10 @@ impl Controller for MpcController {
 
     /// The objective is a `Box<dyn Cost>` (made with [`super::objective`]): the same
     /// planner, buffers and model plan for it from the next tick on.
+    fn objective_score(&self, state: &[f32]) -> Option<f32> {
+        self.cost.score(state)
+    }
+
     fn replace_objective(&mut self, objective: Objective) -> Result<Objective, Objective> {
         let mut cost = objective.downcast::<Box<dyn Cost>>()?;
         std::mem::swap(&mut self.cost, &mut *cost);

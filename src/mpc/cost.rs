@@ -29,6 +29,12 @@ pub trait Cost: Send {
     /// Prepares whatever scratch space the cost needs for batches of each of `rows`
     /// (allocates: off the control thread, before the cost is handed to a planner).
     fn prepare(&mut self, _rows: &[usize]) {}
+
+    /// A score of the state itself that the phase in force may end on (a learned
+    /// cost's `C(s)`; `None`: the cost has none). Real-time contract as [`Cost::cost`].
+    fn score(&self, _state: &[f32]) -> Option<f32> {
+        None
+    }
 }
 
 /// The cost of a pure per-step reward: `−reward(next_state, action)` per row (for phases

@@ -42,6 +42,8 @@ pub enum VizEvent {
     Model { version: u32, label: InlineText },
     /// A free-form line for the viewer's log.
     Text { level: TextLevel, text: InlineText },
+    /// One fit of the practice's state classifier (`crate::medal`).
+    Classifier(crate::medal::FitReport),
 }
 
 impl VizEvent {

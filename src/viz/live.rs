@@ -297,6 +297,27 @@ impl Logger {
                 self.set_time(self.last_tick, self.last_firmware_us);
                 log_text(&self.rec, "log", level_name(level), text.as_str())
             }
+            Queued::Classifier(fit) => {
+                // On the tick timeline (where the robot is), at the last tick seen.
+                self.set_time(self.last_tick, self.last_firmware_us);
+                let rec = &self.rec;
+                log_scalar(rec, "classifier/loss", f64::from(fit.loss_after))
+                    .and_then(|()| {
+                        log_scalar(
+                            rec,
+                            "classifier/mean_c_positive",
+                            f64::from(fit.mean_positive),
+                        )
+                    })
+                    .and_then(|()| {
+                        log_scalar(
+                            rec,
+                            "classifier/mean_c_negative",
+                            f64::from(fit.mean_negative),
+                        )
+                    })
+                    .and_then(|()| log_scalar(rec, "classifier/version", f64::from(fit.version)))
+            }
         };
         self.logged(result);
     }
@@ -319,6 +340,10 @@ impl Logger {
             r.wake_us as f64 - r.deadline_us as f64,
         )?;
         log_scalar(rec, "timing/state_age_us", r.state_age_us as f64)?;
+        if r.score.is_finite() {
+            log_scalar(rec, "classifier/c_of_state", f64::from(r.score))?;
+        }
+        log_scalar(rec, "mode/phase", f64::from(r.phase.index()))?;
         if matches!(
             r.fault,
             Some(HostFault::Overrun | HostFault::RepeatedOverrun)

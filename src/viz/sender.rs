@@ -23,6 +23,7 @@ pub(crate) enum Queued {
     Training(TrainingPoint),
     Model { version: u32, label: InlineText },
     Text { level: TextLevel, text: InlineText },
+    Classifier(crate::medal::FitReport),
 }
 
 /// Counters shared by all clones of a sender and the viz handle.
@@ -115,6 +116,7 @@ impl VizSender {
             VizEvent::Training(point) => Queued::Training(point),
             VizEvent::Model { version, label } => Queued::Model { version, label },
             VizEvent::Text { level, text } => Queued::Text { level, text },
+            VizEvent::Classifier(fit) => Queued::Classifier(fit),
         };
         Self::offer(self.events.as_ref(), queued, &self.counters)
     }
@@ -190,5 +192,9 @@ impl crate::telemetry::LearningSink for VizSender {
             version,
             label: InlineText::new(label),
         });
+    }
+
+    fn classifier_fit(&self, fit: &crate::medal::FitReport) {
+        self.send(VizEvent::Classifier(*fit));
     }
 }

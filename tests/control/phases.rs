@@ -96,6 +96,7 @@ fn the_cartpole_swings_up_then_a_second_phase_brings_it_to_rest_with_no_reset_an
         kind: PhaseKind::Backward,
         reward: cartpole_rest_reward,
         success: Some(cartpole_at_rest),
+        score_at_least: None,
         steps: Some(500),
         at_end: AtEnd::Disarm,
     };
