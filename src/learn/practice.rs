@@ -220,10 +220,9 @@ impl Session<'_> {
             phases_csv,
             "index,phase,start,steps,return,end,success,at_rest,last_score,classifier_version,model_version,first_tick,last_tick,steps_total,successes_total,plan_p99_us,deadline_misses"
         )?;
-        // The row counts every planner this run makes will pass a cost.
-        let rows = self.planner_rows()?;
+        // No practice cost needs scratch space prepared per row count (`Cost::prepare`).
+        let rows: [usize; 0] = [];
         let backward_objective = {
-            let rows = rows.clone();
             let slot = Arc::clone(&slot);
             let rest = task.rest_reward;
             move |mode: ResetMode| -> crate::control::Objective {
@@ -354,30 +353,6 @@ impl Session<'_> {
             summary.classifier_fits
         );
         Ok(summary)
-    }
-
-    /// The row counts the run's planner passes a cost (checked at start-up): each of
-    /// its rollout batches over all members (`E·N`).
-    fn planner_rows(&self) -> anyhow::Result<Vec<usize>> {
-        let bounds: Vec<(f32, f32)> = self.calib.actions.iter().map(|a| (a.min, a.max)).collect();
-        let trainer = &self.config.retrainer.trainer;
-        let members = if trainer.export_elites_only {
-            trainer.elite_count
-        } else {
-            trainer.ensemble_size
-        };
-        let planner = crate::mpc::Planner::new(
-            self.config.retrainer.planner.clone(),
-            self.calib.state_dim(),
-            self.calib.action_dim(),
-            &bounds,
-            members,
-        )?;
-        Ok(planner
-            .batch_rows()
-            .into_iter()
-            .map(|n| n * members)
-            .collect())
     }
 
     /// The start of a phase: going on armed (with `objective`), or an arm (after a
