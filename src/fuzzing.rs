@@ -241,6 +241,7 @@ pub fn dataset_template() -> &'static [(PathBuf, Vec<u8>)] {
                     command_seq: t / 40_000,
                     applied_command_seq: t / 40_000 - 1,
                     phase: episode % 3,
+                    reset_score: f32::NAN,
                 };
                 must(writer.push(&frame), &root);
                 t += 40_000;

@@ -94,6 +94,7 @@ impl EpisodeRecorder {
                     -1
                 },
                 phase: i64::from(previous.phase.index()),
+                reset_score: previous.score,
             };
             if let Some(done) = self.last.replace(frame) {
                 self.writer.push(&done)?;

@@ -50,6 +50,12 @@ pub fn frame(episode: u32, i: u32) -> Frame {
         applied_command_seq: i64::from(episode * 1000 + i),
         // Every phase kind, and back.
         phase: i64::from(i % 3),
+        // Scored frames and unscored ones (NaN) in one episode.
+        reset_score: if i.is_multiple_of(2) {
+            f32::NAN
+        } else {
+            i as f32 / 100.0
+        },
     }
 }
 

@@ -40,6 +40,7 @@ fn frame(t: i64, firmware_us: i64, sent: i64, applied: i64) -> Frame {
         command_seq: sent,
         applied_command_seq: applied,
         phase: 0,
+        reset_score: f32::NAN,
     }
 }
 

@@ -135,6 +135,7 @@ fn tiny_dataset(root: &Path, calib: &Calibration, episodes: u32, frames: u32) {
                     command_seq: i64::from(i) + 1,
                     applied_command_seq: i64::from(i),
                     phase: 0,
+                    reset_score: f32::NAN,
                 })
                 .expect("push");
         }

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{DatasetError, Frame};
 
 /// Column names in file order.
-pub const FEATURE_NAMES: [&str; 15] = [
+pub const FEATURE_NAMES: [&str; 16] = [
     "observation.state",
     "action",
     "next.reward",
@@ -29,15 +29,17 @@ pub const FEATURE_NAMES: [&str; 15] = [
     "index",
     "task_index",
     "phase",
+    "reset_score",
 ];
 
 /// Columns a dataset may lack (written by an older handful or by another tool): read
 /// back as `-1` (unknown), and learning then pairs commands by the recording's timing.
-/// A dataset without `phase` is all forward (0).
-pub const OPTIONAL_FEATURES: [&str; 3] = [
+/// A dataset without `phase` is all forward (0); one without `reset_score` has none (NaN).
+pub const OPTIONAL_FEATURES: [&str; 4] = [
     "action.command_seq",
     "observation.applied_command_seq",
     "phase",
+    "reset_score",
 ];
 
 /// A frame read back, with the indices the writer assigned.
@@ -52,7 +54,7 @@ pub struct RecordedFrame {
 }
 
 /// The lerobot dtype and the Arrow type of each column, for `state_len` × `action_len`.
-pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 15] {
+pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 16] {
     let list = |n: usize| {
         DataType::FixedSizeList(
             Arc::new(Field::new("item", DataType::Float32, true)),
@@ -75,6 +77,7 @@ pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static st
         ("int64", DataType::Int64),
         ("int64", DataType::Int64),
         ("int64", DataType::Int64),
+        ("float32", DataType::Float32),
     ]
 }
 
@@ -107,6 +110,7 @@ pub(crate) struct Columns {
     pub index: Vec<i64>,
     pub task_index: Vec<i64>,
     pub phase: Vec<i64>,
+    pub reset_score: Vec<f32>,
 }
 
 impl Columns {
@@ -129,6 +133,7 @@ impl Columns {
             index: Vec::with_capacity(rows),
             task_index: Vec::with_capacity(rows),
             phase: Vec::with_capacity(rows),
+            reset_score: Vec::with_capacity(rows),
         }
     }
 
@@ -155,7 +160,8 @@ impl Columns {
             episode_index,
             index,
             task_index,
-            phase
+            phase,
+            reset_score
         );
     }
 
@@ -176,6 +182,7 @@ impl Columns {
         self.index.push(indices[2]);
         self.task_index.push(indices[3]);
         self.phase.push(f.phase);
+        self.reset_score.push(f.reset_score);
     }
 
     pub fn append(&mut self, other: &Columns) {
@@ -197,7 +204,8 @@ impl Columns {
             episode_index,
             index,
             task_index,
-            phase
+            phase,
+            reset_score
         );
     }
 
@@ -215,6 +223,7 @@ impl Columns {
                 command_seq: self.command_seq[i],
                 applied_command_seq: self.applied_command_seq[i],
                 phase: self.phase[i],
+                reset_score: self.reset_score[i],
             },
             timestamp_s: self.timestamp[i],
             frame_index: self.frame_index[i],
@@ -246,6 +255,7 @@ impl Columns {
             Arc::new(Int64Array::from(self.index.clone())),
             Arc::new(Int64Array::from(self.task_index.clone())),
             Arc::new(Int64Array::from(self.phase.clone())),
+            Arc::new(Float32Array::from(self.reset_score.clone())),
         ];
         let schema = frame_schema(self.state_len, self.action_len);
         // Lengths and types match the schema by construction.
@@ -345,6 +355,12 @@ impl Columns {
             prim!(14, Int64Array, out.phase);
         } else {
             out.phase.extend(std::iter::repeat_n(0, batch.num_rows()));
+        }
+        if batch.column_by_name(FEATURE_NAMES[15]).is_some() {
+            prim!(15, Float32Array, out.reset_score);
+        } else {
+            out.reset_score
+                .extend(std::iter::repeat_n(f32::NAN, batch.num_rows()));
         }
         Ok(out)
     }

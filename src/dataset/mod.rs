@@ -120,7 +120,7 @@ pub enum DatasetError {
 
 /// One control tick as the recorder hands it over. Indices and `timestamp` are assigned by the
 /// writer; `state` and `action` must have the lengths of the dataset's spec.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Frame {
     pub state: Vec<f32>,
     pub action: Vec<f32>,
@@ -137,6 +137,28 @@ pub struct Frame {
     /// The phase the frame's step belongs to (`PhaseKind::index`: 0 forward, 1 backward,
     /// 2 evaluation; 0 in datasets that predate phases).
     pub phase: i64,
+    /// The reset classifier's `C(s)` of the frame's state when a MEDAL backward
+    /// controller drove it (how demonstration-start-like the state looks); NaN when no
+    /// classifier scored it.
+    pub reset_score: f32,
+}
+
+/// Field by field; an unscored frame's `reset_score` (NaN) equals another's.
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        self.state == other.state
+            && self.action == other.action
+            && self.reward == other.reward
+            && self.done == other.done
+            && self.host_time_us == other.host_time_us
+            && self.firmware_time_us == other.firmware_time_us
+            && self.is_expert == other.is_expert
+            && self.command_seq == other.command_seq
+            && self.applied_command_seq == other.applied_command_seq
+            && self.phase == other.phase
+            && (self.reset_score == other.reset_score
+                || (self.reset_score.is_nan() && other.reset_score.is_nan()))
+    }
 }
 
 /// What a new dataset is: its rate, channel names and where it came from.

@@ -34,6 +34,10 @@ fn feature_stats(values: &[f64], width: usize) -> FeatureStats {
         count: vec![rows as i64],
     };
     if rows == 0 {
+        // Nothing to describe (a column no frame of the episode fills): zeros, not
+        // infinities, which JSON cannot hold.
+        out.min.fill(0.0);
+        out.max.fill(0.0);
         return out;
     }
     for row in values.chunks_exact(width) {
@@ -64,7 +68,15 @@ pub(crate) fn episode_stats(c: &Columns) -> Stats {
             .map(|&x| f64::from(u8::from(x)))
             .collect::<Vec<_>>()
     };
-    let columns: [(Vec<f64>, usize); 15] = [
+    // `reset_score` is NaN where no classifier scored the frame: its statistics are of
+    // the scored frames (its count says how many).
+    let finite = |v: &[f32]| {
+        v.iter()
+            .filter(|x| x.is_finite())
+            .map(|&x| f64::from(x))
+            .collect::<Vec<_>>()
+    };
+    let columns: [(Vec<f64>, usize); 16] = [
         (f32s(&c.state), c.state_len),
         (f32s(&c.action), c.action_len),
         (f32s(&c.reward), 1),
@@ -80,6 +92,7 @@ pub(crate) fn episode_stats(c: &Columns) -> Stats {
         (i64s(&c.index), 1),
         (i64s(&c.task_index), 1),
         (i64s(&c.phase), 1),
+        (finite(&c.reset_score), 1),
     ];
     FEATURE_NAMES
         .iter()
@@ -110,10 +123,14 @@ pub(crate) fn aggregate<'a>(episodes: impl IntoIterator<Item = &'a Stats>) -> St
             count: vec![total],
         };
         if total == 0 {
+            agg.min.fill(0.0);
+            agg.max.fill(0.0);
             out.insert(name.clone(), agg);
             continue;
         }
-        for p in parts.iter().filter(|p| p.mean.len() == width) {
+        let counted =
+            |p: &&&FeatureStats| p.mean.len() == width && p.count.first().copied().unwrap_or(0) > 0;
+        for p in parts.iter().filter(counted) {
             let w = p.count.first().copied().unwrap_or(0) as f64 / total as f64;
             for j in 0..width {
                 agg.min[j] = agg.min[j].min(p.min[j]);
@@ -121,7 +138,7 @@ pub(crate) fn aggregate<'a>(episodes: impl IntoIterator<Item = &'a Stats>) -> St
                 agg.mean[j] += w * p.mean[j];
             }
         }
-        for p in parts.iter().filter(|p| p.mean.len() == width) {
+        for p in parts.iter().filter(counted) {
             let w = p.count.first().copied().unwrap_or(0) as f64 / total as f64;
             for j in 0..width {
                 agg.std[j] += w * (p.std[j].powi(2) + (p.mean[j] - agg.mean[j]).powi(2));

@@ -34,7 +34,7 @@ FEATURES = {"observation.state": "float32", "action": "float32", "next.reward": 
             "action.command_seq": "int64", "observation.applied_command_seq": "int64",
             "timestamp": "float32",
             "frame_index": "int64", "episode_index": "int64", "index": "int64", "task_index": "int64",
-            "phase": "int64"}
+            "phase": "int64", "reset_score": "float32"}
 features = info["features"]
 assert set(features) == set(FEATURES), f"features {sorted(features)}"
 for name, dtype in FEATURES.items():
@@ -93,12 +93,24 @@ for _, ep in episodes.iterrows():
         assert f"stats/observation.state/{stat}" in episodes.columns
 
 stats = json.loads((root / "meta/stats.json").read_text())
+
+
+def s_zero(s):
+    return s["count"] == [0] and all(v == [0.0] for k, v in s.items() if k != "count")
+
+
 assert set(stats) == set(FEATURES), f"stats for {sorted(stats)}"
 for name in FEATURES:
     col = data[name].to_numpy()
     values = np.stack(col).astype(np.float64) if name in ("observation.state", "action") else col.astype(np.float64)[:, None]
+    if name == "reset_score":
+        # NaN where no classifier scored the frame: statistics of the scored frames.
+        values = values[np.isfinite(values[:, 0])]
+        if len(values) == 0:
+            assert s_zero(stats[name]), f"{name}: {stats[name]}"
+            continue
     s = stats[name]
-    assert s["count"] == [len(data)], f"{name} count {s['count']}"
+    assert s["count"] == [len(values)], f"{name} count {s['count']}"
     assert np.allclose(s["min"], values.min(0)) and np.allclose(s["max"], values.max(0)), name
     assert np.allclose(s["mean"], values.mean(0), rtol=1e-6), f"{name} mean {s['mean']} vs {values.mean(0)}"
     assert np.allclose(s["std"], values.std(0), rtol=1e-5, atol=1e-9), f"{name} std {s['std']} vs {values.std(0)}"
