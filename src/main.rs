@@ -114,6 +114,8 @@ struct RunArgs {
     /// Where the live visualization goes (default: `viz.rrd` in the run directory).
     #[command(flatten)]
     viz: handful::viz::VizArgs,
+    #[command(flatten)]
+    viz_limits: handful::viz::VizLimits,
     /// No visualization at all.
     #[arg(long, conflicts_with_all = ["spawn", "connect", "save", "stdout"])]
     no_viz: bool,
@@ -185,6 +187,13 @@ struct PracticeArgs {
     /// Interventions after which the practice stops.
     #[arg(long, default_value_t = 10)]
     max_interventions: u32,
+    /// Practice steps between two deployed evaluations (EARL: the forward controller in
+    /// use, from the task's initial distribution on a separate simulator; 0: none).
+    #[arg(long, default_value_t = 1000, value_name = "STEPS")]
+    eval_every: u64,
+    /// Episodes of each deployed evaluation.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    eval_episodes: u32,
 }
 
 /// `--start-state`'s values: finite numbers separated by commas.
@@ -554,6 +563,8 @@ fn learn_command(
             demo_start_steps: p.demo_start_steps,
             stuck_cycles: p.stuck_cycles,
             max_interventions: p.max_interventions,
+            eval_every: p.eval_every,
+            eval_episodes: p.eval_episodes,
             ..Default::default()
         }),
     };
@@ -607,11 +618,11 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
     let out_dir = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&name));
-    let mut viz_options = args.viz.to_options(if args.no_viz {
+    let mut viz_options = args.viz_limits.apply(args.viz.to_options(if args.no_viz {
         handful::viz::VizSink::Off
     } else {
         handful::viz::VizSink::Save(out_dir.join("viz.rrd"))
-    });
+    }));
     viz_options.recording_name = Some(name.clone());
     let learn = LearnArgs {
         trials: args.trials,

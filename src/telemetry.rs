@@ -28,6 +28,8 @@ pub trait LearningSink: Send + Sync {
     fn model_deployed(&self, version: u32, label: &str);
     /// One fit of the practice's state classifier (`crate::medal`). Default: ignored.
     fn classifier_fit(&self, _fit: &crate::medal::FitReport) {}
+    /// One deployed evaluation of the practice's forward controller. Default: ignored.
+    fn evaluation(&self, _evaluation: &crate::medal::Evaluation) {}
 }
 
 /// The learner's optional progress sink (cheap to clone: an `Arc`; `Debug` for configs).
@@ -58,6 +60,12 @@ impl LearningTelemetry {
     pub fn classifier_fit(&self, fit: &crate::medal::FitReport) {
         if let Some(sink) = &self.0 {
             sink.classifier_fit(fit);
+        }
+    }
+
+    pub fn evaluation(&self, evaluation: &crate::medal::Evaluation) {
+        if let Some(sink) = &self.0 {
+            sink.evaluation(evaluation);
         }
     }
 

@@ -45,3 +45,13 @@ where
         handle: Some(handle),
     })
 }
+
+/// Nice 10 for the calling thread (the retrainer, the evaluator): the control loop wins
+/// every contest for a core.
+pub fn lower_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+    }
+}

@@ -119,3 +119,63 @@ fn sigint_while_recording_keeps_the_kept_episodes_and_leaves_a_valid_dataset() {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_signal_during_a_long_retrain_stops_the_learning_job_at_once_with_its_summary() {
+    // A fit of at least 10⁶ gradient steps (minutes): the signal must not wait for it.
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = dir.path().join("slow.toml");
+    std::fs::write(&trainer, "min_steps = 1000000\nmax_steps = 0\n").unwrap();
+    let out = dir.path().join("run");
+    let mut child = handful()
+        .args(["run", "--lockstep", "--no-viz", "--expert-episodes", "1"])
+        .args(["--trials", "3", "--trainer"])
+        .arg(&trainer)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The demonstration is in (its row is written before the first fit starts).
+    let csv = out.join("learning_curve.csv");
+    let clock = Clock::real();
+    let give_up = clock.now_us() + 120_000_000;
+    while episodes_done(&csv) < 1 {
+        assert!(clock.now_us() < give_up, "the demonstration never finished");
+        assert!(child.try_wait().unwrap().is_none(), "exited early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    // Liveness, not speed: the fit alone would take minutes.
+    let give_up = clock.now_us() + 30_000_000;
+    while child.try_wait().unwrap().is_none() {
+        if clock.now_us() > give_up {
+            let _ = child.kill();
+            panic!("the learning job was still fitting 30 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let (code, stderr) = (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("SIGINT"), "{stderr}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["stopped"].as_str().unwrap().contains("SIGINT"),
+        "{summary}"
+    );
+    // No model came of the fit that was stopped, and no MPC trial ran.
+    assert!(
+        summary["trials"]
+            .as_array()
+            .is_none_or(|t| t.iter().all(|r| r["policy"] != "mpc")),
+        "{summary}"
+    );
+}

@@ -127,10 +127,25 @@ impl LoopHandle {
         self.records_dropped.load(Ordering::Relaxed)
     }
 
+    /// Drops what the loop has published (records, retired controllers and objectives)
+    /// while the caller waits for something else.
+    pub fn drain(&self) {
+        while self.records.try_recv().is_ok() {}
+        while self.retired.try_recv().is_ok() {}
+        while self.retired_objectives.try_recv().is_ok() {}
+    }
+
     /// Asks the loop to disarm and stop, and waits for its report.
     pub fn stop(mut self) -> Option<LoopReport> {
         let _ = self.requests.send(Request::Stop);
-        self.thread.take().and_then(|t| t.join().ok())
+        let thread = self.thread.take()?;
+        // A lossless (lockstep) loop waits for room to publish a record before it takes
+        // the next request: drain until it has ended, or it never reads the stop.
+        while !thread.is_finished() {
+            while self.records.try_recv().is_ok() {}
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        thread.join().ok()
     }
 }
 

@@ -16,6 +16,7 @@
 //! that drove it. Where the experience comes from (`--expert`, `--resume RUN`) is
 //! `sources`'s; model versions continue after the resumed run's last one.
 
+mod evaluate;
 mod practice;
 mod sources;
 mod swaps;
@@ -392,12 +393,26 @@ pub fn learn(
         )
         .with_viz(viz.sender()),
     };
-    session.seed_data()?;
     let mut stopped = None;
+    // Stopped while seeding (a fault, or a signal during the demonstrations or the
+    // first fit): the run so far is written out, then it fails.
+    if let Err(e) = session.seed_data() {
+        match e.downcast::<crate::recovery::Stopped>() {
+            Ok(why) => {
+                tracing::error!(%why, "stopping the run");
+                stopped = Some(why.to_string());
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let mut practice = None;
-    if let Some(practice_config) = &config.practice {
-        match session.practice(practice_config) {
-            Ok(summary) => practice = Some(summary),
+    if stopped.is_none()
+        && let Some(practice_config) = &config.practice
+    {
+        // Filled as the practice goes: a practice stopped by a fault or a signal still
+        // reports what it did.
+        match session.practice(practice_config, &mut practice) {
+            Ok(()) => {}
             Err(e) => match e.downcast::<crate::recovery::Stopped>() {
                 Ok(why) => {
                     tracing::error!(%why, "stopping the practice");
@@ -407,7 +422,7 @@ pub fn learn(
             },
         }
     }
-    let trials = if config.practice.is_some() {
+    let trials = if config.practice.is_some() || stopped.is_some() {
         0
     } else {
         config.trials
@@ -525,6 +540,15 @@ pub fn learn(
     Ok(summary)
 }
 
+/// A stop signal received: disarm, and end the run with [`crate::recovery::Stopped`].
+fn stop_on_signal(handle: &LoopHandle) -> anyhow::Result<()> {
+    if let Some(signal) = crate::signals::requested() {
+        let _ = handle.requests.send(crate::control::Request::Disarm);
+        return Err(crate::recovery::Stopped::Signal(signal).into());
+    }
+    Ok(())
+}
+
 impl Retraining {
     /// Asks for a retrain now, or (one already running) as soon as it has finished.
     fn request(&mut self) -> anyhow::Result<()> {
@@ -544,15 +568,23 @@ impl Retraining {
     /// Waits for the retrainer's next outcome and notes it.
     fn wait_event(&mut self, handle: &LoopHandle) -> anyhow::Result<Option<f64>> {
         loop {
-            while handle.records.try_recv().is_ok() {}
-            while handle.retired.try_recv().is_ok() {}
+            handle.drain();
             self.swaps.forward()?;
+            // A stop signal does not wait for the fit (seconds to minutes; the trainer
+            // stops at its next epoch): the robot, held armed between practice phases,
+            // is let go, and the run ends now.
+            stop_on_signal(handle)?;
             match self
                 .retrainer
                 .events
                 .recv_timeout(Duration::from_millis(20))
             {
-                Ok(event) => return self.note(event),
+                Ok(event) => {
+                    let nll = self.note(event)?;
+                    // The fit the signal stopped reports a failure: it is the signal's.
+                    stop_on_signal(handle)?;
+                    return Ok(nll);
+                }
                 Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
                 Err(crossbeam::channel::RecvTimeoutError::Disconnected) => {
                     bail!("the retrainer stopped")

@@ -23,15 +23,20 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use super::evaluate::{EvalSetup, Evaluator};
 use super::{Begin, Session};
 use crate::control::{
     self, AtEnd, EpisodeEnd, EpisodeStart, Mode, Phase, PhaseKind, ScoreTest, Start,
 };
 use crate::medal::{
-    Classifier, ClassifierCost, ClassifierSlot, FitReport, PracticeConfig, ResetMode, ResetTask,
+    Classifier, ClassifierCost, ClassifierSlot, Evaluation, FitReport, PracticeConfig, ResetMode,
+    ResetTask,
 };
 use crate::mpc::{RewardCost, TaskCost};
 use crate::sysid::Kind;
+
+/// The longest a deployed evaluation may take.
+const EVAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Fits of the classifier before the first backward phase.
 const INITIAL_FITS: u32 = 10;
@@ -89,6 +94,11 @@ pub struct PracticeSummary {
     pub classifier_fits: u32,
     pub last_fit: Option<FitReport>,
     pub phases: Vec<PhaseRow>,
+    /// EARL's deployed performance over the practice (every `eval_every` steps), each
+    /// beside the continuing count at its step.
+    pub evaluations: Vec<Evaluation>,
+    /// Evaluations not run because the one before was still running (real time).
+    pub evaluations_skipped: u32,
 }
 
 /// How the next phase begins.
@@ -167,13 +177,102 @@ impl Learner {
     }
 }
 
+/// The deployed evaluations of a practice and their log.
+struct Earl {
+    evaluator: Evaluator,
+    every: u64,
+    /// The practice step at which the next evaluation is due.
+    next_at: u64,
+    csv: std::fs::File,
+}
+
+impl Earl {
+    /// Logs finished evaluations: `evaluation.csv`, the summary, the viewer.
+    fn record(
+        &mut self,
+        done: Vec<Evaluation>,
+        summary: &mut PracticeSummary,
+        learner: &Learner,
+    ) -> anyhow::Result<()> {
+        for e in done {
+            writeln!(
+                self.csv,
+                "{},{},{},{},{:.4},{:.4},{:.4},{},{}",
+                e.at_step,
+                e.model_version,
+                e.episodes,
+                e.successes,
+                e.success_rate,
+                e.mean_return,
+                e.min_return,
+                e.continuing_successes,
+                e.eval_ms
+            )?;
+            self.csv.flush()?;
+            println!(
+                "evaluation at step {:>6}: model v{} deployed {} of {} (mean return {:.1}); {} successes while practising",
+                e.at_step,
+                e.model_version,
+                e.successes,
+                e.episodes,
+                e.mean_return,
+                e.continuing_successes
+            );
+            learner.learning.evaluation(&e);
+            summary.evaluations.push(e);
+        }
+        Ok(())
+    }
+}
+
 impl Session<'_> {
+    /// After each phase: the summary's classifier figures brought up to date (a practice
+    /// that stops reports them), a deployed evaluation asked for when one is due
+    /// (lockstep: and waited for), and those that have finished logged.
+    fn between_phases(
+        &mut self,
+        earl: Option<&mut Earl>,
+        summary: &mut PracticeSummary,
+        learner: &Learner,
+    ) -> anyhow::Result<()> {
+        summary.classifier_fits = learner.fits;
+        summary.last_fit = learner.last_fit;
+        let Some(earl) = earl else {
+            return Ok(());
+        };
+        if summary.steps >= earl.next_at {
+            while earl.next_at <= summary.steps {
+                earl.next_at += earl.every;
+            }
+            if let Some(model) = self.retraining.models.last() {
+                let path = self
+                    .config
+                    .out_dir
+                    .join("models")
+                    .join(format!("v{}.onnx", model.version));
+                earl.evaluator.request(
+                    summary.steps,
+                    model.version,
+                    path,
+                    summary.forward_successes,
+                );
+            }
+        }
+        let done = if self.config.wait_for_model {
+            earl.evaluator.wait(EVAL_TIMEOUT, || self.handle.drain())?
+        } else {
+            earl.evaluator.poll()?
+        };
+        earl.record(done, summary, learner)
+    }
+
     /// Practises without resets for `practice.steps` control steps (the demonstrations
     /// and the first model are in place).
     pub(super) fn practice(
         &mut self,
         practice: &PracticeConfig,
-    ) -> anyhow::Result<PracticeSummary> {
+        out: &mut Option<PracticeSummary>,
+    ) -> anyhow::Result<()> {
         let task = ResetTask::of(self.calib.task)
             .context("practice: this task has no reset problem handful knows")?;
         let positives: Vec<Vec<f32>> = self
@@ -235,7 +334,7 @@ impl Session<'_> {
                 }
             }
         };
-        let mut summary = PracticeSummary {
+        let summary = out.insert(PracticeSummary {
             config: practice.clone(),
             steps: 0,
             forward_phases: 0,
@@ -248,6 +347,30 @@ impl Session<'_> {
             classifier_fits: 0,
             last_fit: None,
             phases: Vec::new(),
+            evaluations: Vec::new(),
+            evaluations_skipped: 0,
+        });
+        let mut earl = if practice.eval_every > 0 {
+            let setup = EvalSetup {
+                episodes: practice.eval_episodes,
+                steps: practice.forward_steps,
+                seed: self.config.retrainer.seed ^ 0xea71_e7a1,
+                planner: self.config.retrainer.planner.clone(),
+                task,
+            };
+            let mut eval_csv = std::fs::File::create(self.config.out_dir.join("evaluation.csv"))?;
+            writeln!(
+                eval_csv,
+                "at_step,model_version,episodes,successes,success_rate,mean_return,min_return,continuing_successes,eval_ms"
+            )?;
+            Some(Earl {
+                evaluator: Evaluator::spawn(self.calib, setup)?,
+                every: practice.eval_every,
+                next_at: practice.eval_every,
+                csv: eval_csv,
+            })
+        } else {
+            None
         };
         let simulated = self.config.robot.port.is_none();
         let mut next = Next::Reset;
@@ -262,10 +385,10 @@ impl Session<'_> {
             let objective = crate::mpc::objective(Box::new(TaskCost(self.calib.task)), &rows);
             self.retraining.swaps.set_objective(None);
             let start = self.start(next, phase, objective);
-            let forward =
-                self.practice_phase(start, next, &mut learner, &task, &mut summary, false)?;
+            let forward = self.practice_phase(start, next, &mut learner, &task, summary, false)?;
             let forward_ok = forward.success;
-            next = self.after(&forward, &mut summary, &mut phases_csv)?;
+            next = self.after(&forward, summary, &mut phases_csv)?;
+            self.between_phases(earl.as_mut(), summary, &learner)?;
             if summary.steps >= practice.steps {
                 break;
             }
@@ -299,9 +422,9 @@ impl Session<'_> {
                 .swaps
                 .set_objective(Some(Box::new(move || make(mode))));
             let start = self.start(next, phase, backward_objective(mode));
-            let backward =
-                self.practice_phase(start, next, &mut learner, &task, &mut summary, true)?;
-            next = self.after(&backward, &mut summary, &mut phases_csv)?;
+            let backward = self.practice_phase(start, next, &mut learner, &task, summary, true)?;
+            next = self.after(&backward, summary, &mut phases_csv)?;
+            self.between_phases(earl.as_mut(), summary, &learner)?;
             self.retraining.swaps.set_objective(None);
             if forward_ok || backward.success {
                 stuck = 0;
@@ -334,6 +457,12 @@ impl Session<'_> {
                 };
             }
         }
+        if let Some(earl) = earl.as_mut() {
+            // The evaluations asked for belong to this run: wait for them.
+            let done = earl.evaluator.wait(EVAL_TIMEOUT, || self.handle.drain())?;
+            earl.record(done, summary, &learner)?;
+            summary.evaluations_skipped = earl.evaluator.skipped;
+        }
         summary.classifier_fits = learner.fits;
         summary.last_fit = learner.last_fit;
         // The practice ends holding the robot armed: let go of it.
@@ -352,7 +481,7 @@ impl Session<'_> {
             summary.interventions,
             summary.classifier_fits
         );
-        Ok(summary)
+        Ok(())
     }
 
     /// The start of a phase: going on armed (with `objective`), or an arm (after a

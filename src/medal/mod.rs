@@ -78,6 +78,10 @@ pub struct PracticeConfig {
     pub stuck_cycles: u32,
     /// Interventions after which the run stops (it cannot practise on its own).
     pub max_interventions: u32,
+    /// Practice steps between two deployed evaluations (EARL; 0: none).
+    pub eval_every: u64,
+    /// Episodes of each deployed evaluation, from the task's initial distribution.
+    pub eval_episodes: u32,
 }
 
 impl Default for PracticeConfig {
@@ -92,6 +96,8 @@ impl Default for PracticeConfig {
             demo_start_steps: 1,
             stuck_cycles: 5,
             max_interventions: 10,
+            eval_every: 1_000,
+            eval_episodes: 5,
         }
     }
 }
@@ -115,6 +121,11 @@ impl PracticeConfig {
         if self.stuck_cycles == 0 {
             anyhow::bail!("practice: stuck after at least one cycle");
         }
+        if self.eval_every > 0 && self.eval_episodes == 0 {
+            anyhow::bail!(
+                "practice: a deployed evaluation of at least one episode (or --eval-every 0)"
+            );
+        }
         self.classifier.validate()?;
         if ResetTask::of(task).is_none() {
             anyhow::bail!(
@@ -125,6 +136,28 @@ impl PracticeConfig {
         }
         Ok(())
     }
+}
+
+/// One deployed evaluation (EARL: the forward controller in use, from the task's
+/// initial distribution on a separate simulator; run by the learning job's evaluator
+/// thread), and the continuing count beside it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Practice steps done when the evaluation was asked for.
+    pub at_step: u64,
+    /// The model evaluated (the one driving the robot then).
+    pub model_version: u32,
+    pub episodes: u32,
+    /// Episodes that succeeded (the task's success test, or the forward phase's return
+    /// share: the practice's own test).
+    pub successes: u32,
+    pub success_rate: f64,
+    pub mean_return: f64,
+    pub min_return: f64,
+    /// Forward successes on the training stream by `at_step` (continuing performance).
+    pub continuing_successes: u32,
+    /// Wall time the evaluation took, ms.
+    pub eval_ms: u64,
 }
 
 /// What a task's practice needs beside its reward: whether a forward phase succeeded,

@@ -155,7 +155,7 @@ impl Retrainer {
             clock,
         };
         let thread = spawn_named("handful-sysid", move || {
-            lower_priority();
+            crate::thread::lower_priority();
             while let Ok(request) = request_rx.recv() {
                 match request {
                     SysidRequest::Add { kind, transitions } => {
@@ -184,15 +184,6 @@ impl Retrainer {
             events: event_rx,
             _thread: thread,
         })
-    }
-}
-
-/// Nice 10 for the calling thread: the control loop wins every contest for a core.
-fn lower_priority() {
-    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 

@@ -135,4 +135,6 @@ pub enum TrainError {
     BadSample { row: usize, rows: usize },
     #[error("the training loss became non-finite at epoch {epoch}")]
     Diverged { epoch: usize },
+    #[error("the fit was stopped by {signal}")]
+    Cancelled { signal: &'static str },
 }

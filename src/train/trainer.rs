@@ -285,6 +285,11 @@ impl Trainer {
         let (mut epochs, mut stale, mut steps) = (Vec::new(), 0, 0);
         let (mut stopped_early, mut capped) = (false, false);
         for epoch in 0..self.config.max_epochs {
+            // A stop signal (SIGINT, SIGTERM) ends a fit at the next epoch: the run it
+            // belongs to is ending and must not wait minutes for it.
+            if let Some(signal) = crate::signals::requested() {
+                return Err(TrainError::Cancelled { signal });
+            }
             let mut loss_sum = 0.0;
             for _ in 0..steps_per_epoch {
                 for member in 0..e {
@@ -502,6 +507,12 @@ impl Trainer {
 }
 
 /// Checks a config for `S`, `A`; returns the per-layer weight decays.
+/// At most this many weights in an ensemble (all members).
+pub const MAX_PARAMETERS: usize = 50_000_000;
+
+/// At most this many rows in a minibatch.
+pub const MAX_BATCH: usize = 1_000_000;
+
 fn validate(
     config: &TrainerConfig,
     state_dim: usize,
@@ -529,8 +540,26 @@ fn validate(
     if config.hidden_sizes.contains(&0) {
         return bad("hidden_sizes", "every hidden layer needs at least 1 unit");
     }
-    if config.batch_size == 0 {
-        return bad("batch_size", "must be at least 1");
+    // The parameters, Adam's two moments and the gradient: 4 floats each, allocated up
+    // front. A typo (`hidden_sizes = [2000000]`) must be an error, not an abort.
+    let d = feature_dim(state_dim, action_dim, &config.angle_state_indices);
+    let params = std::iter::once(d)
+        .chain(config.hidden_sizes.iter().copied())
+        .chain(std::iter::once(2 * state_dim))
+        .collect::<Vec<_>>()
+        .windows(2)
+        .try_fold(0usize, |sum, w| {
+            w[0].checked_mul(w[1])?.checked_add(w[1])?.checked_add(sum)
+        })
+        .and_then(|per_member| per_member.checked_mul(config.ensemble_size));
+    if params.is_none_or(|p| p > MAX_PARAMETERS) {
+        return bad(
+            "hidden_sizes/ensemble_size",
+            "give more than 50 million parameters in all (the PETS ensemble has 0.4 million)",
+        );
+    }
+    if config.batch_size == 0 || config.batch_size > MAX_BATCH {
+        return bad("batch_size", "must be between 1 and 1,000,000");
     }
     if !(config.learning_rate.is_finite() && config.learning_rate > 0.0) {
         return bad("learning_rate", "must be finite and positive");

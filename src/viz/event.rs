@@ -44,6 +44,8 @@ pub enum VizEvent {
     Text { level: TextLevel, text: InlineText },
     /// One fit of the practice's state classifier (`crate::medal`).
     Classifier(crate::medal::FitReport),
+    /// One deployed evaluation of the practice (EARL).
+    Evaluation(crate::medal::Evaluation),
 }
 
 impl VizEvent {

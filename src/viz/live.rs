@@ -10,7 +10,7 @@ use crossbeam::channel::{Receiver, select};
 use rerun::{RecordingStream, RecordingStreamBuilder, RecordingStreamError, TextLogLevel};
 
 use super::draw::{Layout, log_scalar, log_scalars, log_text};
-use super::event::{TextLevel, TrainingPoint};
+use super::event::{PlanSnapshot, TextLevel, TrainingPoint};
 use super::layout::blueprint;
 use super::plan::PlanTracker;
 use super::sender::{Counters, Queued, Receivers};
@@ -93,6 +93,7 @@ pub fn spawn(
     let layout = Layout::from_calibration(calibration);
     let rec = open_recording(options, &layout)?;
     let plans_kept = options.plans_kept;
+    let (tick_every, plans_every) = (options.tick_every.max(1), options.plans_every.max(1));
     let sink = options.sink.clone();
     let segments = match &options.sink {
         VizSink::Save(path) => Some(Segments {
@@ -101,11 +102,15 @@ pub fn spawn(
             next: 1,
             clock: crate::clock::Clock::real(),
             started_us: 0,
+            budget_bytes: options.budget_bytes,
+            oldest: 0,
         }),
         _ => None,
     };
     spawn_named("handful-viz", move || {
         let mut logger = Logger::new(rec, layout, plans_kept, counters);
+        logger.tick_every = u64::from(tick_every);
+        logger.plans_every = u64::from(plans_every);
         logger.segments = segments.map(|mut s| {
             s.started_us = s.clock.now_us();
             s
@@ -142,6 +147,9 @@ struct Logger {
     warned: bool,
     /// File sinks: when to start the next file.
     segments: Option<Segments>,
+    /// Decimation (`VizOptions::tick_every`, `plans_every`).
+    tick_every: u64,
+    plans_every: u64,
 }
 
 /// A file sink written as a sequence of files (see `VizOptions::segment_us`).
@@ -152,6 +160,10 @@ struct Segments {
     next: u32,
     clock: crate::clock::Clock,
     started_us: u64,
+    /// The files together stay within this (`VizOptions::budget_bytes`).
+    budget_bytes: Option<u64>,
+    /// Number of the oldest file still on disk (0: `first`).
+    oldest: u32,
 }
 
 impl Segments {
@@ -167,6 +179,47 @@ impl Segments {
             None => format!("{stem}.{n:03}"),
         };
         self.first.with_file_name(name)
+    }
+
+    /// File `n` (0: `first`).
+    fn file(&self, n: u32) -> std::path::PathBuf {
+        if n == 0 {
+            self.first.clone()
+        } else {
+            self.path(n)
+        }
+    }
+
+    /// Deletes the oldest finished files until the files on disk, with room for one
+    /// more as large as the largest, fit the budget; returns how many were deleted.
+    /// The file being written (`next - 1`) is never deleted.
+    fn enforce_budget(&mut self) -> u32 {
+        let Some(budget) = self.budget_bytes else {
+            return 0;
+        };
+        let sizes: Vec<u64> = (self.oldest..self.next)
+            .map(|n| std::fs::metadata(self.file(n)).map_or(0, |m| m.len()))
+            .collect();
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        let mut total: u64 = sizes.iter().sum();
+        let mut deleted = 0;
+        for size in &sizes[..sizes.len().saturating_sub(1)] {
+            if total + largest <= budget {
+                break;
+            }
+            let path = self.file(self.oldest);
+            match std::fs::remove_file(&path) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "could not delete an old .rrd file");
+                    break;
+                }
+            }
+            total -= size;
+            self.oldest += 1;
+        }
+        deleted
     }
 }
 
@@ -192,6 +245,8 @@ impl Logger {
             missed_commands: 0,
             warned: false,
             segments: None,
+            tick_every: 1,
+            plans_every: 1,
         }
     }
 
@@ -206,18 +261,14 @@ impl Logger {
                     Err(_) => break,
                 },
                 recv(receivers.plans) -> plan => match plan {
-                    Ok(plan) => {
-                        let result = self.plans.add(&self.rec, &self.layout, &plan);
-                        self.logged(result);
-                    }
+                    Ok(plan) => self.plan(&plan),
                     Err(_) => break,
                 },
             }
         }
         // Drain what was queued before the stop, plans first (ticks resolve them).
         while let Ok(plan) = receivers.plans.try_recv() {
-            let result = self.plans.add(&self.rec, &self.layout, &plan);
-            self.logged(result);
+            self.plan(&plan);
         }
         while let Ok(event) = receivers.events.try_recv() {
             self.event(event);
@@ -225,6 +276,14 @@ impl Logger {
         let result = self.plans.flush(&self.rec, &self.layout);
         self.check(result);
         self.report
+    }
+
+    fn plan(&mut self, plan: &PlanSnapshot) {
+        if !plan.tick.is_multiple_of(self.plans_every) {
+            return;
+        }
+        let result = self.plans.add(&self.rec, &self.layout, plan);
+        self.logged(result);
     }
 
     fn logged(&mut self, result: Result<(), RecordingStreamError>) {
@@ -272,6 +331,16 @@ impl Logger {
             Ok(()) => {
                 let result = self.layout.log_static(&self.rec);
                 self.check(result);
+                if let Some(s) = self.segments.as_mut() {
+                    let deleted = s.enforce_budget();
+                    if deleted > 0 && self.report.segments_deleted == 0 {
+                        tracing::info!(
+                            budget_mb = s.budget_bytes.unwrap_or(0) / 1_000_000,
+                            "the recording reached its size budget: the oldest .rrd files are deleted from now on"
+                        );
+                    }
+                    self.report.segments_deleted += u64::from(deleted);
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, path = %path.display(), "could not start the next .rrd file")
@@ -318,6 +387,20 @@ impl Logger {
                     })
                     .and_then(|()| log_scalar(rec, "classifier/version", f64::from(fit.version)))
             }
+            Queued::Evaluation(e) => {
+                // EARL's two curves, at the tick the practice had reached when it arrived.
+                self.set_time(self.last_tick, self.last_firmware_us);
+                let rec = &self.rec;
+                log_scalar(rec, "earl/deployed_success_rate", e.success_rate)
+                    .and_then(|()| log_scalar(rec, "earl/deployed_mean_return", e.mean_return))
+                    .and_then(|()| {
+                        log_scalar(
+                            rec,
+                            "earl/continuing_successes",
+                            f64::from(e.continuing_successes),
+                        )
+                    })
+            }
         };
         self.logged(result);
     }
@@ -328,22 +411,26 @@ impl Logger {
         self.last_tick = Some(r.tick);
         self.last_firmware_us = firmware_us.or(self.last_firmware_us);
         let rec = &self.rec;
-        if r.state_count > 0 {
-            log_scalars(rec, "state", &self.layout.state_names, r.state())?;
-            self.layout.log_robot(rec, r.state())?;
+        // Decimated (`tick_every`): the time series; every tick: changes and counts.
+        let full = r.tick.is_multiple_of(self.tick_every);
+        if full {
+            if r.state_count > 0 {
+                log_scalars(rec, "state", &self.layout.state_names, r.state())?;
+                self.layout.log_robot(rec, r.state())?;
+            }
+            log_scalars(rec, "action", &self.layout.action_names, r.action())?;
+            log_scalar(rec, "timing/compute_us", r.compute_us as f64)?;
+            log_scalar(
+                rec,
+                "timing/jitter_us",
+                r.wake_us as f64 - r.deadline_us as f64,
+            )?;
+            log_scalar(rec, "timing/state_age_us", r.state_age_us as f64)?;
+            if r.score.is_finite() {
+                log_scalar(rec, "classifier/c_of_state", f64::from(r.score))?;
+            }
+            log_scalar(rec, "mode/phase", f64::from(r.phase.index()))?;
         }
-        log_scalars(rec, "action", &self.layout.action_names, r.action())?;
-        log_scalar(rec, "timing/compute_us", r.compute_us as f64)?;
-        log_scalar(
-            rec,
-            "timing/jitter_us",
-            r.wake_us as f64 - r.deadline_us as f64,
-        )?;
-        log_scalar(rec, "timing/state_age_us", r.state_age_us as f64)?;
-        if r.score.is_finite() {
-            log_scalar(rec, "classifier/c_of_state", f64::from(r.score))?;
-        }
-        log_scalar(rec, "mode/phase", f64::from(r.phase.index()))?;
         if matches!(
             r.fault,
             Some(HostFault::Overrun | HostFault::RepeatedOverrun)
@@ -353,8 +440,10 @@ impl Logger {
         if r.mode.is_driving() && r.command_seq.is_none() {
             self.missed_commands += 1;
         }
-        log_scalar(rec, "timing/overruns", self.overruns as f64)?;
-        log_scalar(rec, "timing/missed_commands", self.missed_commands as f64)?;
+        if full {
+            log_scalar(rec, "timing/overruns", self.overruns as f64)?;
+            log_scalar(rec, "timing/missed_commands", self.missed_commands as f64)?;
+        }
         if self.last_mode != Some(r.mode) {
             let level = if matches!(r.mode, Mode::Fault | Mode::EStop) {
                 TextLogLevel::WARN
@@ -383,9 +472,11 @@ impl Logger {
             }
             self.last_fault = r.fault;
         }
-        log_scalar(rec, "faults/count", self.faults as f64)?;
-        if let Some(step) = r.episode {
-            log_scalar(rec, "episode/reward", f64::from(step.reward))?;
+        if full {
+            log_scalar(rec, "faults/count", self.faults as f64)?;
+            if let Some(step) = r.episode {
+                log_scalar(rec, "episode/reward", f64::from(step.reward))?;
+            }
         }
         if r.tick.is_multiple_of(25) {
             log_scalar(

@@ -60,7 +60,9 @@ pub use event::{
     MAX_PLAN_STATE_DIM, PlanOutcome, PlanShapeError, PlanSnapshot, TextLevel, TrainingPoint,
     VizEvent,
 };
-pub use options::{DEFAULT_CONNECT_URL, VizArgs, VizOptions, VizSink};
+pub use options::{
+    DEFAULT_BUDGET_MB, DEFAULT_CONNECT_URL, VizArgs, VizLimits, VizOptions, VizSink,
+};
 #[cfg(feature = "viz")]
 pub use replay::view_dataset;
 pub use sender::{VizQueue, VizSender};
@@ -111,6 +113,8 @@ pub struct VizReport {
     pub logged: u64,
     /// Log calls rerun refused (each is also traced once per kind).
     pub log_errors: u64,
+    /// Old `.rrd` files deleted to keep the recording within its size budget.
+    pub segments_deleted: u64,
 }
 
 /// What a replay showed.

@@ -51,6 +51,15 @@ pub struct VizOptions {
     /// until its file ends (about 0.6 MB a second here), so one file for a run of hours
     /// would hold gigabytes; each segment ends with its footer and frees it.
     pub segment_us: u64,
+    /// [`VizSink::Save`]: the recording's files together stay within this many bytes:
+    /// at each new file, the oldest are deleted (the newest hours are kept). `None`: no
+    /// limit.
+    pub budget_bytes: Option<u64>,
+    /// Time series, robot and timing of every `tick_every`-th tick only (1: all); mode
+    /// changes, faults and counters are seen on every tick.
+    pub tick_every: u32,
+    /// The plan of every `plans_every`-th tick only (1: all).
+    pub plans_every: u32,
 }
 
 impl Default for VizOptions {
@@ -64,6 +73,9 @@ impl Default for VizOptions {
             plans_kept: 64,
             viewer: None,
             segment_us: 60_000_000,
+            budget_bytes: Some(DEFAULT_BUDGET_MB * 1_000_000),
+            tick_every: 1,
+            plans_every: 1,
         }
     }
 }
@@ -94,6 +106,47 @@ pub struct VizArgs {
     /// Write the .rrd stream to standard output (pipe it into `rerun -`).
     #[arg(long)]
     pub stdout: bool,
+}
+
+/// Decimation and the size budget of the visualisation (all sinks; the budget applies
+/// to `--save`).
+#[derive(Clone, Debug, clap::Args)]
+pub struct VizLimits {
+    /// Log the time series of every Nth tick only (an onboard computer streaming to a
+    /// laptop: 5; faults, modes and counters are still seen on every tick).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub viz_every: u32,
+    /// Log the plan of every Nth tick only (onboard: 20).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub viz_plans_every: u32,
+    /// `--save`: the recording's files stay within this many MB; the oldest minute-long
+    /// files are deleted first (0: no limit).
+    #[arg(long, default_value_t = DEFAULT_BUDGET_MB, value_name = "MB")]
+    pub viz_budget_mb: u64,
+}
+
+impl Default for VizLimits {
+    fn default() -> Self {
+        Self {
+            viz_every: 1,
+            viz_plans_every: 1,
+            viz_budget_mb: DEFAULT_BUDGET_MB,
+        }
+    }
+}
+
+/// The saved recording's default size budget, MB: about half an hour of every tick and
+/// plan of the cart-pole (0.5 MB a second), so a day of running cannot fill a card.
+pub const DEFAULT_BUDGET_MB: u64 = 1_000;
+
+impl VizLimits {
+    /// `options` with these limits.
+    pub fn apply(&self, mut options: VizOptions) -> VizOptions {
+        options.tick_every = self.viz_every.max(1);
+        options.plans_every = self.viz_plans_every.max(1);
+        options.budget_bytes = (self.viz_budget_mb > 0).then(|| self.viz_budget_mb * 1_000_000);
+        options
+    }
 }
 
 impl VizArgs {

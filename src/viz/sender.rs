@@ -24,6 +24,7 @@ pub(crate) enum Queued {
     Model { version: u32, label: InlineText },
     Text { level: TextLevel, text: InlineText },
     Classifier(crate::medal::FitReport),
+    Evaluation(crate::medal::Evaluation),
 }
 
 /// Counters shared by all clones of a sender and the viz handle.
@@ -117,6 +118,7 @@ impl VizSender {
             VizEvent::Model { version, label } => Queued::Model { version, label },
             VizEvent::Text { level, text } => Queued::Text { level, text },
             VizEvent::Classifier(fit) => Queued::Classifier(fit),
+            VizEvent::Evaluation(e) => Queued::Evaluation(e),
         };
         Self::offer(self.events.as_ref(), queued, &self.counters)
     }
@@ -196,5 +198,9 @@ impl crate::telemetry::LearningSink for VizSender {
 
     fn classifier_fit(&self, fit: &crate::medal::FitReport) {
         self.send(VizEvent::Classifier(*fit));
+    }
+
+    fn evaluation(&self, evaluation: &crate::medal::Evaluation) {
+        self.send(VizEvent::Evaluation(*evaluation));
     }
 }

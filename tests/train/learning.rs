@@ -251,6 +251,36 @@ fn bad_input_is_an_error_not_a_panic() {
             },
             "max_steps",
         ),
+        // Sizes that would allocate gigabytes (or overflow) before the first step.
+        (
+            TrainerConfig {
+                hidden_sizes: vec![2_000_000, 2_000_000],
+                ..TrainerConfig::default()
+            },
+            "hidden_sizes/ensemble_size",
+        ),
+        (
+            TrainerConfig {
+                hidden_sizes: vec![usize::MAX / 2, 4],
+                ..TrainerConfig::default()
+            },
+            "hidden_sizes/ensemble_size",
+        ),
+        (
+            TrainerConfig {
+                ensemble_size: 1_000_000,
+                elite_count: 5,
+                ..TrainerConfig::default()
+            },
+            "hidden_sizes/ensemble_size",
+        ),
+        (
+            TrainerConfig {
+                batch_size: usize::MAX,
+                ..TrainerConfig::default()
+            },
+            "batch_size",
+        ),
     ] {
         assert!(
             matches!(Trainer::new(config, 2, 1, 0), Err(TrainError::Config { key: k, .. }) if k == key),

@@ -363,3 +363,74 @@ fn a_saved_session_is_written_as_files_that_each_end_and_open_on_their_own() {
         );
     }
 }
+
+/// Rows logged on `entity` in `rrd` (summed over its chunks, as `rerun rrd print` counts).
+fn rows_of(home: &std::path::Path, rrd: &std::path::Path, entity: &str) -> u64 {
+    let printed = rerun_cli(home, &["rrd", "print", rrd.to_str().expect("utf-8")]);
+    printed
+        .lines()
+        .filter(|l| l.starts_with("Chunk(") && l.contains(&format!(" - {entity} - ")))
+        .filter_map(|l| {
+            let rest = l.split(" with ").nth(1)?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_decimated_session_logs_every_nth_tick_and_still_sees_every_fault() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("viz.rrd");
+    let mut options = VizOptions::with_sink(VizSink::Save(rrd.clone()));
+    options.tick_every = 5;
+    let viz = Viz::start(&options, &calibration()).expect("viz starts");
+    let tx = viz.sender();
+    for t in 0..40 {
+        // A fault on a tick the decimation skips (7) is still logged.
+        let fault = (t == 7).then_some(HostFault::StaleState);
+        assert!(tx.send_tick(&tick(t, Mode::Autonomous, fault)));
+    }
+    let report = viz.finish();
+    assert_eq!(report.log_errors, 0, "{report:?}");
+    assert_eq!(rows_of(dir.path(), &rrd, "/timing/compute_us"), 8);
+    assert!(rows_of(dir.path(), &rrd, "/faults") >= 1);
+}
+
+#[test]
+fn a_saved_session_over_its_size_budget_deletes_its_oldest_files_and_keeps_the_newest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("viz.rrd");
+    let mut options = VizOptions::with_sink(VizSink::Save(rrd.clone()));
+    options.segment_us = 100_000;
+    // About three segments' worth: the recording must drop its oldest to stay within.
+    options.budget_bytes = Some(60_000);
+    let viz = Viz::start(&options, &calibration()).expect("viz starts");
+    let tx = viz.sender();
+    for t in 0..120 {
+        assert!(tx.send_tick(&tick(t, Mode::Autonomous, None)));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let report = viz.finish();
+    assert_eq!(report.log_errors, 0, "{report:?}");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rrd"))
+        .collect();
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    assert!(
+        report.segments_deleted > 0,
+        "{report:?} {files:?} {sizes:?}"
+    );
+    assert!(!rrd.exists(), "the oldest file is the first deleted");
+    // Within the budget, but for the file that was being written at the end.
+    assert!(total <= 60_000 + largest, "{total} bytes in {files:?}");
+    // The newest file is whole and holds the last ticks.
+    let newest = files.iter().max().unwrap();
+    check_rrd(dir.path(), newest, &[("/timing/compute_us", "Scalars")]);
+}
