@@ -159,8 +159,9 @@ struct RunArgs {
 #[derive(clap::Args)]
 struct PracticeArgs {
     /// What brings the robot back between forward phases: `medal` (a learned
-    /// classifier's cost), `hand` (a hand-written distance to the rest state) or `none`
-    /// (forward phases back to back).
+    /// classifier's cost), `hand` (a hand-written distance to the rest state), `none`
+    /// (forward phases back to back) or `oracle` (the simulator resets it: episodic, the
+    /// upper bound).
     #[arg(long, value_enum, default_value_t = handful::medal::ResetMode::Medal)]
     reset: handful::medal::ResetMode,
     /// Control steps of practice in all, forward and backward (6000: 4 minutes of the

@@ -23,8 +23,8 @@ fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartp
             "--expert-episodes",
             "3",
         ])
-        .args(["--practice-steps", "1400", "--seed", "1"])
-        .args(["--eval-every", "700", "--eval-episodes", "2"])
+        .args(["--practice-steps", "2000", "--seed", "1"])
+        .args(["--eval-every", "1000", "--eval-episodes", "2"])
         .arg("--out")
         .arg(&out)
         .output()
@@ -39,7 +39,7 @@ fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartp
     let summary = read_json(&out.join("summary.json"));
     let practice = &summary["practice"];
     let count = |key: &str| practice[key].as_u64().unwrap_or_else(|| panic!("{key}"));
-    assert!(count("steps") >= 1400, "{practice}");
+    assert!(count("steps") >= 2000, "{practice}");
     assert!(count("forward_phases") >= 2, "{practice}");
     assert!(count("backward_phases") >= 2, "{practice}");
     assert_eq!(count("interventions"), 0, "{practice}");
@@ -70,11 +70,12 @@ fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartp
     );
     let csv = std::fs::read_to_string(out.join("classifier.csv")).unwrap();
     assert_eq!(csv.lines().count() as u64, count("classifier_fits") + 1);
-    // The backward controller brought the cart-pole back to where the demonstrations
-    // start, on its own, at least once: C(s) held at the threshold and ended its phase.
-    // (Whether it was also at rest there varies from run to run: the classifier's new
-    // versions reach the control thread as soon as they are fitted, not at a fixed tick,
-    // so a lockstep practice is not bit-for-bit reproducible; 3 runs of 4 here.)
+    // The backward controller brought the cart-pole back to rest at the centre, on its
+    // own, at least once (and said so by C(s), ending its phase). A lockstep practice is
+    // not bit-for-bit reproducible (a classifier version reaches the control thread when
+    // it is fitted, not at a fixed tick): about half the backward phases end at rest,
+    // and 2000 steps hold five or six.
+    assert!(count("backward_at_rest") >= 1, "{practice}");
     assert!(count("backward_reached") >= 1, "{practice}");
     // The learner dataset has both kinds of phase, frame by frame.
     let learner = handful::dataset::DatasetReader::open(&out.join("learner")).unwrap();
@@ -97,7 +98,7 @@ fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartp
             }
         }
     }
-    // EARL: deployed evaluations on a separate simulator every 700 steps (and the last,
+    // EARL: deployed evaluations on a separate simulator every 1000 steps (and the last,
     // asked for at the end, waited for), each beside the continuing count at its step;
     // the robot itself was never reset for them (every phase after the first continued).
     let evaluations = practice["evaluations"].as_array().unwrap();
@@ -105,7 +106,7 @@ fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartp
     let mut last_step = 0;
     for e in evaluations {
         let at = e["at_step"].as_u64().unwrap();
-        assert!(at >= last_step + 700, "{evaluations:?}");
+        assert!(at >= last_step + 1000, "{evaluations:?}");
         last_step = at;
         assert_eq!(e["episodes"], 2);
         assert!(e["successes"].as_u64().unwrap() <= 2);
@@ -158,4 +159,55 @@ fn practice_without_demonstrations_or_on_a_task_it_cannot_reset_is_refused_befor
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no reset problem"), "{stderr}");
     assert!(!dir.path().join("pendulum").join("expert").exists());
+}
+
+#[test]
+fn oracle_practice_resets_before_every_forward_phase_and_forward_only_never_does() {
+    let dir = tempfile::tempdir().unwrap();
+    // What is tested is where phases start, not what is learned: short fits.
+    let trainer = dir.path().join("quick.toml");
+    std::fs::write(&trainer, "min_steps = 50\nmax_steps = 100\n").unwrap();
+    for (reset, starts) in [("oracle", "reset"), ("none", "continue")] {
+        let out = dir.path().join(reset);
+        let output = crate::cli::handful()
+            .args([
+                "practice",
+                "--lockstep",
+                "--no-viz",
+                "--expert-episodes",
+                "1",
+            ])
+            .args([
+                "--reset",
+                reset,
+                "--practice-steps",
+                "400",
+                "--eval-every",
+                "0",
+            ])
+            .arg("--trainer")
+            .arg(&trainer)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let practice = read_json(&out.join("summary.json"))["practice"].clone();
+        let phases = practice["phases"].as_array().unwrap();
+        assert_eq!(phases.len(), 2, "{practice}");
+        assert!(phases.iter().all(|p| p["phase"] == "forward"), "{phases:?}");
+        assert_eq!(phases[1]["start"], starts, "{phases:?}");
+        let resets = u64::from(reset == "oracle") * (phases.len() as u64 - 1);
+        assert_eq!(
+            practice["oracle_resets"].as_u64().unwrap(),
+            resets,
+            "{practice}"
+        );
+        assert_eq!(practice["interventions"], 0);
+        assert!(practice["evaluations"].as_array().unwrap().is_empty());
+    }
 }

@@ -94,6 +94,9 @@ impl LearnConfig {
         }
         if let Some(practice) = &self.practice {
             practice.validate(calib.task)?;
+            if practice.reset == crate::medal::ResetMode::Oracle && self.robot.port.is_some() {
+                bail!("--reset oracle needs the simulator: a real robot cannot be teleported");
+            }
             if self.expert_episodes == 0 && self.expert_dataset.is_none() && self.resume.is_none() {
                 bail!(
                     "practice needs demonstrations (their start states are where it resets \

@@ -91,6 +91,8 @@ pub struct PracticeSummary {
     pub switches: u32,
     /// Resets no one would have done on a real robot: the goal is 0.
     pub interventions: u32,
+    /// `--reset oracle`: the simulator's resets between forward phases.
+    pub oracle_resets: u32,
     pub classifier_fits: u32,
     pub last_fit: Option<FitReport>,
     pub phases: Vec<PhaseRow>,
@@ -344,6 +346,7 @@ impl Session<'_> {
             backward_at_rest: 0,
             switches: 0,
             interventions: 0,
+            oracle_resets: 0,
             classifier_fits: 0,
             last_fit: None,
             phases: Vec::new(),
@@ -394,6 +397,12 @@ impl Session<'_> {
             }
             if practice.reset == ResetMode::None {
                 stuck = 0;
+                continue;
+            }
+            if practice.reset == ResetMode::Oracle {
+                // The simulator puts the robot back at a start, as an episodic run does.
+                summary.oracle_resets += 1;
+                next = Next::Reset;
                 continue;
             }
             if learner.fits == 0 {

@@ -41,6 +41,10 @@ pub enum ResetMode {
     Hand,
     /// No backward phase: forward phases back to back (reset-free, forward only).
     None,
+    /// No backward phase: every forward phase starts from a reset the simulator does
+    /// (episodic PETS with oracle resets, the upper bound MEDAL is measured against;
+    /// refused on hardware).
+    Oracle,
 }
 
 impl ResetMode {
@@ -49,6 +53,7 @@ impl ResetMode {
             Self::Medal => "medal",
             Self::Hand => "hand",
             Self::None => "none",
+            Self::Oracle => "oracle",
         }
     }
 }
