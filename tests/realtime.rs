@@ -120,3 +120,35 @@ fn rt_is_refused_in_lockstep_and_out_of_range_settings_are_named() {
     check(&["--rt", "--rt-cpu", "4096"], "--rt-cpu 4096");
     check(&["--rt-priority", "50"], "--rt");
 }
+
+#[test]
+fn bench_rt_without_stress_ng_measures_the_idle_rows_and_says_how_to_get_the_loaded_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench-rt.json");
+    let output = handful()
+        .args(["bench", "rt", "--seconds", "1", "--out"])
+        .arg(&out)
+        // No stress-ng on this PATH (the runs are started by absolute path).
+        .env("PATH", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("apt-get install -y stress-ng"), "{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        report["stress_ng"]["Err"]
+            .as_str()
+            .unwrap()
+            .contains("stress-ng"),
+        "{report:#}"
+    );
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report:#}");
+    for (row, rt) in rows.iter().zip([false, true]) {
+        assert_eq!(row["stress"], false);
+        assert_eq!(row["realtime_requested"], rt);
+        assert!(row["ticks"].as_u64().unwrap() >= 20, "{row}");
+        assert!(row["jitter"]["p99_us"].as_u64().unwrap() > 0, "{row}");
+    }
+}
