@@ -495,12 +495,22 @@ pub fn enter_control_thread(config: &RealtimeConfig) -> Result<ControlThreadSetu
     let others = cpu
         .map(|cpu| allowed.without(cpu))
         .filter(|others| !others.is_empty());
-    if let Some(cpu) = cpu {
-        set_thread_cpus(0, &CpuSet::from_cpus([cpu])).map_err(|e| RealtimeError::Affinity {
-            cpu,
-            reason: e.to_string(),
-        })?;
-    }
+    // Pinning refused (a cpuset changed under us): an error only with `require`.
+    let cpu = match cpu.map(|cpu| (cpu, set_thread_cpus(0, &CpuSet::from_cpus([cpu])))) {
+        Some((cpu, Err(e))) if config.require => {
+            return Err(RealtimeError::Affinity {
+                cpu,
+                reason: e.to_string(),
+            });
+        }
+        Some((cpu, Err(e))) => {
+            tracing::warn!("the control thread is not pinned: CPU {cpu} refused ({e})");
+            None
+        }
+        Some((cpu, Ok(()))) => Some(cpu),
+        None => None,
+    };
+    let others = cpu.and(others);
     let fifo = set_fifo(0, config.priority)
         .map(|()| config.priority)
         .map_err(|e| fifo_refusal(config.priority).unwrap_or_else(|| e.to_string()));
