@@ -57,6 +57,10 @@ enum Command {
         #[command(flatten)]
         viz: handful::viz::VizArgs,
     },
+    /// Is this machine ready to drive the robot? Real-time scheduling, memory locking, CPU
+    /// governor and isolated cores, the serial port, ONNX Runtime, calibration and model,
+    /// disk space: each ok, warn or fail with its fix; exit status 1 when one fails.
+    Doctor(handful::doctor::DoctorArgs),
     /// Check a calibration file and print what it says.
     Calib {
         /// The calibration TOML file.
@@ -154,6 +158,8 @@ struct RunArgs {
     /// started (its first frame's observation.state): DIR:EPISODE. Needs CAP_RESET_TO.
     #[arg(long, value_name = "DIR:EPISODE", conflicts_with = "start_state")]
     replay_start: Option<String>,
+    #[command(flatten)]
+    realtime: handful::realtime::RealtimeArgs,
 }
 
 #[derive(clap::Args)]
@@ -266,6 +272,8 @@ struct RecordArgs {
     /// Extra simulator arguments (repeatable).
     #[arg(long = "sim-arg", allow_hyphen_values = true)]
     sim_args: Vec<String>,
+    #[command(flatten)]
+    realtime: handful::realtime::RealtimeArgs,
 }
 
 #[derive(Subcommand)]
@@ -288,23 +296,38 @@ enum DatasetCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    use std::io::IsTerminal;
+    // journald-friendly: no colour codes unless a person reads a terminal, and no
+    // timestamp of our own under systemd (journald stamps every line; `JOURNAL_STREAM` is
+    // set when stderr is connected to it).
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        subscriber.without_time().init();
+    } else {
+        subscriber.init();
+    }
     match real_main(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("handful: error: {err:#}");
-            ExitCode::FAILURE
+            // Stopped cleanly by SIGINT or SIGTERM (summary written, robot disarmed):
+            // 128 + the signal, the shell's convention, so a service manager can tell a
+            // requested stop (deploy/handful.service: SuccessExitStatus) from a failure.
+            match handful::signals::requested_number() {
+                Some(signal) => ExitCode::from(128 + signal),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
 
-fn real_main(cli: Cli) -> anyhow::Result<()> {
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     if matches!(
         cli.command,
         Command::Run(_) | Command::Practice { .. } | Command::Record(_)
@@ -313,13 +336,23 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         // The simulator takes them itself.
         handful::signals::install().context("taking SIGINT and SIGTERM")?;
     }
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match cli.command {
-        Command::Run(args) => run_command(args, None),
-        Command::Practice { run, practice } => run_command(run, Some(practice)),
-        Command::Sim(args) => handful::sim::run_cli(args),
-        Command::Record(args) => record_command(args),
-        Command::Dataset(command) => dataset_command(command),
-        Command::Bench(args) => handful::bench::run_cli(args),
+        Command::Run(args) => done(run_command(args, None)),
+        Command::Practice { run, practice } => done(run_command(run, Some(practice))),
+        Command::Sim(args) => done(handful::sim::run_cli(args)),
+        Command::Record(args) => done(record_command(args)),
+        Command::Dataset(command) => done(dataset_command(command)),
+        Command::Bench(args) => done(handful::bench::run_cli(args)),
+        Command::Doctor(args) => {
+            let report = handful::doctor::diagnose(&args);
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", handful::doctor::render(&report));
+            }
+            Ok(ExitCode::from(report.exit_code(args.strict)))
+        }
         Command::View { path, viz } => {
             let report = handful::viz::view(&path, &viz)
                 .with_context(|| format!("viewing {}", path.display()))?;
@@ -328,18 +361,19 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 frames = report.frames,
                 "replayed"
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Calib { path } => {
             let calib = Calibration::load(&path)?;
             println!("{}", serde_json::to_string_pretty(&calib)?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn record_command(args: RecordArgs) -> anyhow::Result<()> {
     let calib = Calibration::load(&args.calib)?;
+    let realtime = realtime_config(&args.realtime)?;
     let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
     let config = RecordConfig {
         robot: RobotOptions {
@@ -348,6 +382,7 @@ fn record_command(args: RecordArgs) -> anyhow::Result<()> {
             seed: args.seed,
             sim_args: args.sim_args,
             dir: std::env::temp_dir().join(format!("handful-record-{}", std::process::id())),
+            realtime,
         },
         teleop: args.teleop,
         dataset: args.dataset,
@@ -531,6 +566,7 @@ fn learn_command(
             seed: config.seed,
             sim_args: config.sim_args.clone(),
             dir: config.out_dir.clone(),
+            realtime: config.realtime.clone(),
         },
         trials: args.trials,
         steps: config.steps_per_episode,
@@ -606,6 +642,7 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
     }
     let calib = Calibration::load(&args.calib)?;
     tracing::info!(calibration = %calib.path.display(), sha256 = calib.short_hash(), "calibration loaded");
+    let realtime = realtime_config(&args.realtime)?;
     let name = args.name.unwrap_or_else(|| {
         format!(
             "{}-{}",
@@ -665,6 +702,7 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
                 .map(|text| parse_start_state(text))
                 .collect::<anyhow::Result<_>>()?,
         },
+        realtime,
     };
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;
     if config.controller == ControllerKind::Learn {
@@ -713,4 +751,14 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
         anyhow::bail!("the run stopped: {why}");
     }
     Ok(())
+}
+
+/// `--rt` and its flags, checked before the robot is touched: with `--require-rt`, a
+/// machine that would refuse SCHED_FIFO or memory locking is refused here.
+fn realtime_config(
+    args: &handful::realtime::RealtimeArgs,
+) -> anyhow::Result<handful::realtime::RealtimeConfig> {
+    let config = args.to_config()?;
+    handful::realtime::preflight(&config)?;
+    Ok(config)
 }

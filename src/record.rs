@@ -304,6 +304,7 @@ pub fn record(
         )),
     };
     let mut loop_config = LoopConfig::from_calibration(calib, config.robot.lockstep);
+    loop_config.realtime = config.robot.realtime.clone();
     loop_config.record_policy = if config.robot.lockstep {
         RecordPolicy::Lossless
     } else {

@@ -84,6 +84,9 @@ pub struct RunConfig {
     /// instead of a seeded reset (`--start-state`, `--replay-start`); empty: seeded.
     #[serde(default)]
     pub start_states: Vec<Vec<f32>>,
+    /// The control thread's real-time set-up (`--rt`, [`crate::realtime`]).
+    #[serde(default)]
+    pub realtime: crate::realtime::RealtimeConfig,
     pub software_version: &'static str,
 }
 
@@ -196,6 +199,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
             seed: config.seed,
             sim_args: config.sim_args.clone(),
             dir: config.out_dir.clone(),
+            realtime: config.realtime.clone(),
         },
         exe,
     )?;
@@ -212,6 +216,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         viz.sender().plan_observers().as_ref(),
     )?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
+    loop_config.realtime = config.realtime.clone();
     loop_config.record_policy = control::RecordPolicy::Lossy;
     loop_config.telemetry = control::Telemetry::to(viz.sender());
     let handle = control::spawn(loop_config, Arc::clone(&link), controller, clock)
@@ -468,6 +473,10 @@ pub struct RobotOptions {
     pub sim_args: Vec<String>,
     /// The simulator's link goes here (`robot.tty`).
     pub dir: PathBuf,
+    /// How the control thread is scheduled on this machine (`--rt`): the onboard
+    /// computer's, not the robot's, so not in the calibration (whose hash names the
+    /// robot's data).
+    pub realtime: crate::realtime::RealtimeConfig,
 }
 
 /// A connected robot: the link, the clock the control loop must use, and the simulator

@@ -34,6 +34,14 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
+/// The number of the stop signal received, if one was (2: SIGINT, 15: SIGTERM).
+pub fn requested_number() -> Option<u8> {
+    match REQUESTED.get()?.load(Ordering::Acquire) {
+        0 => None,
+        n => u8::try_from(n).ok(),
+    }
+}
+
 /// The stop signal received, if one was (`"SIGINT"`, `"SIGTERM"`).
 pub fn requested() -> Option<&'static str> {
     match REQUESTED.get()?.load(Ordering::Acquire) as i32 {

@@ -1,6 +1,7 @@
 //! SIGTERM and SIGINT stop a run, not kill it: the episode in progress is disarmed, the
-//! summary is written with the reason, the process exits non-zero, the simulator goes
-//! with it; a recording keeps every episode it had kept and stays valid.
+//! summary is written with the reason, the process exits with 128 + the signal (what
+//! deploy/handful.service counts as a clean stop), the simulator goes with it; a recording
+//! keeps every episode it had kept and stays valid.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -57,7 +58,7 @@ fn sigterm_disarms_the_run_writes_its_summary_and_exits_non_zero() {
         || episodes_done(&csv) >= 2,
         nix::sys::signal::Signal::SIGTERM,
     );
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(128 + 15), "{stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
@@ -103,7 +104,7 @@ fn sigint_while_recording_keeps_the_kept_episodes_and_leaves_a_valid_dataset() {
     let committed =
         || handful::dataset::DatasetReader::open(&dataset).is_ok_and(|r| r.episodes().len() >= 2);
     let (code, stderr) = signal_when(child, committed, nix::sys::signal::Signal::SIGINT);
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(128 + 2), "{stderr}");
     assert!(stderr.contains("SIGINT received"), "{stderr}");
     let reader = handful::dataset::DatasetReader::open(&dataset).unwrap();
     assert!(reader.episodes().len() >= 2);
@@ -163,7 +164,7 @@ fn a_signal_during_a_long_retrain_stops_the_learning_job_at_once_with_its_summar
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     );
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(128 + 2), "{stderr}");
     assert!(stderr.contains("SIGINT"), "{stderr}");
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

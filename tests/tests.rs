@@ -39,6 +39,10 @@ mod learn;
 mod practice;
 // SIGTERM and SIGINT stop runs and recordings cleanly, through the binary.
 mod signals;
+// `handful doctor` on this machine: the JSON report, exit status, failures with their fixes.
+mod doctor;
+// The control thread's real-time set-up (--rt) where permitted and where not.
+mod realtime;
 // Rerun visualisation: a session and a dataset replay saved to .rrd, read back by the rerun CLI.
 #[cfg(feature = "viz")]
 mod viz;

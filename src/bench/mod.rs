@@ -4,12 +4,18 @@
 //! planner's own overhead, and what the real-time settings give up in return with the
 //! true dynamics (cart-pole and pendulum); it prints a table and writes JSON.
 //!
+//! `bench rt` runs the real loop against the simulator with and without the real-time
+//! set-up while `stress-ng` loads the other cores; `bench footprint` samples the main
+//! job's memory, threads and start-up. Both print and write JSON likewise.
+//!
 //! Orchestration of measurements only: every algorithm it times lives in `mpc` or
 //! `model`. Never used on the control path; it allocates and reads the real clock freely.
 
 pub mod ensemble;
+pub mod footprint;
 pub mod overhead;
 pub mod returns;
+pub mod rt;
 pub mod sgemm;
 pub mod stats;
 
@@ -35,6 +41,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         plans: usize,
     },
+    /// Tick jitter and deadline misses of the real loop against the simulator, with and
+    /// without the real-time set-up (`--rt`), idle and while stress-ng loads the other
+    /// cores.
+    Rt(rt::RtArgs),
+    /// The main job's footprint: resident memory, CPU share of each thread, start-up time
+    /// to the first tick, binary size.
+    Footprint(footprint::FootprintArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -91,15 +104,17 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Plan(args) => {
             let report = run_plan(&args)?;
             print_report(&report);
-            if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-            let json = serde_json::to_string_pretty(&report)?;
-            std::fs::write(&args.out, json)
-                .with_context(|| format!("writing {}", args.out.display()))?;
-            println!("report written to {}", args.out.display());
-            Ok(())
+            write_report(&args.out, &report)
+        }
+        BenchCommand::Rt(args) => {
+            let report = rt::run_rt(&args)?;
+            rt::print_rt(&report);
+            write_report(&args.out, &report)
+        }
+        BenchCommand::Footprint(args) => {
+            let report = footprint::run_footprint(&args)?;
+            footprint::print_footprint(&report);
+            write_report(&args.out, &report)
         }
         BenchCommand::Overhead { plans } => {
             for row in overhead_rows(plans)? {
@@ -108,6 +123,17 @@ pub fn run_cli(args: BenchArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Writes a report as pretty JSON to `out` (its directory created) and says where.
+fn write_report(out: &std::path::Path, report: &impl Serialize) -> anyhow::Result<()> {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
+    println!("report written to {}", out.display());
+    Ok(())
 }
 
 fn overhead_rows(plans: usize) -> anyhow::Result<Vec<overhead::OverheadReport>> {

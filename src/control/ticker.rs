@@ -33,6 +33,7 @@ use super::{
 use crate::calib::Calibration;
 use crate::clock::Clock;
 use crate::link::{self, Link, StateSample};
+use crate::realtime::{RealtimeConfig, RealtimeStatus};
 use crate::thread::{JoinOnDrop, spawn_named};
 
 /// Lockstep, idle: how long the loop waits for a request between two idle ticks.
@@ -76,6 +77,9 @@ pub struct LoopConfig {
     /// Every tick record is also offered here (the viewer, in a run with one):
     /// non-blocking, non-allocating, drops counted by the sink.
     pub telemetry: super::Telemetry,
+    /// The real-time set-up of the control thread ([`crate::realtime`]; off by default,
+    /// and not applied in lockstep, whose clock is the simulator's answers).
+    pub realtime: RealtimeConfig,
 }
 
 impl LoopConfig {
@@ -94,6 +98,7 @@ impl LoopConfig {
             record_capacity: 4096,
             heartbeats_missed: 5,
             telemetry: super::Telemetry::none(),
+            realtime: RealtimeConfig::default(),
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct LoopReport {
     pub records_dropped: u64,
     pub episodes: u32,
     pub final_mode: Mode,
+    /// What the real-time set-up achieved (all `false`/`None` when not asked for).
+    pub realtime: RealtimeStatus,
 }
 
 /// The running loop: its channels and its thread (joined on drop, after a stop request).
@@ -119,6 +126,7 @@ pub struct LoopHandle {
     /// Objectives replaced by a phase (or refused by the controller), likewise.
     pub retired_objectives: Receiver<Objective>,
     records_dropped: Arc<AtomicU64>,
+    realtime: RealtimeStatus,
     thread: Option<JoinOnDrop<LoopReport>>,
 }
 
@@ -135,9 +143,15 @@ impl LoopHandle {
         while self.retired_objectives.try_recv().is_ok() {}
     }
 
+    /// What the real-time set-up achieved.
+    pub fn realtime(&self) -> RealtimeStatus {
+        self.realtime
+    }
+
     /// Asks the loop to disarm and stop, and waits for its report.
     pub fn stop(mut self) -> Option<LoopReport> {
         let _ = self.requests.send(Request::Stop);
+        let realtime = self.realtime;
         let thread = self.thread.take()?;
         // A lossless (lockstep) loop waits for room to publish a record before it takes
         // the next request: drain until it has ended, or it never reads the stop.
@@ -145,7 +159,10 @@ impl LoopHandle {
             while self.records.try_recv().is_ok() {}
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        thread.join().ok()
+        thread
+            .join()
+            .ok()
+            .map(|report| LoopReport { realtime, ..report })
     }
 }
 
@@ -155,13 +172,32 @@ impl Drop for LoopHandle {
     }
 }
 
-/// Starts the control thread `handful-control`.
+/// Starts the control thread `handful-control`, with the real-time set-up its config asks
+/// for: memory locked before it starts, its CPU and SCHED_FIFO set on it before its first
+/// tick, the link's threads beside it and every other thread off its CPU. Set-up refused
+/// with `require`: an error, and no tick runs. Logs `control loop started` as the first
+/// tick is due.
 pub fn spawn(
     config: LoopConfig,
     link: Arc<Link>,
     controller: Box<dyn Controller>,
     clock: Clock,
 ) -> std::io::Result<LoopHandle> {
+    let realtime = config.realtime.clone();
+    if realtime.enabled && config.lockstep {
+        tracing::warn!(
+            "--rt is ignored in lockstep: the loop's clock is the simulator's answers, not \
+             deadlines"
+        );
+    }
+    let realtime_on = realtime.enabled && !config.lockstep;
+    let refused = |e: crate::realtime::RealtimeError| {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, e)
+    };
+    let memory_locked = match realtime_on {
+        true => crate::realtime::lock_memory(&realtime).map_err(refused)?,
+        false => false,
+    };
     let (request_tx, request_rx) = bounded(16);
     let (record_tx, record_rx) = bounded(config.record_capacity);
     let (episode_tx, episode_rx) = bounded(64);
@@ -192,7 +228,65 @@ pub fn spawn(
         expect_answer: false,
         tick: 0,
     };
-    let thread = spawn_named("handful-control", move || ticker.run())?;
+    let (setup_tx, setup_rx) = bounded(1);
+    let thread_config = realtime.clone();
+    let thread = spawn_named("handful-control", move || {
+        if realtime_on {
+            let setup = crate::realtime::enter_control_thread(&thread_config);
+            let go = match &setup {
+                Ok(setup) => setup.fifo.is_ok() || !thread_config.require,
+                Err(_) => false,
+            };
+            let _ = setup_tx.send(setup);
+            if !go {
+                return ticker.report();
+            }
+        }
+        ticker.run()
+    })?;
+    let mut status = RealtimeStatus {
+        requested: realtime.enabled,
+        memory_locked,
+        ..Default::default()
+    };
+    if realtime_on {
+        let setup = setup_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the control thread ended before its first tick"))?
+            .map_err(refused)?;
+        match &setup.fifo {
+            Ok(priority) => status.fifo_priority = Some(*priority),
+            Err(reason) if realtime.require => {
+                return Err(refused(crate::realtime::RealtimeError::Scheduling {
+                    priority: realtime.priority,
+                    reason: reason.clone(),
+                }));
+            }
+            Err(reason) => tracing::warn!(
+                "the control thread runs with normal scheduling: SCHED_FIFO at priority {} \
+                 refused ({reason}); its ticks may be late while other work loads the \
+                 machine; to fix: {} (`handful doctor` checks it; --require-rt makes this an \
+                 error)",
+                realtime.priority,
+                crate::realtime::FIX_RTPRIO
+            ),
+        }
+        status.cpu = setup.cpu;
+        let (io_threads, moved) = crate::realtime::place_other_threads(&realtime, &setup);
+        status.io_threads = io_threads;
+        status.threads_moved = moved;
+        tracing::info!(
+            fifo_priority = ?status.fifo_priority,
+            cpu = ?status.cpu,
+            others = %setup.others.as_ref().map_or_else(|| "unchanged".to_owned(), |o| o.to_string()),
+            memory_locked,
+            io_threads,
+            threads_moved = moved,
+            "control loop started (real-time set-up)"
+        );
+    } else {
+        tracing::info!("control loop started");
+    }
     Ok(LoopHandle {
         requests: request_tx,
         records: record_rx,
@@ -200,6 +294,7 @@ pub fn spawn(
         retired: retired_rx,
         retired_objectives: retired_objective_rx,
         records_dropped,
+        realtime: status,
         thread: Some(thread),
     })
 }
@@ -275,12 +370,17 @@ impl Ticker {
         self.episodes.end(EpisodeEnd::Interrupted, self.tick);
         let _ = self.link.send(link::Request::Disarm);
         self.mode = Mode::Idle;
+        self.report()
+    }
+
+    fn report(&self) -> LoopReport {
         LoopReport {
             timing: self.timing.report(),
             faults: self.safety.faults(),
             records_dropped: self.records_dropped.load(Ordering::Relaxed),
             episodes: self.episodes.started(),
             final_mode: self.mode,
+            realtime: RealtimeStatus::default(),
         }
     }
 

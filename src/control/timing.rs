@@ -4,13 +4,13 @@
 //! control thread never allocates; values past the bound saturate at it.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Largest value the histograms resolve, µs (10 s). Larger values saturate.
 const MAX_TRACKED_US: u64 = 10_000_000;
 
 /// Percentiles of one quantity, µs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub p50_us: u64,

@@ -336,6 +336,7 @@ pub fn learn(
     crate::run::write_robot_json(&config.out_dir, &robot.link, calib)?;
     let viz = crate::viz::Viz::start(&config.viz, calib).context("starting the visualization")?;
     let mut loop_config = LoopConfig::from_calibration(calib, config.robot.lockstep);
+    loop_config.realtime = config.robot.realtime.clone();
     loop_config.telemetry = crate::control::Telemetry::to(viz.sender());
     loop_config.record_policy = if config.robot.lockstep {
         RecordPolicy::Lossless

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 
 pub use ensemble::Ensemble;
 pub use runtime::{
-    DYLIB_ENV_VAR, EXPECTED_ORT_VERSION, RuntimeError, RuntimeInfo, ensure_runtime, locate_runtime,
-    runtime_version,
+    ACCEPTED_VERSION_PREFIX, DYLIB_ENV_VAR, EXPECTED_ORT_VERSION, FIX_IT as RUNTIME_FIX,
+    RuntimeError, RuntimeInfo, ensure_runtime, locate_runtime, runtime_version,
 };
 
 use crate::calib::Calibration;

@@ -14,11 +14,13 @@ use std::sync::OnceLock;
 /// The ONNX Runtime release the crate is built and tested against (ort 2.0.0-rc.15,
 /// C API 31). Any 1.31.x patch release is accepted; anything else is refused.
 pub const EXPECTED_ORT_VERSION: &str = "1.31.1";
-const ACCEPTED_VERSION_PREFIX: &str = "1.31.";
+/// Any release starting so is accepted.
+pub const ACCEPTED_VERSION_PREFIX: &str = "1.31.";
 /// The override the binary and the tests honour before their own search.
 pub const DYLIB_ENV_VAR: &str = "ORT_DYLIB_PATH";
 const LIB_FILE: &str = "libonnxruntime.so";
-const FIX_IT: &str = "run `bash models/setup.sh` from the repository root (it installs the pinned \
+/// How to get the library, for errors and `handful doctor`.
+pub const FIX_IT: &str = "run `bash models/setup.sh` from the repository root (it installs the pinned \
 onnxruntime wheel into .venv and copies its library to models/runtime/libonnxruntime.so), or set \
 ORT_DYLIB_PATH to a libonnxruntime.so of version 1.31.x";
 
