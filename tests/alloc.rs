@@ -224,6 +224,8 @@ fn count_allocations(
     let dir = tempfile::tempdir().unwrap();
     let mut options = SimOptions::new(dir.path().join("robot"));
     options.lockstep = lockstep;
+    // The simulated firmware's watchdog is the calibration's (as `handful run` starts it).
+    options.watchdog_timeout_us = u32::try_from(calib.watchdog_timeout_us).unwrap();
     let sim = sim::spawn(options, plant.build()).unwrap();
     let clock = if lockstep {
         Clock::simulated()
