@@ -333,3 +333,32 @@ fn a_short_learning_run_on_the_pusher_trains_and_plans() {
     assert!(trials[2]["steps"].as_u64().unwrap() > 0);
     assert!(out.join("best.onnx").is_file());
 }
+
+#[test]
+fn practice_knows_the_pushers_reset_problem() {
+    use handful::medal::{PracticeConfig, ResetTask};
+    let reset = ResetTask::of(Task::PushToGoal).expect("the pusher has a reset task");
+    let start = [
+        PUSH_START_M[0],
+        PUSH_START_M[1],
+        PUSH_START_M[2],
+        PUSH_START_M[3],
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    ];
+    assert!((reset.at_rest)(&start));
+    assert_eq!((reset.rest_reward)(&start, &[0.0, 0.0]), 0.0);
+    let pushed = [0.2, 0.1, 0.25, 0.15, 0.0, 0.0, 0.0, 0.0];
+    assert!(!(reset.at_rest)(&pushed));
+    assert!((reset.rest_reward)(&pushed, &[0.0, 0.0]) < -0.5);
+    assert!(
+        reset
+            .forward_success
+            .is_some_and(|success| success(&pushed))
+    );
+    PracticeConfig::default()
+        .validate(Task::PushToGoal)
+        .unwrap();
+}
