@@ -54,11 +54,12 @@ pub struct RawCalibration {
 
 /// `[plant]`: the physical parameters the simulator integrates and the analytic model
 /// (the expert, `mpc-true`) assumes, SI units. Every key is optional and defaults to the
-/// benchmark (PETS cart-pole, Gymnasium Pendulum-v1); a key of the other plant is refused.
+/// benchmark (PETS cart-pole, Gymnasium Pendulum-v1, the pusher's shipped table); a key of
+/// another plant is refused.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlant {
-    /// Both plants.
+    /// Every plant.
     pub gravity_m_per_s2: Option<f64>,
     /// Cart-pole.
     pub cart_mass_kg: Option<f64>,
@@ -75,6 +76,27 @@ pub struct RawPlant {
     pub mass_kg: Option<f64>,
     pub length_m: Option<f64>,
     pub max_speed_rad_per_s: Option<f64>,
+    /// Pusher.
+    pub pusher_mass_kg: Option<f64>,
+    /// The pusher's viscous damping (its drive's back-EMF).
+    pub pusher_damping_n_s_per_m: Option<f64>,
+    pub puck_mass_kg: Option<f64>,
+    pub puck_radius_m: Option<f64>,
+    /// Coulomb friction coefficient of the puck on the table.
+    pub friction_coefficient: Option<f64>,
+}
+
+impl RawPlant {
+    /// The pusher's keys, `(name, value)`.
+    fn pusher_keys(&self) -> [(&'static str, Option<f64>); 5] {
+        [
+            ("pusher_mass_kg", self.pusher_mass_kg),
+            ("pusher_damping_n_s_per_m", self.pusher_damping_n_s_per_m),
+            ("puck_mass_kg", self.puck_mass_kg),
+            ("puck_radius_m", self.puck_radius_m),
+            ("friction_coefficient", self.friction_coefficient),
+        ]
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -473,6 +495,10 @@ impl Checker<'_> {
                     ],
                     "absent: a pendulum key, and this robot's task is a cart-pole's",
                 )?;
+                other(
+                    &raw.pusher_keys(),
+                    "absent: a pusher key, and this robot's task is a cart-pole's",
+                )?;
                 let pets = CartpoleParams::PETS;
                 let params = CartpoleParams {
                     cart_mass_kg: positive("cart_mass_kg", raw.cart_mass_kg, pets.cart_mass_kg)?,
@@ -519,6 +545,10 @@ impl Checker<'_> {
                     ],
                     "absent: a cart-pole key, and this robot's task is a pendulum's",
                 )?;
+                other(
+                    &raw.pusher_keys(),
+                    "absent: a pusher key, and this robot's task is a pendulum's",
+                )?;
                 let gym = crate::plant::pendulum::PendulumParams::GYMNASIUM;
                 PlantParams::Pendulum(crate::plant::pendulum::PendulumParams {
                     gravity_m_per_s2: positive(
@@ -534,6 +564,56 @@ impl Checker<'_> {
                         gym.max_speed_rad_per_s,
                     )?,
                     ..gym
+                })
+            }
+            PlantKind::Pusher => {
+                other(
+                    &[
+                        ("cart_mass_kg", raw.cart_mass_kg),
+                        ("pole_mass_kg", raw.pole_mass_kg),
+                        ("pole_length_m", raw.pole_length_m),
+                        ("slider_damping_n_s_per_m", raw.slider_damping_n_s_per_m),
+                        (
+                            "hinge_damping_n_m_s_per_rad",
+                            raw.hinge_damping_n_m_s_per_rad,
+                        ),
+                        ("force_per_unit_newtons", raw.force_per_unit_newtons),
+                        ("rail_limit_m", raw.rail_limit_m),
+                        ("mass_kg", raw.mass_kg),
+                        ("length_m", raw.length_m),
+                        ("max_speed_rad_per_s", raw.max_speed_rad_per_s),
+                    ],
+                    "absent: a cart-pole or pendulum key, and this robot's task is a pusher's",
+                )?;
+                let table = crate::plant::pusher::PusherParams::DEFAULT;
+                PlantParams::Pusher(crate::plant::pusher::PusherParams {
+                    gravity_m_per_s2: positive(
+                        "gravity_m_per_s2",
+                        raw.gravity_m_per_s2,
+                        table.gravity_m_per_s2,
+                    )?,
+                    pusher_mass_kg: positive(
+                        "pusher_mass_kg",
+                        raw.pusher_mass_kg,
+                        table.pusher_mass_kg,
+                    )?,
+                    pusher_damping_n_s_per_m: non_negative(
+                        "pusher_damping_n_s_per_m",
+                        raw.pusher_damping_n_s_per_m,
+                        table.pusher_damping_n_s_per_m,
+                    )?,
+                    puck_mass_kg: positive("puck_mass_kg", raw.puck_mass_kg, table.puck_mass_kg)?,
+                    puck_radius_m: positive(
+                        "puck_radius_m",
+                        raw.puck_radius_m,
+                        table.puck_radius_m,
+                    )?,
+                    friction_coefficient: non_negative(
+                        "friction_coefficient",
+                        raw.friction_coefficient,
+                        table.friction_coefficient,
+                    )?,
+                    ..table
                 })
             }
         })

@@ -1,5 +1,6 @@
 //! Scripted experts: energy-pumping swing-up with an LQR balancer near upright, for the
-//! cart-pole and the pendulum, plus [`rollout`] to score a controller on a plant.
+//! cart-pole and the pendulum; behind-the-puck pushing for the pusher ([`pusher`]); plus
+//! [`rollout`] to score a controller on a plant.
 //!
 //! The experts know the simulated physics ([`CartpoleParams`], [`PendulumParams`]);
 //! their LQR gains are computed at construction by linearising the plants' pure
@@ -7,6 +8,8 @@
 //! gain vectors). [`Controller::act`] never allocates and never panics: a short or
 //! non-finite observation is an error, every written action is finite and within the
 //! task's limits.
+
+pub mod pusher;
 
 use nalgebra::{SMatrix, SVector};
 
@@ -16,6 +19,8 @@ use crate::plant::PlantParams;
 use crate::plant::cartpole::CartpoleParams;
 use crate::plant::pendulum::PendulumParams;
 use crate::task::Task;
+
+pub use pusher::{PusherExpert, PusherExpertParams};
 
 /// Why an expert could not be built.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
@@ -367,6 +372,7 @@ pub fn expert_for(task: Task) -> Box<dyn Controller> {
             PendulumExpert::new(PendulumExpertParams::default())
                 .expect("default pendulum LQR converges"),
         ),
+        Task::PushToGoal => Box::new(PusherExpert::new(PusherExpertParams::default())),
     }
 }
 
@@ -382,6 +388,10 @@ pub fn expert_for_plant(params: PlantParams) -> Result<Box<dyn Controller>, Expe
             plant,
             ..PendulumExpertParams::default()
         })?),
+        PlantParams::Pusher(plant) => Box::new(PusherExpert::new(PusherExpertParams {
+            plant,
+            ..PusherExpertParams::default()
+        })),
     })
 }
 

@@ -1,11 +1,14 @@
 //! Tasks: what the robot is asked to do, as typed definitions with their rewards.
 //!
 //! The rewards are exactly the benchmarks' (PETS cart-pole swing-up, Gymnasium
-//! Pendulum-v1). A reward scores the transition `(s_t, u_t) → s_{t+1}` from the state
+//! Pendulum-v1); planar pushing has a dense reward of its own ([`push_reward`]) and a
+//! success test ([`push_succeeded`]). A reward scores the transition `(s_t, u_t) → s_{t+1}` from the state
 //! reached and the action taken, as the PETS environments do. Pure functions: no
 //! allocation, usable on the control thread and inside the planner.
 
 use serde::{Deserialize, Serialize};
+
+use crate::control::SuccessFn;
 
 /// Cart-pole pole length in metres (PETS benchmark).
 pub const CARTPOLE_POLE_LENGTH_M: f32 = 0.6;
@@ -20,6 +23,10 @@ pub enum Task {
     /// Gymnasium Pendulum-v1. State `[theta_rad, theta_dot_rad_per_s]`, `theta = 0`
     /// upright; action `[torque_newton_metres]` in `[-2, 2]`.
     PendulumSwingup,
+    /// Planar pushing: push the puck into the goal region. State `[pusher_x_m,
+    /// pusher_y_m, puck_x_m, puck_y_m, pusher_vx, pusher_vy, puck_vx, puck_vy]` (m, m/s),
+    /// action `[force_x_newtons, force_y_newtons]` in `[-5, 5]` each.
+    PushToGoal,
 }
 
 impl Task {
@@ -28,6 +35,7 @@ impl Task {
         match self {
             Self::CartpoleSwingup => cartpole_reward(next_state, action),
             Self::PendulumSwingup => pendulum_reward(next_state, action),
+            Self::PushToGoal => push_reward(next_state, action),
         }
     }
 
@@ -36,13 +44,26 @@ impl Task {
         match self {
             Self::CartpoleSwingup => cartpole_reward,
             Self::PendulumSwingup => pendulum_reward,
+            Self::PushToGoal => push_reward,
         }
     }
 
-    /// Steps per trial in the benchmark.
+    /// The state test that completes the task early (a forward phase ends on it), if the
+    /// task has one: the pusher's puck at rest in the goal. A swing-up has none: it must
+    /// also balance for the trial's steps.
+    pub const fn success_fn(self) -> Option<SuccessFn> {
+        match self {
+            Self::CartpoleSwingup | Self::PendulumSwingup => None,
+            Self::PushToGoal => Some(push_succeeded),
+        }
+    }
+
+    /// Steps per trial in the benchmark (the pusher's: 10 s at 10 Hz; the expert needs
+    /// 3–5 s).
     pub const fn episode_steps(self) -> usize {
         match self {
             Self::CartpoleSwingup | Self::PendulumSwingup => 200,
+            Self::PushToGoal => 100,
         }
     }
 
@@ -50,6 +71,7 @@ impl Task {
         match self {
             Self::CartpoleSwingup => "cartpole_swingup",
             Self::PendulumSwingup => "pendulum_swingup",
+            Self::PushToGoal => "push_to_goal",
         }
     }
 }
@@ -116,6 +138,73 @@ pub fn pendulum_reward(next_state: &[f32], action: &[f32]) -> f32 {
     -(theta * theta + 0.1 * theta_dot * theta_dot + 0.001 * u * u)
 }
 
+/// The centre of the pusher task's goal region on the table, metres.
+pub const PUSH_GOAL_M: [f32; 2] = [0.25, 0.15];
+/// The goal region's radius: the puck's centre within this of [`PUSH_GOAL_M`], metres.
+pub const PUSH_GOAL_RADIUS_M: f32 = 0.05;
+/// The puck counts as at rest below this speed, m/s.
+pub const PUSH_REST_SPEED_M_PER_S: f32 = 0.05;
+
+/// The pusher's dense reward: `−(‖p − b‖ + 2·‖b − g‖ + 0.001·‖u‖²)` with `p` the pusher,
+/// `b` the puck's centre, `g` the goal (m) and `u` the force (N): approach the puck,
+/// bring it to the goal (weighted twice, so pushing it away to reach it never pays), and
+/// a small effort penalty (at most 0.05 a step at the 5 N limits, against distances of
+/// tenths of metres). NaN for a state shorter than 4.
+pub fn push_reward(next_state: &[f32], action: &[f32]) -> f32 {
+    let Some(&[px, py, bx, by]) = next_state.get(..4) else {
+        return f32::NAN;
+    };
+    let to_puck = ((bx - px) * (bx - px) + (by - py) * (by - py)).sqrt();
+    let [gx, gy] = PUSH_GOAL_M;
+    let to_goal = ((gx - bx) * (gx - bx) + (gy - by) * (gy - by)).sqrt();
+    let effort: f32 = action.iter().map(|u| u * u).sum();
+    -(to_puck + 2.0 * to_goal + 0.001 * effort)
+}
+
+/// The pusher task succeeds when the puck's centre is within [`PUSH_GOAL_RADIUS_M`] of
+/// the goal and it is nearly at rest (slower than [`PUSH_REST_SPEED_M_PER_S`]).
+pub fn push_succeeded(state: &[f32]) -> bool {
+    let Some(&[_, _, bx, by, _, _, bvx, bvy]) = state.get(..8) else {
+        return false;
+    };
+    let [gx, gy] = PUSH_GOAL_M;
+    let (dx, dy) = (bx - gx, by - gy);
+    let r = PUSH_GOAL_RADIUS_M;
+    let v = PUSH_REST_SPEED_M_PER_S;
+    dx * dx + dy * dy < r * r && bvx * bvx + bvy * bvy < v * v
+}
+
+/// Where the pusher task's demonstrations start (pusher, then puck), metres: the mean of
+/// the simulator's reset.
+pub const PUSH_START_M: [f32; 4] = [-0.25, 0.0, 0.0, 0.0];
+
+/// The pusher's rest: both bodies back where the demonstrations start (a backward
+/// phase's reward). `−(‖p − p₀‖ + ‖b − b₀‖ + 0.1·(‖ṗ‖ + ‖ḃ‖) + 0.001·‖u‖²)`, 0 at rest
+/// there. NaN for a state shorter than 8.
+pub fn push_rest_reward(next_state: &[f32], action: &[f32]) -> f32 {
+    let Some(&[px, py, bx, by, pvx, pvy, bvx, bvy]) = next_state.get(..8) else {
+        return f32::NAN;
+    };
+    let [p0x, p0y, b0x, b0y] = PUSH_START_M;
+    let pusher = ((px - p0x) * (px - p0x) + (py - p0y) * (py - p0y)).sqrt();
+    let puck = ((bx - b0x) * (bx - b0x) + (by - b0y) * (by - b0y)).sqrt();
+    let speed = (pvx * pvx + pvy * pvy).sqrt() + (bvx * bvx + bvy * bvy).sqrt();
+    let effort: f32 = action.iter().map(|u| u * u).sum();
+    -(pusher + puck + 0.1 * speed + 0.001 * effort)
+}
+
+/// Whether the pusher task is at rest where its demonstrations start: pusher and puck
+/// each within 4 cm of their start positions and slower than 5 cm/s.
+pub fn push_at_rest(state: &[f32]) -> bool {
+    let Some(&[px, py, bx, by, pvx, pvy, bvx, bvy]) = state.get(..8) else {
+        return false;
+    };
+    let [p0x, p0y, b0x, b0y] = PUSH_START_M;
+    let near = |dx: f32, dy: f32| dx * dx + dy * dy < 0.04 * 0.04;
+    let slow = |vx: f32, vy: f32| vx * vx + vy * vy < 0.05 * 0.05;
+    near(px - p0x, py - p0y) && near(bx - b0x, by - b0y) && slow(pvx, pvy) && slow(bvx, bvy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +216,26 @@ mod tests {
         let hanging = [0.0, 0.0, 0.0, 0.0];
         // tip at (0, -0.6): distance² 1.44 / 0.36 = 4 → e^-4.
         assert!((cartpole_reward(&hanging, &[1.0]) - ((-4.0f32).exp() - 0.01)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn push_reward_is_zero_only_with_the_pusher_on_the_puck_at_the_goal() {
+        let [gx, gy] = PUSH_GOAL_M;
+        let at_goal = [gx, gy, gx, gy, 0.0, 0.0, 0.0, 0.0];
+        assert_eq!(push_reward(&at_goal, &[0.0, 0.0]), 0.0);
+        assert!(push_succeeded(&at_goal));
+        let moving = [gx, gy, gx, gy, 0.0, 0.0, 0.1, 0.0];
+        assert!(!push_succeeded(&moving));
+        let start = [-0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let expected = 0.25 + 2.0 * (gx * gx + gy * gy).sqrt() + 0.001 * 25.0;
+        assert!((push_reward(&start, &[5.0, 0.0]) + expected).abs() < 1e-6);
+        assert!(!push_succeeded(&start));
+        assert!(push_at_rest(&start));
+        assert_eq!(push_rest_reward(&start, &[0.0, 0.0]), 0.0);
+        assert!(push_reward(&[0.0; 3], &[0.0, 0.0]).is_nan());
+        assert!(!push_succeeded(&[0.0; 3]));
+        assert!(Task::PushToGoal.success_fn().is_some_and(|f| f(&at_goal)));
+        assert!(Task::CartpoleSwingup.success_fn().is_none());
     }
 
     #[test]

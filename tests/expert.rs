@@ -23,6 +23,7 @@ fn closed_loop(kind: PlantKind, task: Task, tail: usize) -> Vec<(f64, f64)> {
     let upright = |s: &[f64]| match kind {
         PlantKind::Cartpole => wrapped(s[1] - PI).abs(),
         PlantKind::Pendulum => wrapped(s[0]).abs(),
+        PlantKind::Pusher => unreachable!("the pusher's expert is tested in tests/pusher.rs"),
     };
     (0..20)
         .map(|seed| {

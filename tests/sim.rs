@@ -145,6 +145,37 @@ fn lockstep_answers_each_command_with_one_state_that_follows_the_plant() {
 }
 
 #[test]
+fn the_pusher_simulator_steps_exactly_as_its_transition_from_its_seeded_start() {
+    use handful::plant::{PlantKind, pusher};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = spawn(lockstep(&dir, "pusher"), PlantKind::Pusher.build()).unwrap();
+    let mut host = Host::open(sim.link_path());
+    host.hello();
+    let mut plant = PlantKind::Pusher.build();
+    plant.reset(&mut ChaCha8Rng::seed_from_u64(5));
+    let mut expected: [f64; 8] = plant.state().try_into().unwrap();
+    host.send(Message::Reset(Reset { seed: 5 }));
+    let as_f32s = |s: &[f64; 8]| s.map(|v| v as f32);
+    assert_eq!(host.state().1.values.as_slice(), as_f32s(&expected));
+    host.send(Message::Arm);
+    let period = u64::from(pusher::SPEC.control_period_us);
+    for k in 1..=40u32 {
+        // Towards the puck and past it, then beyond the 5 N limit (clamped).
+        let force = if k < 30 { [4.0f32, 0.5] } else { [-7.0, 6.0] };
+        host.command(k, &force, u64::MAX);
+        let mut next = [0.0; 8];
+        let applied = force.map(|f| f64::from(f.clamp(-5.0, 5.0)));
+        pusher::transition(&expected, &applied, &mut next);
+        expected = next;
+        let (timestamp_us, state) = host.state();
+        assert!(timestamp_us >= u64::from(k) * period);
+        assert_eq!(state.values.as_slice(), as_f32s(&expected), "command {k}");
+    }
+    assert!(expected[2] > 0.05, "the puck was pushed: {expected:?}");
+    sim.stop().unwrap();
+}
+
+#[test]
 fn reset_draws_the_same_start_for_the_same_seed() {
     let dir = tempfile::tempdir().unwrap();
     let sim = spawn(lockstep(&dir, "reset"), Integrator::boxed([0.0, 0.0])).unwrap();

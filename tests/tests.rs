@@ -4,6 +4,8 @@ mod link;
 mod plant;
 // Scripted experts: closed-loop returns on the simulated plants, action limits.
 mod expert;
+// Planar pushing: physics, calibration, the expert, lockstep runs and learning through the binary.
+mod pusher;
 // ONNX ensembles through ONNX Runtime (needs `bash models/setup.sh`).
 mod model;
 // The control loop through the whole path (loop → link → pty → simulated robot).

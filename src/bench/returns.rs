@@ -65,6 +65,7 @@ pub fn true_dynamics_return(
     let transition: crate::mpc::Transition = match kind {
         PlantKind::Cartpole => plant::cartpole::transition,
         PlantKind::Pendulum => plant::pendulum::transition,
+        PlantKind::Pusher => plant::pusher::transition,
     };
     let dynamics = Box::new(AnalyticDynamics::new(transition, state_dim, bounds.len()));
     let cost = Box::new(TaskCost(spec.task));

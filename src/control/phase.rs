@@ -82,12 +82,14 @@ pub struct Phase {
 }
 
 impl Phase {
-    /// The forward phase of `task`, `steps` long, disarming at its end.
+    /// The forward phase of `task`, `steps` long, disarming at its end, and ending early
+    /// on the task's success test if it has one ([`Task::success_fn`]: the pusher's puck
+    /// at rest in the goal; a swing-up has none and runs its steps).
     pub fn of_task(task: Task, steps: Option<u32>) -> Self {
         Self {
             kind: PhaseKind::Forward,
             reward: task.reward_fn(),
-            success: None,
+            success: task.success_fn(),
             score_at_least: None,
             steps,
             at_end: AtEnd::Disarm,

@@ -191,6 +191,15 @@ impl ResetTask {
                 rest_reward: crate::task::cartpole_rest_reward,
                 at_rest: crate::task::cartpole_at_rest,
             }),
+            // The pusher's forward phase ends on the puck at rest in the goal (its
+            // return says little: the phase ends as soon as it succeeds); its rest is
+            // pusher and puck back at their start positions.
+            Task::PushToGoal => Some(Self {
+                success_share: f64::INFINITY,
+                forward_success: Task::PushToGoal.success_fn(),
+                rest_reward: crate::task::push_rest_reward,
+                at_rest: crate::task::push_at_rest,
+            }),
             _ => None,
         }
     }

@@ -83,6 +83,7 @@ impl PlannerConfig {
         match task {
             Task::CartpoleSwingup => Self::realtime_cartpole(),
             Task::PendulumSwingup => Self::realtime_pendulum(),
+            Task::PushToGoal => Self::realtime_pusher(),
         }
     }
 
@@ -93,6 +94,8 @@ impl PlannerConfig {
         let (horizon, population, elites, particles) = match task {
             Task::CartpoleSwingup => (25, 400, 40, 20),
             Task::PendulumSwingup => (30, 200, 20, 20),
+            // Not in the paper: its cart-pole's search over the pusher's 2 s horizon.
+            Task::PushToGoal => (20, 400, 40, 20),
         };
         Self {
             horizon,
@@ -131,6 +134,12 @@ impl PlannerConfig {
     /// dynamics against [`PlannerConfig::pets_paper`].
     pub fn realtime_pendulum() -> Self {
         Self::realtime(Task::PendulumSwingup, &REALTIME_PENDULUM)
+    }
+
+    /// The real-time pusher configuration (100 ms period): the cart-pole's iCEM search
+    /// over a 20-step (2 s) horizon with a 50 ms anytime cut-off, half the period.
+    pub fn realtime_pusher() -> Self {
+        Self::realtime(Task::PushToGoal, &REALTIME_PUSHER)
     }
 
     fn realtime(task: Task, numbers: &RealtimeNumbers) -> Self {
@@ -301,6 +310,11 @@ const REALTIME_PENDULUM: RealtimeNumbers = RealtimeNumbers {
     ..REALTIME_CARTPOLE
 };
 
+const REALTIME_PUSHER: RealtimeNumbers = RealtimeNumbers {
+    budget_us: 50_000,
+    ..REALTIME_CARTPOLE
+};
+
 /// The size of a dynamics ensemble: what the planner's budget was measured with and
 /// what a trainer should build (`ensemble_size` members, each an MLP of
 /// `hidden_layers` swish layers of `hidden_units`, inputs `S + A`, outputs `2·S`).
@@ -324,7 +338,7 @@ impl EnsembleShape {
     /// [`PlannerConfig::for_task`] fits the task's control period on one core.
     pub const fn for_task(task: Task) -> Self {
         match task {
-            Task::CartpoleSwingup | Task::PendulumSwingup => Self {
+            Task::CartpoleSwingup | Task::PendulumSwingup | Task::PushToGoal => Self {
                 ensemble_size: 5,
                 hidden_layers: 3,
                 hidden_units: 64,

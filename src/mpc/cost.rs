@@ -163,6 +163,7 @@ fn min_state_dim(task: Task) -> usize {
     match task {
         Task::CartpoleSwingup => 2,
         Task::PendulumSwingup => 2,
+        Task::PushToGoal => 4,
     }
 }
 

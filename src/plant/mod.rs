@@ -11,13 +11,15 @@
 //! the same start); [`Plant::set_state`] sets it exactly (the simulator's reset to a
 //! given state, `CAP_RESET_TO`, which refuses a state at a plant limit):
 //!
-//! | plant | at power-up ([`cartpole::Cartpole::new`], [`pendulum::Pendulum::new`]) | `reset` draws |
+//! | plant | at power-up ([`cartpole::Cartpole::new`], [`pendulum::Pendulum::new`], [`pusher::Pusher::new`]) | `reset` draws |
 //! | --- | --- | --- |
 //! | cart-pole `[x, θ, ẋ, θ̇]` | at rest hanging at the rail's centre, all 0 | each coordinate independently from N(0, 0.1²), as PETS |
 //! | pendulum `[θ, θ̇]` (θ = 0 upright) | hanging at rest, `[π, 0]` | θ ~ U(−π, π), θ̇ ~ U(−1, 1) rad/s, as Gymnasium Pendulum-v1 |
+//! | pusher `[p_x, p_y, b_x, b_y, ṗ_x, ṗ_y, ḃ_x, ḃ_y]` (pusher, puck) | at rest, pusher at (−0.25, 0) m, puck at (0, 0) m | each position coordinate from N(start, 0.02²) m about those starts, at rest |
 
 pub mod cartpole;
 pub mod pendulum;
+pub mod pusher;
 
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -77,6 +79,7 @@ pub type TransitionFn = dyn Fn(&[f64], &[f64], &mut [f64]) + Send + Sync;
 pub enum PlantKind {
     Cartpole,
     Pendulum,
+    Pusher,
 }
 
 impl PlantKind {
@@ -84,6 +87,7 @@ impl PlantKind {
         match self {
             Self::Cartpole => Box::new(cartpole::Cartpole::new()),
             Self::Pendulum => Box::new(pendulum::Pendulum::new()),
+            Self::Pusher => Box::new(pusher::Pusher::new()),
         }
     }
 
@@ -91,6 +95,7 @@ impl PlantKind {
         match self {
             Self::Cartpole => &cartpole::SPEC,
             Self::Pendulum => &pendulum::SPEC,
+            Self::Pusher => &pusher::SPEC,
         }
     }
 
@@ -98,12 +103,13 @@ impl PlantKind {
         match self {
             Self::Cartpole => "cartpole",
             Self::Pendulum => "pendulum",
+            Self::Pusher => "pusher",
         }
     }
 
     /// The simulated plant whose benchmark task is `task`.
     pub fn for_task(task: Task) -> Option<Self> {
-        [Self::Cartpole, Self::Pendulum]
+        [Self::Cartpole, Self::Pendulum, Self::Pusher]
             .into_iter()
             .find(|kind| kind.spec().task == task)
     }
@@ -111,12 +117,13 @@ impl PlantKind {
 
 /// A plant's physical parameters: the physics the simulator integrates and the analytic
 /// model (the expert, `mpc-true`) assumes. From a calibration's `[plant]` table
-/// ([`crate::calib`]); the defaults are the benchmarks' (PETS, Gymnasium).
+/// ([`crate::calib`]); the defaults are the benchmarks' (PETS, Gymnasium; the pusher's own table).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(tag = "plant", rename_all = "snake_case")]
 pub enum PlantParams {
     Cartpole(cartpole::CartpoleParams),
     Pendulum(pendulum::PendulumParams),
+    Pusher(pusher::PusherParams),
 }
 
 impl PlantParams {
@@ -125,6 +132,7 @@ impl PlantParams {
         match kind {
             PlantKind::Cartpole => Self::Cartpole(cartpole::CartpoleParams::PETS),
             PlantKind::Pendulum => Self::Pendulum(pendulum::PendulumParams::GYMNASIUM),
+            PlantKind::Pusher => Self::Pusher(pusher::PusherParams::DEFAULT),
         }
     }
 
@@ -132,6 +140,7 @@ impl PlantParams {
         match self {
             Self::Cartpole(_) => PlantKind::Cartpole,
             Self::Pendulum(_) => PlantKind::Pendulum,
+            Self::Pusher(_) => PlantKind::Pusher,
         }
     }
 
@@ -140,6 +149,7 @@ impl PlantParams {
         match *self {
             Self::Cartpole(p) => Box::new(cartpole::Cartpole::with_params(p)),
             Self::Pendulum(p) => Box::new(pendulum::Pendulum::with_params(p)),
+            Self::Pusher(p) => Box::new(pusher::Pusher::with_params(p)),
         }
     }
 
@@ -149,6 +159,7 @@ impl PlantParams {
         match self {
             Self::Cartpole(p) => p.transition(state, action, next),
             Self::Pendulum(p) => p.transition(state, action, next),
+            Self::Pusher(p) => p.transition(state, action, next),
         }
     }
 }
@@ -159,5 +170,6 @@ pub fn transition(kind: PlantKind, state: &[f64], action: &[f64], next: &mut [f6
     match kind {
         PlantKind::Cartpole => cartpole::transition(state, action, next),
         PlantKind::Pendulum => pendulum::transition(state, action, next),
+        PlantKind::Pusher => pusher::transition(state, action, next),
     }
 }

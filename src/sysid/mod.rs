@@ -45,6 +45,7 @@ pub fn trainer_config_for(task: crate::task::Task) -> crate::train::TrainerConfi
         angle_state_indices: match task {
             Task::CartpoleSwingup => vec![1],
             Task::PendulumSwingup => vec![0],
+            Task::PushToGoal => vec![],
         },
         ..crate::train::TrainerConfig::default()
     }

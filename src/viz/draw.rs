@@ -11,7 +11,8 @@ use rerun::{
 use crate::calib::Calibration;
 use crate::plant::cartpole::CartpoleParams;
 use crate::plant::pendulum::PendulumParams;
-use crate::task::{Task, cartpole_tip_m};
+use crate::plant::pusher::PusherParams;
+use crate::task::{PUSH_GOAL_M, PUSH_GOAL_RADIUS_M, Task, cartpole_tip_m};
 
 pub const POLE_COLOR: Color = Color(Rgba32::from_rgb(230, 120, 40));
 pub const CART_COLOR: Color = Color(Rgba32::from_rgb(70, 130, 200));
@@ -19,6 +20,8 @@ pub const MEAN_COLOR: Color = Color(Rgba32::from_rgb(40, 170, 90));
 pub const BAND_COLOR: Color = Color(Rgba32::from_unmultiplied_rgba(40, 170, 90, 110));
 pub const ELITE_COLOR: Color = Color(Rgba32::from_unmultiplied_rgba(150, 150, 150, 140));
 pub const ACTUAL_COLOR: Color = Color(Rgba32::from_rgb(220, 50, 50));
+pub const GOAL_COLOR: Color = Color(Rgba32::from_unmultiplied_rgba(40, 170, 90, 90));
+const TABLE_COLOR: Color = Color(Rgba32::from_rgb(120, 120, 120));
 
 const CART_HALF_SIZE_M: [f32; 2] = [0.2, 0.1];
 
@@ -63,6 +66,27 @@ impl Layout {
                     &Points2D::new([screen(0.0, 0.0)]).with_radii([0.04]),
                 )?;
             }
+            Some(Task::PushToGoal) => {
+                let table = PusherParams::DEFAULT;
+                let (w, d) = (table.half_width_m as f32, table.half_depth_m as f32);
+                rec.log_static(
+                    "robot/table",
+                    &LineStrips2D::new([[
+                        screen(-w, -d),
+                        screen(w, -d),
+                        screen(w, d),
+                        screen(-w, d),
+                        screen(-w, -d),
+                    ]])
+                    .with_colors([TABLE_COLOR]),
+                )?;
+                rec.log_static(
+                    "robot/goal",
+                    &Points2D::new([screen(PUSH_GOAL_M[0], PUSH_GOAL_M[1])])
+                        .with_radii([PUSH_GOAL_RADIUS_M])
+                        .with_colors([GOAL_COLOR]),
+                )?;
+            }
             None => {}
         }
         let series = |prefix: &str, names: &[String], units: &[String]| {
@@ -100,12 +124,39 @@ impl Layout {
         }
     }
 
-    /// The robot at `state`: cart, pole, tip.
+    /// The point a plan's path follows, in metres (y up): the pole's tip, or the puck.
+    pub fn tracked_m(&self, state: &[f32]) -> Option<[f32; 2]> {
+        match self.task? {
+            Task::PushToGoal if state.len() >= 4 => Some([state[2], state[3]]),
+            _ => self.pole_m(state).map(|(_, tip)| tip),
+        }
+    }
+
+    /// The robot at `state`: cart, pole, tip; or puck and pusher on the table.
     pub fn log_robot(
         &self,
         rec: &RecordingStream,
         state: &[f32],
     ) -> Result<(), rerun::RecordingStreamError> {
+        if self.task == Some(Task::PushToGoal) {
+            if state.len() < 4 {
+                return Ok(());
+            }
+            let table = PusherParams::DEFAULT;
+            rec.log(
+                "robot/puck",
+                &Points2D::new([screen(state[2], state[3])])
+                    .with_colors([CART_COLOR])
+                    .with_radii([table.puck_radius_m as f32]),
+            )?;
+            rec.log(
+                "robot/pusher",
+                &Points2D::new([screen(state[0], state[1])])
+                    .with_colors([POLE_COLOR])
+                    .with_radii([table.pusher_radius_m as f32]),
+            )?;
+            return Ok(());
+        }
         let Some((pivot, tip)) = self.pole_m(state) else {
             return Ok(());
         };
@@ -134,11 +185,12 @@ impl Layout {
         Ok(())
     }
 
-    /// The tip's path through `states` (screen coordinates), empty without a drawing.
+    /// The tracked point's path through `states` ([`Layout::tracked_m`]: the pole's
+    /// tip, the puck), screen coordinates, empty without a drawing.
     pub fn tip_path<'a>(&self, states: impl Iterator<Item = &'a [f32]>) -> Vec<[f32; 2]> {
         states
-            .filter_map(|s| self.pole_m(s))
-            .map(|(_, tip)| screen(tip[0], tip[1]))
+            .filter_map(|s| self.tracked_m(s))
+            .map(|p| screen(p[0], p[1]))
             .collect()
     }
 }
