@@ -88,6 +88,21 @@ pub struct RawPlant {
 
 impl RawPlant {
     /// The pusher's keys, `(name, value)`.
+    fn cartpole_keys(&self) -> [(&'static str, Option<f64>); 7] {
+        [
+            ("cart_mass_kg", self.cart_mass_kg),
+            ("pole_mass_kg", self.pole_mass_kg),
+            ("pole_length_m", self.pole_length_m),
+            ("slider_damping_n_s_per_m", self.slider_damping_n_s_per_m),
+            (
+                "hinge_damping_n_m_s_per_rad",
+                self.hinge_damping_n_m_s_per_rad,
+            ),
+            ("force_per_unit_newtons", self.force_per_unit_newtons),
+            ("rail_limit_m", self.rail_limit_m),
+        ]
+    }
+
     fn pusher_keys(&self) -> [(&'static str, Option<f64>); 5] {
         [
             ("pusher_mass_kg", self.pusher_mass_kg),
@@ -531,18 +546,7 @@ impl Checker<'_> {
             }
             PlantKind::Pendulum => {
                 other(
-                    &[
-                        ("cart_mass_kg", raw.cart_mass_kg),
-                        ("pole_mass_kg", raw.pole_mass_kg),
-                        ("pole_length_m", raw.pole_length_m),
-                        ("slider_damping_n_s_per_m", raw.slider_damping_n_s_per_m),
-                        (
-                            "hinge_damping_n_m_s_per_rad",
-                            raw.hinge_damping_n_m_s_per_rad,
-                        ),
-                        ("force_per_unit_newtons", raw.force_per_unit_newtons),
-                        ("rail_limit_m", raw.rail_limit_m),
-                    ],
+                    &raw.cartpole_keys(),
                     "absent: a cart-pole key, and this robot's task is a pendulum's",
                 )?;
                 other(
@@ -569,20 +573,14 @@ impl Checker<'_> {
             PlantKind::Pusher => {
                 other(
                     &[
-                        ("cart_mass_kg", raw.cart_mass_kg),
-                        ("pole_mass_kg", raw.pole_mass_kg),
-                        ("pole_length_m", raw.pole_length_m),
-                        ("slider_damping_n_s_per_m", raw.slider_damping_n_s_per_m),
-                        (
-                            "hinge_damping_n_m_s_per_rad",
-                            raw.hinge_damping_n_m_s_per_rad,
-                        ),
-                        ("force_per_unit_newtons", raw.force_per_unit_newtons),
-                        ("rail_limit_m", raw.rail_limit_m),
-                        ("mass_kg", raw.mass_kg),
-                        ("length_m", raw.length_m),
-                        ("max_speed_rad_per_s", raw.max_speed_rad_per_s),
-                    ],
+                        raw.cartpole_keys().as_slice(),
+                        &[
+                            ("mass_kg", raw.mass_kg),
+                            ("length_m", raw.length_m),
+                            ("max_speed_rad_per_s", raw.max_speed_rad_per_s),
+                        ],
+                    ]
+                    .concat(),
                     "absent: a cart-pole or pendulum key, and this robot's task is a pusher's",
                 )?;
                 let table = crate::plant::pusher::PusherParams::DEFAULT;
