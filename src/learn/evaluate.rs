@@ -8,11 +8,13 @@
 //! The evaluator is a thread of its own (`handful-eval`, nice 10, one ONNX Runtime
 //! thread, like the retrainer): it loads the published model file into a fresh
 //! `Ensemble` and MPC controller with the forward task's cost, on a simulated clock (no
-//! anytime cut: the plan the controller would make given its full budget), and rolls it
-//! out. The starts are the same `eval_episodes` seeded draws every time (common random
+//! anytime cut: the plan the controller would make given its full budget) and without
+//! latency compensation (the in-process plant applies each command at once; planning
+//! for a period of delay that is not there cost 30 of a 170 return), and rolls it out.
+//! The starts are the same `eval_episodes` seeded draws every time (common random
 //! numbers), so two evaluations differ by the model alone. The practice never waits for
 //! it in real time: a request while one is running is skipped and counted; in lockstep
-//! each is waited for, so a run is reproducible from its seed.
+//! each is waited for, so its figures do not depend on timing.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -175,8 +177,15 @@ fn evaluate(
     let ensemble = Ensemble::load_with(&request.model, &expect, ModelOptions::default())
         .with_context(|| format!("loading {}", request.model.display()))?;
     let bounds: Vec<(f32, f32)> = calib.actions.iter().map(|a| (a.min, a.max)).collect();
+    // The in-process plant applies each command at once: nothing to compensate for
+    // (the robot's controller plans from the state one period ahead, which here would
+    // be planning for a delay that does not exist).
+    let config = PlannerConfig {
+        latency_fraction: 0.0,
+        ..setup.planner.clone()
+    };
     let planner = Planner::new(
-        setup.planner.clone(),
+        config,
         calib.state_dim(),
         calib.action_dim(),
         &bounds,
