@@ -112,7 +112,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     expert_fraction: f64,
     /// Learning: run trials back to back, swapping models in when ready, instead of
-    /// waiting for each retrain.
+    /// waiting for each retrain (a real-time practice always does: the robot is never
+    /// held while a model trains; a lockstep one waits unless this is given).
     #[arg(long)]
     overlap: bool,
     /// Where the live visualization goes (default: `viz.rrd` in the run directory).
@@ -589,7 +590,9 @@ fn learn_command(
             plans: None,
         },
         viz: config.viz.clone(),
-        wait_for_model: !args.overlap,
+        // A real-time practice goes on while each model trains (hours of practice are
+        // not spent holding the robot); lockstep waits, so a run is reproducible.
+        wait_for_model: !args.overlap && (args.practice.is_none() || config.lockstep),
         recovery: config.recovery,
         practice: args.practice.map(|p| handful::medal::PracticeConfig {
             reset: p.reset,
@@ -607,13 +610,18 @@ fn learn_command(
     };
     let summary = handful::learn::learn(&learn, calib, exe)?;
     println!("run {} ({})", summary.name, config.out_dir.display());
-    match (summary.best_model, summary.best_return) {
-        (Some(v), Some(r)) => println!("  best policy: model v{v}, return {r:.2} (best.onnx)"),
-        _ => println!("  no MPC trial ran"),
-    }
-    match summary.first_trial_at_170 {
-        Some(t) => println!("  first trial at 170 or above: {t}"),
-        None => println!("  no trial reached 170"),
+    // A practice has printed its own account (phases, evaluations); trials are episodic.
+    if summary.practice.is_none() {
+        match (summary.best_model, summary.best_return) {
+            (Some(v), Some(r)) => {
+                println!("  best policy: model v{v}, return {r:.2} (best.onnx)");
+            }
+            _ => println!("  no MPC trial ran"),
+        }
+        match summary.first_trial_at_170 {
+            Some(t) => println!("  first trial at 170 or above: {t}"),
+            None => println!("  no trial reached 170"),
+        }
     }
     println!("{}", summary.faults);
     if let Some(why) = &summary.stopped {

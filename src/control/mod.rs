@@ -69,10 +69,11 @@ pub trait Controller: Send {
     fn replace_objective(&mut self, objective: Objective) -> Result<Objective, Objective> {
         Err(objective)
     }
-    /// What the controller's objective says of `state` (e.g. a learned cost's `C(s)`),
-    /// recorded every tick and used by a phase that ends on it
-    /// ([`Phase::until_score`]). Allocation-free; `None` (the default): nothing.
-    fn objective_score(&self, _state: &[f32]) -> Option<f32> {
+    /// What the controller's objective says of `state` at `tick` (e.g. a learned cost's
+    /// `C(s)`), asked once per driving tick before [`Controller::act`], recorded and used
+    /// by a phase that ends on it ([`Phase::until_score`]). Allocation-free; `None` (the
+    /// default): nothing.
+    fn objective_score(&self, _state: &[f32], _tick: u64) -> Option<f32> {
         None
     }
 }

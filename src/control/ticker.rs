@@ -618,7 +618,7 @@ impl Ticker {
     ) -> Result<Send, HostFault> {
         let score = self
             .controller
-            .objective_score(&sample.values[..sample.dim]);
+            .objective_score(&sample.values[..sample.dim], self.tick);
         record.score = score.unwrap_or(f32::NAN);
         let advance = self.episodes.advance(
             sample,

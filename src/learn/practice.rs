@@ -7,8 +7,10 @@
 //! the phase). Forward, backward and demonstration data all train the one dynamics model
 //! (the DAgger mixture is kept: the demonstrations are the expert half). The classifier
 //! is fitted on this thread every K backward steps, as the tick records arrive, and
-//! published to the backward cost through a [`ClassifierSlot`]: a new version is planned
-//! with from the next tick on. A model swapped in mid-phase is given the phase's
+//! published to the backward cost through a [`ClassifierSlot`]: in real time a new version
+//! is planned with from the next tick that finds it; in lockstep from the tick after the
+//! record it was fitted on, exactly (the loop waits for it), so a lockstep practice is
+//! reproducible. A model swapped in mid-phase is given the phase's
 //! objective before it reaches the loop (`Swaps::set_objective`).
 //!
 //! Faults: a phase that ends on a fault is followed, once the robot is healthy again
@@ -95,6 +97,9 @@ pub struct PracticeSummary {
     pub oracle_resets: u32,
     pub classifier_fits: u32,
     pub last_fit: Option<FitReport>,
+    /// Lockstep: ticks whose classifier hand-over gave up waiting for the learner (0 in a
+    /// healthy run; more means the run was not reproducible).
+    pub classifier_waits_timed_out: u32,
     pub phases: Vec<PhaseRow>,
     /// EARL's deployed performance over the practice (every `eval_every` steps), each
     /// beside the continuing count at its step.
@@ -135,6 +140,12 @@ struct Learner {
     last_fit: Option<FitReport>,
     csv: std::fs::File,
     learning: crate::telemetry::LearningTelemetry,
+}
+
+impl Drop for Learner {
+    fn drop(&mut self) {
+        self.slot.close();
+    }
 }
 
 impl Learner {
@@ -239,6 +250,7 @@ impl Session<'_> {
     ) -> anyhow::Result<()> {
         summary.classifier_fits = learner.fits;
         summary.last_fit = learner.last_fit;
+        summary.classifier_waits_timed_out = learner.slot.gate_timeouts();
         let Some(earl) = earl else {
             return Ok(());
         };
@@ -298,7 +310,11 @@ impl Session<'_> {
             self.config.retrainer.seed ^ 0xc1a5_51f1,
         )
         .context("the practice classifier")?;
-        let slot = ClassifierSlot::new(classifier.weights());
+        let slot = if self.config.robot.lockstep {
+            ClassifierSlot::lockstep(classifier.weights())
+        } else {
+            ClassifierSlot::new(classifier.weights())
+        };
         let mut csv = std::fs::File::create(self.config.out_dir.join("classifier.csv"))?;
         writeln!(
             csv,
@@ -349,6 +365,7 @@ impl Session<'_> {
             oracle_resets: 0,
             classifier_fits: 0,
             last_fit: None,
+            classifier_waits_timed_out: 0,
             phases: Vec::new(),
             evaluations: Vec::new(),
             evaluations_skipped: 0,
@@ -430,6 +447,7 @@ impl Session<'_> {
             self.retraining
                 .swaps
                 .set_objective(Some(Box::new(move || make(mode))));
+            learner.slot.begin_phase();
             let start = self.start(next, phase, backward_objective(mode));
             let backward = self.practice_phase(start, next, &mut learner, &task, summary, true)?;
             next = self.after(&backward, summary, &mut phases_csv)?;
@@ -474,6 +492,7 @@ impl Session<'_> {
         }
         summary.classifier_fits = learner.fits;
         summary.last_fit = learner.last_fit;
+        summary.classifier_waits_timed_out = learner.slot.gate_timeouts();
         // The practice ends holding the robot armed: let go of it.
         let _ = self.handle.requests.send(control::Request::Disarm);
         println!(
@@ -529,19 +548,20 @@ impl Session<'_> {
         let mut last_score = None;
         let mut fit_error = None;
         let mut on_tick = |record: &control::TickRecord| -> anyhow::Result<()> {
-            if record.episode.is_none() || record.phase != kind {
-                return Ok(());
-            }
-            last_state.clear();
-            last_state.extend_from_slice(record.state());
-            last_score = record.score.is_finite().then_some(record.score);
-            if feeds_classifier {
-                if let Err(e) = learner.backward_step(record.state()) {
-                    fit_error.get_or_insert(e);
+            if record.episode.is_some() && record.phase == kind {
+                last_state.clear();
+                last_state.extend_from_slice(record.state());
+                last_score = record.score.is_finite().then_some(record.score);
+                if feeds_classifier {
+                    if let Err(e) = learner.backward_step(record.state()) {
+                        fit_error.get_or_insert(e);
+                    }
+                } else {
+                    learner.visited(record.state());
                 }
-            } else {
-                learner.visited(record.state());
             }
+            // Lockstep: the loop may plan the next tick (with any version just fitted).
+            learner.slot.taken(record.tick);
             Ok(())
         };
         let outcome = self.run_phase(Begin::Given(start), None, Some(&mut on_tick))?;

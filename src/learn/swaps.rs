@@ -104,8 +104,8 @@ impl Controller for Versioned {
         self.inner.replace_objective(objective)
     }
 
-    fn objective_score(&self, state: &[f32]) -> Option<f32> {
-        self.inner.objective_score(state)
+    fn objective_score(&self, state: &[f32], tick: u64) -> Option<f32> {
+        self.inner.objective_score(state, tick)
     }
 }
 

@@ -17,10 +17,15 @@
 //! `softplus(z)` for the logit `z`, so the cost added per row is `−softplus(z)` (the logit
 //! clamped to ±[`LOGIT_LIMIT`] so one confident row cannot dominate a plan). It reads the
 //! weights from a [`ClassifierSlot`] the learner publishes to: a new version is copied in
-//! (fixed-size, no allocation) at the next call that finds the slot free, never waited for.
+//! (fixed-size, no allocation) at the next call that finds the slot free, never waited for
+//! in real time. In lockstep ([`ClassifierSlot::lockstep`]) the hand-over is by tick
+//! instead: before it scores tick `t`, the cost waits until the learner has taken in the
+//! record of the phase's tick `t − 1` (and fitted on it, if a fit was due), so the version
+//! that plans each tick depends on the data alone, never on which thread ran faster, and
+//! a lockstep practice is reproducible bit for bit.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use handful_protocol::MAX_STATE_DIM;
@@ -209,14 +214,111 @@ fn softplus(z: f32) -> f32 {
 pub struct ClassifierSlot {
     version: AtomicU32,
     weights: Mutex<Box<ClassifierWeights>>,
+    /// Lockstep's hand-over by tick (`None`: real time, the latest version).
+    gate: Option<Gate>,
 }
 
+/// The lockstep hand-over's state (see the module docs).
+struct Gate {
+    /// The last tick whose record the learner has taken in ([`NO_TICK`]: none yet).
+    taken: AtomicU64,
+    /// The last tick a cost scored in this phase ([`NO_TICK`] at a phase's start).
+    scored: AtomicU64,
+    /// The learner is gone: wait no more.
+    closed: AtomicBool,
+    /// Waits that gave up after [`GATE_TIMEOUT_POLLS`] (the learner too slow or stuck).
+    timeouts: AtomicU32,
+}
+
+const NO_TICK: u64 = u64::MAX;
+/// Polls of a lockstep wait before it gives up (about 30 s of 100 µs sleeps): a bound,
+/// not a deadline, so a learner that stopped can never hang the loop.
+const GATE_TIMEOUT_POLLS: u32 = 300_000;
+
 impl ClassifierSlot {
+    /// A slot for real time: a cost plans with the latest version it finds free.
     pub fn new(weights: &ClassifierWeights) -> Arc<Self> {
+        Self::with_gate(weights, None)
+    }
+
+    /// A slot for lockstep: versions are handed over by tick (the module docs). The
+    /// learner calls [`ClassifierSlot::begin_phase`] before each phase whose cost reads
+    /// it, [`ClassifierSlot::taken`] after each tick record, and
+    /// [`ClassifierSlot::close`] when it stops.
+    pub fn lockstep(weights: &ClassifierWeights) -> Arc<Self> {
+        Self::with_gate(
+            weights,
+            Some(Gate {
+                taken: AtomicU64::new(NO_TICK),
+                scored: AtomicU64::new(NO_TICK),
+                closed: AtomicBool::new(false),
+                timeouts: AtomicU32::new(0),
+            }),
+        )
+    }
+
+    fn with_gate(weights: &ClassifierWeights, gate: Option<Gate>) -> Arc<Self> {
         Arc::new(Self {
             version: AtomicU32::new(weights.version),
             weights: Mutex::new(Box::new(weights.clone())),
+            gate,
         })
+    }
+
+    /// A phase is about to start (the loop is not scoring): its first tick waits for
+    /// nothing.
+    pub fn begin_phase(&self) {
+        if let Some(gate) = &self.gate {
+            gate.scored.store(NO_TICK, Ordering::Release);
+        }
+    }
+
+    /// The learner has taken in the record of `tick` (and published any fit it made).
+    pub fn taken(&self, tick: u64) {
+        if let Some(gate) = &self.gate {
+            gate.taken.store(tick, Ordering::Release);
+        }
+    }
+
+    /// The learner stops: no cost waits for it any more.
+    pub fn close(&self) {
+        if let Some(gate) = &self.gate {
+            gate.closed.store(true, Ordering::Release);
+        }
+    }
+
+    /// Lockstep waits that gave up (0 in a healthy run).
+    pub fn gate_timeouts(&self) -> u32 {
+        self.gate
+            .as_ref()
+            .map_or(0, |g| g.timeouts.load(Ordering::Acquire))
+    }
+
+    /// Lockstep: before scoring `tick`, waits until the learner has taken in the
+    /// phase's previous scored tick. Never allocates; bounded.
+    fn wait_turn(&self, tick: u64) {
+        let Some(gate) = &self.gate else {
+            return;
+        };
+        let previous = gate.scored.swap(tick, Ordering::AcqRel);
+        if previous == NO_TICK || previous >= tick {
+            return;
+        }
+        let ready = || {
+            let taken = gate.taken.load(Ordering::Acquire);
+            (taken != NO_TICK && taken >= previous) || gate.closed.load(Ordering::Acquire)
+        };
+        for poll in 0..GATE_TIMEOUT_POLLS {
+            if ready() {
+                return;
+            }
+            if poll < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+        }
+        gate.timeouts.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Publishes `weights` (off the control thread: it may wait for a reader's copy).
@@ -561,7 +663,14 @@ impl ClassifierCost {
         }
     }
 
-    /// Copies a newer published version in, if the slot is free now (never waits).
+    /// The version this cost plans with now.
+    #[cfg(test)]
+    fn version_in_use(&self) -> u32 {
+        self.local.borrow().weights.version
+    }
+
+    /// Copies a newer published version in, if the slot is free now (never waits: in
+    /// lockstep, [`Cost::score`] has waited for its turn first).
     fn refresh(&self, local: &mut Local) {
         if self.slot.version() == local.weights.version {
             return;
@@ -609,7 +718,8 @@ impl Cost for ClassifierCost {
         }
     }
 
-    fn score(&self, state: &[f32]) -> Option<f32> {
+    fn score(&self, state: &[f32], tick: u64) -> Option<f32> {
+        self.slot.wait_turn(tick);
         let mut local = self.local.try_borrow_mut().ok()?;
         self.refresh(&mut local);
         let p = local.weights.probability(state);
@@ -698,7 +808,7 @@ mod tests {
         }
         assert!(out[0] < out[1], "the start region must cost less: {out}");
         assert_eq!(
-            cost.score(&[0.0, 0.0]),
+            cost.score(&[0.0, 0.0], 0),
             Some(c.weights().probability(&[0.0, 0.0]))
         );
         // Unprepared batch sizes and bad rows give answers or NaN, never a panic.
@@ -710,7 +820,64 @@ mod tests {
         let mut out = Array1::<f32>::zeros(3);
         cost.cost(nan.view(), actions.view(), out.view_mut());
         assert!(out.iter().all(|v| v.is_nan()));
-        assert_eq!(cost.score(&[f32::NAN, 0.0]), None);
+        assert_eq!(cost.score(&[f32::NAN, 0.0], 1), None);
+    }
+
+    /// Lockstep: the version that scores and plans tick `t` is the one fitted on the
+    /// records before `t`, however slow the learner is (it was whichever version the
+    /// learner had got to).
+    #[test]
+    fn in_lockstep_the_version_in_use_at_each_tick_is_fixed_by_the_ticks_not_the_threads() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let starts = blob(&mut rng, &[0.0, 0.0], 0.1, 20);
+        let visited = blob(&mut rng, &[2.0, 2.0], 0.3, 50);
+        for (run, delay_us) in [0u64, 300, 2_000].into_iter().enumerate() {
+            let mut c = Classifier::new(ClassifierConfig::default(), 2, &[], &starts, 3).unwrap();
+            let slot = ClassifierSlot::lockstep(c.weights());
+            let cost = ClassifierCost::new(Arc::clone(&slot));
+            let (records, taken_in) = crossbeam::channel::bounded::<u64>(16);
+            let learner = {
+                let slot = Arc::clone(&slot);
+                let (starts, visited) = (starts.clone(), visited.clone());
+                crate::thread::spawn_named("test-learner", move || {
+                    for tick in taken_in {
+                        std::thread::sleep(std::time::Duration::from_micros(delay_us));
+                        if tick % 3 == 2 {
+                            c.fit(&starts, &visited).unwrap();
+                            slot.publish(c.weights());
+                        }
+                        slot.taken(tick);
+                    }
+                    slot.close();
+                })
+                .unwrap()
+            };
+            slot.begin_phase();
+            let used: Vec<u32> = (100..112u64)
+                .map(|tick| {
+                    assert!(cost.score(&[0.0, 0.0], tick).is_some());
+                    let version = cost.version_in_use();
+                    records.send(tick).unwrap();
+                    version
+                })
+                .collect();
+            drop(records);
+            learner.join().unwrap();
+            // Fits after ticks 101, 104, 107, 110: in use from the tick after each.
+            assert_eq!(
+                used,
+                [0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4],
+                "run {run} (learner {delay_us} µs a record)"
+            );
+            assert_eq!(slot.gate_timeouts(), 0);
+        }
+        // A learner that is gone never holds the loop.
+        let c = Classifier::new(ClassifierConfig::default(), 2, &[], &starts, 3).unwrap();
+        let slot = ClassifierSlot::lockstep(c.weights());
+        let cost = ClassifierCost::new(Arc::clone(&slot));
+        slot.close();
+        assert!(cost.score(&[0.0, 0.0], 1).is_some());
+        assert!(cost.score(&[0.0, 0.0], 2).is_some());
     }
 
     #[test]

@@ -209,8 +209,8 @@ impl Controller for MpcController {
 
     /// The objective is a `Box<dyn Cost>` (made with [`super::objective`]): the same
     /// planner, buffers and model plan for it from the next tick on.
-    fn objective_score(&self, state: &[f32]) -> Option<f32> {
-        self.cost.score(state)
+    fn objective_score(&self, state: &[f32], tick: u64) -> Option<f32> {
+        self.cost.score(state, tick)
     }
 
     fn replace_objective(&mut self, objective: Objective) -> Result<Objective, Objective> {

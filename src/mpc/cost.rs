@@ -30,9 +30,10 @@ pub trait Cost: Send {
     /// (allocates: off the control thread, before the cost is handed to a planner).
     fn prepare(&mut self, _rows: &[usize]) {}
 
-    /// A score of the state itself that the phase in force may end on (a learned
-    /// cost's `C(s)`; `None`: the cost has none). Real-time contract as [`Cost::cost`].
-    fn score(&self, _state: &[f32]) -> Option<f32> {
+    /// A score of the state itself at `tick` that the phase in force may end on (a
+    /// learned cost's `C(s)`; `None`: the cost has none), asked once per tick before the
+    /// plan. Real-time contract as [`Cost::cost`] (a cost built for lockstep may wait).
+    fn score(&self, _state: &[f32], _tick: u64) -> Option<f32> {
         None
     }
 }
