@@ -156,10 +156,10 @@ pub fn diagnose(args: &DoctorArgs) -> DoctorReport {
         Ok(c) => ok(
             "calibration",
             format!(
-                "{}: robot `{}` ({:?}), {} Hz, {} states, {} actions, sha256 {}",
+                "{}: robot `{}` ({}), {} Hz, {} states, {} actions, sha256 {}",
                 args.calib.display(),
                 c.robot_id,
-                c.task,
+                c.task.name(),
                 1e6 / c.control_period_us as f64,
                 c.state_dim(),
                 c.action_dim(),

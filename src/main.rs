@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use handful::calib::Calibration;
 use handful::mpc::PlannerConfig;
 use handful::record::{self, RecordConfig, TeleopKind};
@@ -27,12 +27,14 @@ enum Command {
     /// Drive the robot: episodes with a controller, everything written to a run directory.
     /// Without --port (and with `port = "sim"` in the calibration) the simulated robot is
     /// started in its own process behind a pseudo-terminal.
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Practise without resets: the learning job's demonstrations and first model, then
     /// forward phases (the task) and backward phases (back to where the demonstrations
     /// start, planned for a learned classifier's cost: MEDAL) on the armed robot, with no
     /// one resetting it. Writes practice.csv and classifier.csv beside the learning run's
     /// files.
+    #[command(after_help = PRACTICE_EXAMPLES)]
     Practice {
         #[command(flatten)]
         run: RunArgs,
@@ -40,17 +42,23 @@ enum Command {
         practice: PracticeArgs,
     },
     /// Run a simulated robot behind a pseudo-terminal (firmware logic + physics).
+    #[command(after_help = SIM_EXAMPLES)]
     Sim(handful::sim::SimArgs),
     /// Drive the robot by teleop (or the scripted expert) and record every tick into a
     /// LeRobot v3 dataset (created, or appended to).
+    #[command(after_help = RECORD_KEYS)]
     Record(RecordArgs),
     /// Inspect, validate or merge datasets.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = DATASET_EXAMPLES)]
     Dataset(DatasetCommand),
     /// Benchmarks that are not timed tests (`bench plan`: planner performance).
+    #[command(after_help = BENCH_EXAMPLES)]
     Bench(handful::bench::BenchArgs),
     /// Replay a recorded dataset into the rerun viewer (spawned unless --connect, --save or
     /// --stdout says otherwise): states, actions, rewards and the robot, per episode.
+    #[command(
+        after_help = "Examples:\n  handful view datasets/demos\n  handful view datasets/demos --save demos.rrd"
+    )]
     View {
         /// The LeRobot v3 dataset directory.
         path: PathBuf,
@@ -60,6 +68,9 @@ enum Command {
     /// Is this machine ready to drive the robot? Real-time scheduling, memory locking, CPU
     /// governor and isolated cores, the serial port, ONNX Runtime, calibration and model,
     /// disk space: each ok, warn or fail with its fix; exit status 1 when one fails.
+    #[command(
+        after_help = "Examples:\n  handful doctor --calib calib/robot.toml --port /dev/ttyUSB0\n  handful doctor --json"
+    )]
     Doctor(handful::doctor::DoctorArgs),
     /// Check a calibration file and print what it says.
     Calib {
@@ -67,6 +78,55 @@ enum Command {
         path: PathBuf,
     },
 }
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  handful run --lockstep                  learn the simulated cart-pole, faster than real time
+  handful run                             the same in real time, watched in the viewer
+  handful run --calib calib/pendulum-sim.toml --lockstep --seed 3
+  handful run --expert datasets/demos     learn from recorded demonstrations
+  handful run --controller expert --episodes 5
+  handful run --controller mpc --model runs/NAME/best.onnx
+  handful run --port /dev/ttyUSB0 --calib calib/robot.toml --rt      a real robot";
+
+const PRACTICE_EXAMPLES: &str = "\
+Examples:
+  handful practice --lockstep --practice-steps 2000        MEDAL on the simulated cart-pole
+  handful practice --lockstep --reset hand                 the hand-written reset instead
+  handful practice --expert datasets/demos --port /dev/ttyUSB0 --calib calib/robot.toml --rt";
+
+const SIM_EXAMPLES: &str = "\
+Examples:
+  handful sim cartpole --link /tmp/robot.tty
+  handful sim cartpole --link /tmp/robot.tty --lockstep --drop-prob 0.05";
+
+const RECORD_KEYS: &str = "\
+Keyboard (--teleop keyboard):
+  ← → or a d      drive (the force, full scale; with shift half); a drive key holds the dead-man
+  Enter           start an episode
+  k               stop the episode and keep it
+  x               stop the episode and discard it
+  space           e-stop
+  q or Ctrl-C     quit (an episode in progress is discarded)
+Gamepad (--teleop gamepad): left stick drives, R1 held is the dead-man, A/✕ start,
+  B/○ keep, X/□ discard, guide e-stop, select quit.
+
+Examples:
+  handful record --dataset datasets/demos                  the keyboard, in real time
+  handful record --teleop gamepad --dataset datasets/demos
+  handful record --teleop expert --lockstep --episodes 5 --dataset datasets/expert";
+
+const DATASET_EXAMPLES: &str = "\
+Examples:
+  handful dataset info datasets/demos
+  handful dataset validate datasets/demos
+  handful dataset merge --out datasets/all datasets/demos datasets/more";
+
+const BENCH_EXAMPLES: &str = "\
+Examples:
+  handful bench plan          planner and model speed beside the SGEMM ceiling (JSON in runs/)
+  handful bench rt            the loop's jitter with and without --rt
+  handful bench footprint     memory, threads, start-up and binary size of the main job";
 
 #[derive(clap::Args)]
 struct RunArgs {
@@ -301,19 +361,39 @@ fn main() -> ExitCode {
     // journald-friendly: no colour codes unless a person reads a terminal, and no
     // timestamp of our own under systemd (journald stamps every line; `JOURNAL_STREAM` is
     // set when stderr is connected to it).
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let stderr = if std::env::var_os("JOURNAL_STREAM").is_some() {
+        stderr.without_time().boxed()
+    } else {
+        stderr.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        subscriber.without_time().init();
-    } else {
-        subscriber.init();
+        .with(stderr)
+        // The run's own log file, once its directory is known (`run_log::open`).
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(run_log::writer),
+        )
+        .init();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Some(why) = idle_flag(&matches) {
+        // A flag the chosen job would ignore is a mistake to point out, not to run with.
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, why)
+            .exit();
     }
-    match real_main(Cli::parse()) {
+    match real_main(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("handful: error: {err:#}");
@@ -324,6 +404,107 @@ fn main() -> ExitCode {
                 Some(signal) => ExitCode::from(128 + signal),
                 None => ExitCode::FAILURE,
             }
+        }
+    }
+}
+
+/// A flag given on the command line that the chosen job does nothing with, and why.
+fn idle_flag(matches: &clap::ArgMatches) -> Option<String> {
+    let (sub, practice) = match matches.subcommand() {
+        Some(("run", sub)) => (sub, false),
+        Some(("practice", sub)) => (sub, true),
+        _ => return None,
+    };
+    let given = |id: &str| sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let controller = sub
+        .get_one::<ControllerKind>("controller")
+        .copied()
+        .unwrap_or(ControllerKind::Learn);
+    let learning = [
+        "trials",
+        "expert",
+        "expert_episodes",
+        "resume",
+        "trainer",
+        "expert_fraction",
+        "overlap",
+    ];
+    let fixed = ["episodes", "ticks", "start_state", "replay_start"];
+    let flag = |id: &str| format!("--{}", id.replace('_', "-"));
+    if controller != ControllerKind::Learn {
+        if let Some(id) = learning.iter().find(|id| given(id)) {
+            return Some(format!(
+                "{} does nothing with --controller {}: it is the learning job's (--controller learn)",
+                flag(id),
+                controller_name(controller)
+            ));
+        }
+    } else if let Some(id) = fixed.iter().find(|id| given(id)) {
+        return Some(format!(
+            "{} does nothing for the learning job: it is a fixed controller's (--controller expert, mpc-true or mpc)",
+            flag(id)
+        ));
+    }
+    if practice && given("trials") {
+        return Some(
+            "--trials does nothing for a practice: it runs for --practice-steps".to_owned(),
+        );
+    }
+    if controller != ControllerKind::Mpc && given("model") {
+        return Some(format!(
+            "--model does nothing with --controller {}: it is the ONNX ensemble of --controller mpc",
+            controller_name(controller)
+        ));
+    }
+    None
+}
+
+/// The controller as typed on the command line (`mpc-true`).
+fn controller_name(controller: ControllerKind) -> String {
+    use clap::ValueEnum as _;
+    controller
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// `runs/<name>/log.txt`: every log line of the run (what stderr shows, with timestamps).
+mod run_log {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+    /// Log lines go to `path` (appended) from now on as well; a file that cannot be
+    /// opened is warned about and left out.
+    pub fn open(path: &std::path::Path) {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => *FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(file),
+            Err(err) => tracing::warn!("no run log at {}: {err}", path.display()),
+        }
+    }
+
+    /// The writer `tracing` asks for per line: the file, or nothing before `open`.
+    pub fn writer() -> Writer {
+        Writer
+    }
+
+    pub struct Writer;
+
+    impl Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(file) = FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                file.write_all(buf)?;
+            }
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 }
@@ -630,6 +811,24 @@ fn learn_command(
     Ok(())
 }
 
+/// A run name from `kind` and the UTC time, `learn-20261204-013000`, with `-2`, `-3`, ...
+/// while `taken` says a name is taken.
+fn fresh_name(kind: &str, mut taken: impl FnMut(&str) -> bool) -> String {
+    let secs = handful::clock::wall_time_unix_secs() as i64;
+    let stamp = chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || secs.to_string(),
+        |t| t.format("%Y%m%d-%H%M%S").to_string(),
+    );
+    let base = format!("{kind}-{stamp}");
+    let mut name = base.clone();
+    let mut n = 1;
+    while taken(&name) {
+        n += 1;
+        name = format!("{base}-{n}");
+    }
+    name
+}
+
 fn planner_config(
     path: Option<&std::path::Path>,
     task: handful::task::Task,
@@ -651,19 +850,31 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
     let calib = Calibration::load(&args.calib)?;
     tracing::info!(calibration = %calib.path.display(), sha256 = calib.short_hash(), "calibration loaded");
     let realtime = realtime_config(&args.realtime)?;
-    let name = args.name.unwrap_or_else(|| {
-        format!(
-            "{}-{}",
-            serde_json::to_value(args.controller)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            handful::clock::wall_time_unix_secs() as u64
-        )
-    });
-    let out_dir = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("runs").join(&name));
+    let (name, out_dir) = match (args.name, args.out) {
+        (Some(name), Some(out)) => (name, out),
+        (Some(name), None) => (name.clone(), PathBuf::from("runs").join(name)),
+        (None, out) => {
+            let kind = if practice.is_some() {
+                "practice".to_owned()
+            } else {
+                controller_name(args.controller)
+            };
+            match out {
+                Some(out) => (fresh_name(&kind, |_| false), out),
+                None => {
+                    let runs = PathBuf::from("runs");
+                    std::fs::create_dir_all(&runs).context("creating runs/")?;
+                    // Claimed by creating it: two runs started in the same second get
+                    // `-2`, `-3`, ... (`create_dir` fails if another took the name).
+                    let name = fresh_name(&kind, |n| {
+                        std::fs::create_dir(runs.join(n))
+                            .is_err_and(|e| e.kind() == std::io::ErrorKind::AlreadyExists)
+                    });
+                    (name.clone(), runs.join(name))
+                }
+            }
+        }
+    };
     let mut viz_options = args.viz_limits.apply(args.viz.to_options(if args.no_viz {
         handful::viz::VizSink::Off
     } else {
@@ -712,6 +923,20 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
         },
         realtime,
     };
+    std::fs::create_dir_all(&config.out_dir)
+        .with_context(|| format!("creating the run directory {}", config.out_dir.display()))?;
+    run_log::open(&config.out_dir.join("log.txt"));
+    let out_dir = config.out_dir.clone();
+    let result = execute_run(config, &calib, learn);
+    if let Err(err) = &result {
+        // A run that failed says so in its directory, beside whatever it wrote.
+        let _ = std::fs::write(out_dir.join("error.txt"), format!("{err:#}\n"));
+    }
+    result
+}
+
+/// Runs the resolved `config`: the learning job, or a fixed controller's episodes.
+fn execute_run(config: RunConfig, calib: &Calibration, learn: LearnArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating this program to start the simulator")?;
     if config.controller == ControllerKind::Learn {
         if !config.start_states.is_empty() {
@@ -726,14 +951,17 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
                  learning run records every tick in its datasets"
             );
         }
-        return learn_command(config, &calib, &exe, learn);
+        return learn_command(config, calib, &exe, learn);
     }
-    let summary = run::run(&config, &calib, &exe)?;
+    let summary = run::run(&config, calib, &exe)?;
     println!("run {} ({})", summary.name, config.out_dir.display());
     for episode in &summary.episodes {
         println!(
-            "  episode {:>3}: return {:>8.2} over {} steps ({:?})",
-            episode.episode, episode.episode_return, episode.steps, episode.end
+            "  episode {:>3}: return {:>8.2} over {} steps ({})",
+            episode.episode,
+            episode.episode_return,
+            episode.steps,
+            episode.end.label()
         );
     }
     if summary.mean_return.is_finite() {

@@ -427,9 +427,18 @@ fn operator_session(
         source.name()
     );
     let mut interrupting = false;
+    let mut quitting = false;
+    // What the robot was last commanded (the status line's), and whether it drove.
+    let mut last_command: Option<f32> = None;
     loop {
         while let Ok(record) = handle.records.try_recv() {
+            if record.command_seq.is_some() {
+                last_command = Some(record.action[0]);
+            }
             recorder.on_tick(&record)?;
+        }
+        if quitting && !recorder.is_active() {
+            return Ok(());
         }
         if let Some(signal) = crate::signals::requested() {
             if !recorder.is_active() {
@@ -462,7 +471,8 @@ fn operator_session(
                 );
             }
         }
-        match buttons.poll(source.latest()) {
+        let input = source.latest();
+        match buttons.poll(input) {
             Some(EpisodeCommand::Start) if !recorder.is_active() => {
                 recorder.begin()?;
                 keep_next = true;
@@ -488,6 +498,14 @@ fn operator_session(
                 let _ = handle.requests.send(Request::EStop);
             }
             Some(EpisodeCommand::Quit) if !recorder.is_active() => return Ok(()),
+            Some(EpisodeCommand::Quit) if !quitting => {
+                // q or Ctrl-C while recording: the episode is stopped and discarded (the
+                // operator did not end it where a demonstration ends), then the session.
+                quitting = true;
+                keep_next = false;
+                let _ = handle.requests.send(Request::Disarm);
+                eprint!("\r\n[record] quitting: the episode in progress is discarded\r\n");
+            }
             _ => {}
         }
         let now = clock.now_us();
@@ -495,13 +513,16 @@ fn operator_session(
             last_status_us = now;
             let stats = link.stats();
             let health = link.health(link.clock().now_us());
+            let deadman = input.is_some_and(|i| i.buttons & crate::teleop::BUTTON_DEADMAN != 0);
             eprint!(
-                "\r[record] {} | episode frames {:>5} | link {} | crc {} drops {} | heartbeat {} ms   ",
+                "\r[record] {} | dead-man {} | command {} | episode frames {:>5} | link {} | crc {} drops {} | heartbeat {} ms   ",
                 if recorder.is_active() {
                     "RECORDING"
                 } else {
                     "idle     "
                 },
+                if deadman { "held    " } else { "released" },
+                last_command.map_or_else(|| "     -".to_owned(), |c| format!("{c:>+6.2}")),
                 recorder.frames(),
                 if health.is_usable() { "ok  " } else { "LOST" },
                 stats.crc_errors,

@@ -46,9 +46,11 @@ fn run_writes_the_run_directory_with_returns_timing_and_link_counters() {
         "robot.json",
         "episodes.csv",
         "summary.json",
+        "log.txt",
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
+    assert!(!out.join("error.txt").exists());
     let summary = read_json(&out.join("summary.json"));
     let episodes = summary["episodes"].as_array().unwrap();
     assert_eq!(episodes.len(), 2);
@@ -138,7 +140,7 @@ fn every_run_ends_with_one_account_of_what_the_host_the_firmware_and_the_link_sa
     // make the state stale and fault the one episode: then the run exits non-zero and
     // says so, and the account must be just as complete.
     if !lossy.status.success() {
-        assert!(stdout.contains("Faulted("), "{stdout}");
+        assert!(stdout.contains("(fault:"), "{stdout}");
     }
     let summary = read_json(&out.join("summary.json"));
     let faults = &summary["faults"];
@@ -330,6 +332,100 @@ fn a_model_for_another_robot_is_refused_with_what_differs() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("models/fixtures/linear.onnx"), "{stderr}");
     assert!(stderr.contains("cart_position"), "{stderr}");
+    // The run directory says it failed, and why: it does not pass for a run.
+    let run = dir.path().join("run");
+    let error = std::fs::read_to_string(run.join("error.txt")).unwrap();
+    assert!(error.contains("cart_position"), "{error}");
+    assert!(!run.join("summary.json").exists());
+}
+
+#[test]
+fn a_flag_the_chosen_job_ignores_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, says) in [
+        (
+            &["run", "--controller", "expert", "--trials", "3"][..],
+            "--trials does nothing with --controller expert",
+        ),
+        (
+            &["run", "--episodes", "2"][..],
+            "--episodes does nothing for the learning job",
+        ),
+        (
+            &["run", "--controller", "mpc-true", "--model", "m.onnx"][..],
+            "--model does nothing with --controller mpc-true",
+        ),
+        (
+            &["practice", "--trials", "2"][..],
+            "--trials does nothing for a practice",
+        ),
+        (
+            &["run", "--controller", "expert", "--expert-episodes", "0"][..],
+            "--expert-episodes does nothing",
+        ),
+    ] {
+        let output = handful()
+            .args(args)
+            .arg("--out")
+            .arg(dir.path().join("run"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(
+            !dir.path().join("run").exists(),
+            "{args:?} made a run directory"
+        );
+    }
+}
+
+#[test]
+fn runs_started_in_the_same_second_get_names_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = Path::new(env!("CARGO_MANIFEST_DIR")).join("calib/cartpole-sim.toml");
+    let start = || {
+        handful()
+            .current_dir(dir.path())
+            .args(["run", "--controller", "expert", "--lockstep", "--no-viz"])
+            .args(["--episodes", "1", "--steps", "5", "--calib"])
+            .arg(&calib)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let children = [start(), start()];
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for name in &names {
+        // expert-YYYYMMDD-HHMMSS, then -2, -3, ... for a second run in the same second.
+        let stamp = name
+            .strip_prefix("expert-")
+            .unwrap_or_else(|| panic!("{name}"));
+        let digits: String = stamp.chars().filter(char::is_ascii_digit).collect();
+        assert!(digits.len() >= 14 && stamp.as_bytes()[8] == b'-', "{name}");
+        assert!(
+            dir.path()
+                .join("runs")
+                .join(name)
+                .join("summary.json")
+                .is_file(),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -109,7 +109,7 @@ fn make_ensemble(
         .context("running models/make_ensemble.py")?;
     if !output.status.success() {
         bail!(
-            "models/make_ensemble.py failed for {shape:?}: {}",
+            "models/make_ensemble.py failed for a {shape} ensemble: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -343,9 +343,9 @@ pub fn plan_latency(
             out.push(time_plans(
                 kind,
                 &format!(
-                    "{} real-time, budget {:?} µs, {threads} thr",
+                    "{} real-time, {}, {threads} thr",
                     kind.name(),
-                    realtime.budget_us
+                    crate::mpc::config::budget_text(realtime.budget_us)
                 ),
                 model,
                 realtime.clone(),

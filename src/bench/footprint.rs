@@ -223,10 +223,11 @@ pub fn parse_stat(stat: &str) -> Option<(String, u64)> {
 /// Prints the report.
 pub fn print_footprint(r: &FootprintReport) {
     println!(
-        "bench footprint: `handful {}` ({:.1} s, exit {:?})",
+        "bench footprint: `handful {}` ({:.1} s, {})",
         r.job.join(" "),
         r.wall_s,
         r.exit_status
+            .map_or_else(|| "ended by a signal".to_owned(), |c| format!("exit {c}"))
     );
     println!(
         "  start-up to the first tick: {}",

@@ -264,12 +264,12 @@ fn print_report(report: &PlanReport) {
     }
     for shipped in &report.realtime {
         println!(
-            "Shipped for {}: {:?}, period {} µs, budget {:?} µs",
+            "Shipped for {}: model {}, period {} µs, {}",
             shipped.task.name(),
             shipped.shape,
             shipped.period_us,
-            shipped.config.budget_us
+            crate::mpc::config::budget_text(shipped.config.budget_us)
         );
     }
-    println!("PETS model: {:?}", report.paper_shape);
+    println!("PETS model: {}", report.paper_shape);
 }

@@ -185,7 +185,7 @@ impl EpisodeEnd {
             Self::Completed => "completed".into(),
             Self::Succeeded => "succeeded".into(),
             Self::Interrupted => "interrupted".into(),
-            Self::Faulted(fault) => format!("fault:{fault:?}"),
+            Self::Faulted(fault) => format!("fault:{}", fault.name()),
         }
     }
 

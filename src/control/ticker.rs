@@ -59,7 +59,11 @@ pub struct LoopConfig {
     pub command_validity_us: u64,
     /// Wait for the simulator's answer to each command (simulated clock).
     pub lockstep: bool,
-    /// In lockstep, how long (real time) an answer may take before the link counts as lost.
+    /// In lockstep, how long (real time) an answer may take before the state counts as
+    /// stale. Generous: only the simulator answers in lockstep, and a host loaded by
+    /// builds can starve it for over a second (seen: a lockstep practice stopped on
+    /// stale states under a load of 10 on 2 cores); a simulator that died is seen at
+    /// once by the link.
     pub lockstep_timeout: Duration,
     /// Ticks to wait for the firmware to report itself armed after an arm request.
     pub arming_grace_ticks: u32,
@@ -89,7 +93,7 @@ impl LoopConfig {
             stale_state_us: calib.stale_state_us,
             command_validity_us: 2 * calib.control_period_us,
             lockstep,
-            lockstep_timeout: Duration::from_micros(calib.link_timeout_us.max(1_000_000)),
+            lockstep_timeout: Duration::from_micros(calib.link_timeout_us.max(5_000_000)),
             arming_grace_ticks: 25,
             max_consecutive_overruns: 3,
             safe_action: calib.safe_action(),

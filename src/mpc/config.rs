@@ -325,6 +325,22 @@ pub struct EnsembleShape {
     pub hidden_units: usize,
 }
 
+/// `5 × 3×64`: members × hidden layers × units.
+impl std::fmt::Display for EnsembleShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} × {}×{}",
+            self.ensemble_size, self.hidden_layers, self.hidden_units
+        )
+    }
+}
+
+/// A planner's anytime budget as a person reads it: `25000 µs`, or `no budget`.
+pub fn budget_text(budget_us: Option<u64>) -> String {
+    budget_us.map_or_else(|| "no budget".to_owned(), |us| format!("{us} µs"))
+}
+
 impl EnsembleShape {
     /// The PETS paper's cart-pole network as this project benchmarks it: 5 members of
     /// 3 hidden layers of 500 swish units (mbrl-lib's cart-pole config uses 4 × 200).
