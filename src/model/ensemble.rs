@@ -22,7 +22,7 @@ use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::Tensor;
 
 use super::contract::{self, LOGVAR, Layout, MEAN};
-use super::{ModelError, ModelExpectation, ModelInfo, ModelOptions, runtime};
+use super::{ModelError, ModelExpectation, ModelInfo, ModelOptions, file, probe, runtime};
 use crate::mpc::{Dynamics, DynamicsError};
 
 /// A loaded probabilistic ensemble: `E` members predicting mean and log-variance of the
@@ -77,6 +77,9 @@ impl Ensemble {
         expect: &ModelExpectation,
         options: ModelOptions,
     ) -> Result<Self, ModelError> {
+        // The file's own checks first: a model ONNX Runtime would refuse with a raw message
+        // (an unsupported version, external data, float64) is refused here, saying why.
+        let checked = file::check(bytes, expect)?;
         let environment = runtime::environment()?;
         // Threads are set explicitly rather than left to ONNX Runtime's default (one per
         // core): see `ModelOptions::default` for why one thread and no spinning.
@@ -92,8 +95,11 @@ impl Ensemble {
             .map_err(refused)?
             .commit_from_memory(bytes)
             .map_err(refused)?;
-        let sha256 = crate::calib::hex_sha256(bytes);
-        let (layout, info) = contract::check(&session, sha256, expect)?;
+        // ONNX Runtime's view of the same tensors (its input order is the one to run with).
+        let (layout, _) = contract::check(&session, checked.info.sha256.clone(), expect)?;
+        let info = checked.info;
+        let mut session = session;
+        probe::run(&mut session, &layout, &info, &checked.bounds)?;
         Ok(Self {
             session,
             info,
