@@ -1,7 +1,7 @@
 //! The model module against the real ONNX Runtime: known-answer fixtures recomputed by
 //! hand from their JSON weights, refusal of broken or mismatching models (each with its
-//! message), NaN outputs, runtime location, and a random model written by
-//! models/make_ensemble.py.
+//! message), NaN outputs, runtime location, a random model written by
+//! models/make_ensemble.py, and ensembles exported by PyTorch.
 //!
 //! These tests need the runtime (`bash models/setup.sh`); without it they FAIL with the
 //! fix-it message, they do not skip.
@@ -246,4 +246,5 @@ fn wrong_batch_shapes_are_shape_errors() {
 
 mod agreement;
 mod checked;
+mod pytorch;
 mod refusal;
