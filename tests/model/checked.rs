@@ -123,3 +123,51 @@ fn a_model_finite_on_the_probe_still_reports_non_finite_predictions() {
     let err = predict(&mut model, far.view(), actions.view()).unwrap_err();
     assert_eq!(err, DynamicsError::NonFinite);
 }
+
+#[test]
+fn handful_run_with_a_refused_model_says_why_and_exits_non_zero() {
+    runtime();
+    let python = repo().join(".venv/bin/python");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("nan.onnx");
+    let status = std::process::Command::new(&python)
+        .arg(repo().join("models/make_ensemble.py"))
+        .args([
+            "--defect",
+            "nan-weights",
+            "--hidden",
+            "8",
+            "--control-period-us",
+            "40000",
+        ])
+        .args([
+            "--state-names",
+            "cart_position,pole_angle,cart_velocity,pole_angular_velocity",
+        ])
+        .args(["--action-names", "force", "--out"])
+        .arg(&model)
+        .status()
+        .expect("run make_ensemble.py");
+    assert!(status.success());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handful"))
+        .current_dir(repo())
+        .args([
+            "run",
+            "--lockstep",
+            "--no-viz",
+            "--controller",
+            "mpc",
+            "--episodes",
+            "1",
+        ])
+        .arg("--model")
+        .arg(&model)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .expect("run handful");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nan.onnx"), "{stderr}");
+    assert!(stderr.contains("non-finite `mean`"), "{stderr}");
+}

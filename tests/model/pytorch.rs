@@ -5,6 +5,8 @@
 //! checks and ONNX Runtime predicts what torch computed, so "PyTorch models work" is
 //! kept by a test that needs no torch.
 
+use std::process::Command;
+
 use super::*;
 
 fn cartpole() -> ModelExpectation {
@@ -60,4 +62,60 @@ fn a_plain_pytorch_ensemble_predicts_what_torch_computed() {
 #[test]
 fn an_angle_feature_pytorch_ensemble_predicts_what_torch_computed() {
     check_against_torch("angle", &[1]);
+}
+
+#[test]
+fn handful_run_plans_with_a_pytorch_ensemble_and_reports_it_in_the_summary() {
+    runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let planner = dir.path().join("planner.toml");
+    std::fs::write(
+        &planner,
+        "population = 60\nelites = 6\nhorizon = 10\nparticles = 5\n",
+    )
+    .expect("planner");
+    let out = dir.path().join("run");
+    let model = fixture("pytorch-angle.onnx");
+    let output = Command::new(env!("CARGO_BIN_EXE_handful"))
+        .current_dir(repo())
+        .args(["run", "--lockstep", "--no-viz", "--controller", "mpc"])
+        .args(["--episodes", "1", "--steps", "20"])
+        .arg("--model")
+        .arg(&model)
+        .arg("--planner")
+        .arg(&planner)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run handful");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+    let summary: Value = serde_json::from_str(&text).expect("summary.json");
+    assert_eq!(summary["episodes"][0]["steps"], 20, "{summary}");
+    let reported = &summary["model"];
+    let bytes = std::fs::read(&model).expect("fixture");
+    assert_eq!(
+        reported["sha256"],
+        handful::calib::hex_sha256(&bytes).as_str()
+    );
+    assert_eq!(reported["contract"], "1");
+    assert_eq!(reported["created_unix"], 1_700_000_000);
+    assert_eq!(reported["training_data_sha256"], Value::Null);
+    assert_eq!(reported["ensemble_size"], 5);
+    assert_eq!(reported["angle_state_indices"], serde_json::json!([1]));
+    assert_eq!(reported["elites"], serde_json::json!([0, 1, 2, 3, 4]));
+    assert_eq!(
+        (reported["ir_version"].clone(), reported["opset"].clone()),
+        (10.into(), 18.into())
+    );
+    assert!(
+        reported["producer"]
+            .as_str()
+            .is_some_and(|p| p.contains("pytorch_ensemble.py")),
+        "{reported}"
+    );
 }
