@@ -171,3 +171,31 @@ fn handful_run_with_a_refused_model_says_why_and_exits_non_zero() {
     assert!(stderr.contains("nan.onnx"), "{stderr}");
     assert!(stderr.contains("non-finite `mean`"), "{stderr}");
 }
+
+#[test]
+fn the_dynamic_dimension_may_have_any_name_or_none() {
+    runtime();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("renamed.onnx");
+    // `state`'s N is `batch`, `action`'s has no name and no size, `mean`'s is torch's `s0`.
+    let script = r#"
+import sys, onnx
+m = onnx.load(sys.argv[1])
+dims = {v.name: v.type.tensor_type.shape.dim[1] for v in [*m.graph.input, *m.graph.output]}
+dims["state"].dim_param = "batch"
+dims["action"].Clear()
+dims["mean"].dim_param = "s0"
+onnx.save(m, sys.argv[2])
+"#;
+    let status = std::process::Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", script])
+        .arg(fixture("linear.onnx"))
+        .arg(&out)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    let mut model = Ensemble::load(&out, &fixture_expectation()).unwrap_or_else(|e| panic!("{e}"));
+    let states = Array3::<f32>::zeros((2, 3, 2));
+    let actions = Array3::<f32>::zeros((2, 3, 1));
+    predict(&mut model, states.view(), actions.view()).expect("predict");
+}
