@@ -50,7 +50,10 @@ struct Batch {
 }
 
 impl Ensemble {
-    /// Reads and checks a model file with default [`ModelOptions`].
+    /// Reads and checks a model file with default [`ModelOptions`]: the file's own checks
+    /// (versions, external data, tensors, initializers, metadata against `expect`), ONNX
+    /// Runtime's session, then one run on the probe batch (models/README.md, "The probe").
+    /// Allocates and runs the model: call it off the control thread.
     pub fn load(path: &Path, expect: &ModelExpectation) -> Result<Self, ModelError> {
         Self::load_with(path, expect, ModelOptions::default())
     }
@@ -83,7 +86,7 @@ impl Ensemble {
         let environment = runtime::environment()?;
         // Threads are set explicitly rather than left to ONNX Runtime's default (one per
         // core): see `ModelOptions::default` for why one thread and no spinning.
-        let session = Session::builder(environment)
+        let mut session = Session::builder(environment)
             .map_err(refused)?
             .with_intra_threads(options.intra_threads.max(1))
             .map_err(refused)?
@@ -98,7 +101,6 @@ impl Ensemble {
         // ONNX Runtime's view of the same tensors (its input order is the one to run with).
         let (layout, _) = contract::check(&session, checked.info.sha256.clone(), expect)?;
         let info = checked.info;
-        let mut session = session;
         probe::run(&mut session, &layout, &info, &checked.bounds)?;
         Ok(Self {
             session,
