@@ -7,6 +7,8 @@ benchmarks, and as the executable reference of the contract.
 
 Graph (E members, N dynamic rows, D = S + A inputs, hidden sizes H1..Hk):
     x    = Concat(state [E,N,S], action [E,N,A]) -> [E,N,D]
+           (with --angle-state-indices I: Concat(Sin(state[..., I]), Cos(state[..., I]),
+           state[..., J], action), J the other channels, D = S + |I| + A)
     x    = (x - input_mean) / input_std               (per feature, [D])
     h    = act(MatMul(h, W_i [E,Hin,Hout]) + b_i [E,1,Hout])   for each hidden layer
     out  = MatMul(h, W_out [E,H,2S]) + b_out [E,1,2S]
@@ -41,12 +43,29 @@ DEFECTS = [
     "ensemble-size",  # ensemble_size metadata disagrees with the graph
     "no-contract",  # handful.contract metadata missing
     "fixed-n",  # N is a fixed dimension instead of a dynamic one
-    "nan-weights",  # output-layer bias is NaN: every prediction is NaN
+    "nan-weights",  # output-layer bias is NaN: every prediction is NaN (refused by the probe)
+    # The refusals of models/README.md's "Checked at load" that ONNX Runtime alone would
+    # give a raw message for, or would not notice:
+    "float64",  # the whole model in float64 (a PyTorch `model.double()` export)
+    "external-data",  # W0's data in an external file
+    "ir-version",  # IR version 14: past ONNX Runtime 1.31's 13
+    "opset",  # ai.onnx opset 27: past ONNX Runtime 1.31's 26
+    "no-standardisation",  # no input_mean/input_std: raw inputs straight into the network
+    "unclamped",  # the log-variance head without the soft clamp
+    "elites",  # elites = 0,7 with 2 members
+    "elites-duplicate",  # elites = 1,1
+    "created-unix",  # created_unix in milliseconds
+    "training-data-sha256",  # training_data_sha256 = <hex>
+    "angle-count",  # angle_state_indices = 0 on the plain graph: input_mean is [S + A]
+    "angle-raw",  # angle_state_indices = 0, the graph's D right, but the raw angle fed twice
+    "rows-mixed",  # the mean output adds the batch's mean over N: rows are not independent
+    "traced-n",  # a Reshape fixes N = 7 inside the graph (a traced export): ONNX Runtime infers N = 7
+    "nan-far",  # finite on the probe, NaN once |state| > 3162: predict reports it at run time
 ]
 
 
-def random_weights(rng, e, s, a, hidden):
-    d = s + a
+def random_weights(rng, e, s, a, hidden, angles=()):
+    d = s + len(angles) + a
     sizes = [d, *hidden, 2 * s]
     w = {
         "input_mean": rng.normal(0.0, 0.5, size=d).astype(np.float32),
@@ -80,12 +99,12 @@ def activation(nodes, name, x, kind):
     return name
 
 
-def build(w, e, s, a, act, meta, defect):
-    dtype = np.float32
+def build(w, e, s, a, act, meta, defect, angles=()):
+    dtype = np.float64 if defect == "float64" else np.float32
     # The dtype defect feeds float64 inputs (cast inside): ONNX Runtime lacks float64
     # kernels for some ops, so the rest of the graph stays float32.
-    in_elem = TensorProto.DOUBLE if defect == "dtype" else TensorProto.FLOAT
-    elem = TensorProto.FLOAT
+    in_elem = TensorProto.DOUBLE if defect in ("dtype", "float64") else TensorProto.FLOAT
+    elem = TensorProto.DOUBLE if defect == "float64" else TensorProto.FLOAT
     inits = []
 
     def init(name, value, dt=None):
@@ -100,6 +119,10 @@ def build(w, e, s, a, act, meta, defect):
         state_in = helper.make_tensor_value_info(state_name, in_elem, [n_dim, s])
         nodes.append(helper.make_node("Reshape", [state_name, init("rank_shape", [e, -1, s], np.int64)], ["state3"]))
         state_src = "state3"
+    elif defect == "traced-n":
+        state_in = helper.make_tensor_value_info(state_name, in_elem, [e, n_dim, s])
+        nodes.append(helper.make_node("Reshape", [state_name, init("traced_shape", [e, 7, s], np.int64)], ["state7"]))
+        state_src = "state7"
     else:
         state_in = helper.make_tensor_value_info(state_name, in_elem, [e, n_dim, s])
         state_src = state_name
@@ -110,10 +133,28 @@ def build(w, e, s, a, act, meta, defect):
         nodes.append(helper.make_node("Cast", ["action"], ["action_f"], to=TensorProto.FLOAT))
         state_src, action_src = "state_f", "action_f"
 
-    nodes.append(helper.make_node("Concat", [state_src, action_src], ["x"], axis=2))
-    nodes.append(helper.make_node("Sub", ["x", init("input_mean", w["input_mean"])], ["x_centered"]))
-    nodes.append(helper.make_node("Div", ["x_centered", init("input_std", w["input_std"])], ["h_in"]))
-    h = "h_in"
+    if angles:
+        # As src/train/export.rs writes it: sin and cos of the angle channels, the others.
+        rest = [j for j in range(s) if j not in angles]
+        nodes.append(helper.make_node("Gather", [state_src, init("angle_indices", list(angles), np.int64)], ["angles"], axis=2))
+        if defect == "angle-raw":
+            parts = ["angles", "angles"]
+        else:
+            nodes.append(helper.make_node("Sin", ["angles"], ["angles_sin"]))
+            nodes.append(helper.make_node("Cos", ["angles"], ["angles_cos"]))
+            parts = ["angles_sin", "angles_cos"]
+        if rest:
+            nodes.append(helper.make_node("Gather", [state_src, init("other_state_indices", rest, np.int64)], ["other_states"], axis=2))
+            parts.append("other_states")
+        nodes.append(helper.make_node("Concat", [*parts, action_src], ["x"], axis=2))
+    else:
+        nodes.append(helper.make_node("Concat", [state_src, action_src], ["x"], axis=2))
+    if defect == "no-standardisation":
+        h = "x"
+    else:
+        nodes.append(helper.make_node("Sub", ["x", init("input_mean", w["input_mean"])], ["x_centered"]))
+        nodes.append(helper.make_node("Div", ["x_centered", init("input_std", w["input_std"])], ["h_in"]))
+        h = "h_in"
     layers = layer_count(w)
     for i in range(layers):
         bias = w[f"b{i}"]
@@ -123,26 +164,61 @@ def build(w, e, s, a, act, meta, defect):
         nodes.append(helper.make_node("Add", [f"mm{i}", init(f"b{i}", bias)], [f"z{i}"]))
         h = f"z{i}" if i == layers - 1 else activation(nodes, f"h{i}", f"z{i}", act)
 
-    for name, lo, hi in [("mean", 0, s), ("lv_raw", s, 2 * s)]:
+    mean_name = "mean_net" if defect in ("rows-mixed", "nan-far") else "mean"
+    for name, lo, hi in [(mean_name, 0, s), ("lv_raw", s, 2 * s)]:
         bounds = [init(f"{name}_{k}", [v], np.int64) for k, v in [("lo", lo), ("hi", hi), ("axis", 2)]]
         nodes.append(helper.make_node("Slice", [h, *bounds], [name]))
+    if defect == "rows-mixed":
+        nodes.append(helper.make_node("ReduceMean", [mean_name], ["batch_mean"], axes=[1], keepdims=1))
+        nodes.append(helper.make_node("Add", [mean_name, "batch_mean"], ["mean"]))
+    if defect == "nan-far":
+        # mean + 0·sqrt(1e7 − state²): unchanged where |state| < 3162, NaN beyond.
+        nodes += [
+            helper.make_node("Mul", [state_src, state_src], ["state_sq"]),
+            helper.make_node("Sub", [init("far", [1e7]), "state_sq"], ["room"]),
+            helper.make_node("Sqrt", ["room"], ["room_sqrt"]),
+            helper.make_node("Mul", ["room_sqrt", init("zero", [0.0])], ["nan_far"]),
+            helper.make_node("Add", [mean_name, "nan_far"], ["mean"]),
+        ]
     init("max_logvar", w["max_logvar"])
     init("min_logvar", w["min_logvar"])
-    nodes += [
-        helper.make_node("Sub", ["max_logvar", "lv_raw"], ["lv_gap_hi"]),
-        helper.make_node("Softplus", ["lv_gap_hi"], ["lv_sp_hi"]),
-        helper.make_node("Sub", ["max_logvar", "lv_sp_hi"], ["lv_hi"]),
-        helper.make_node("Sub", ["lv_hi", "min_logvar"], ["lv_gap_lo"]),
-        helper.make_node("Softplus", ["lv_gap_lo"], ["lv_sp_lo"]),
-        helper.make_node("Add", ["min_logvar", "lv_sp_lo"], [logvar_name]),
-    ]
+    if defect == "unclamped":
+        nodes.append(helper.make_node("Identity", ["lv_raw"], [logvar_name]))
+    else:
+        nodes += [
+            helper.make_node("Sub", ["max_logvar", "lv_raw"], ["lv_gap_hi"]),
+            helper.make_node("Softplus", ["lv_gap_hi"], ["lv_sp_hi"]),
+            helper.make_node("Sub", ["max_logvar", "lv_sp_hi"], ["lv_hi"]),
+            helper.make_node("Sub", ["lv_hi", "min_logvar"], ["lv_gap_lo"]),
+            helper.make_node("Softplus", ["lv_gap_lo"], ["lv_sp_lo"]),
+            helper.make_node("Add", ["min_logvar", "lv_sp_lo"], [logvar_name]),
+        ]
     outputs = [
         helper.make_tensor_value_info("mean", elem, [e, n_dim, s]),
         helper.make_tensor_value_info(logvar_name, elem, [e, n_dim, s]),
     ]
     graph = helper.make_graph(nodes, "handful_ensemble", [state_in, action_in], outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="handful-make-ensemble")
-    model.ir_version = 8
+    opset = 27 if defect == "opset" else OPSET
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="handful-make-ensemble")
+    model.ir_version = 14 if defect == "ir-version" else 8
+    if defect == "external-data":
+        # Marked as stored in `weights.bin` beside the file (which is never written).
+        w0 = next(t for t in model.graph.initializer if t.name == "W0")
+        w0.ClearField("raw_data")
+        w0.data_location = TensorProto.EXTERNAL
+        for key, value in [("location", "weights.bin"), ("offset", "0"), ("length", str(w["W0"].nbytes))]:
+            entry = w0.external_data.add()
+            entry.key, entry.value = key, value
+    bad_meta = {
+        "elites": ("elites", "0,7"),
+        "elites-duplicate": ("elites", "1,1"),
+        "created-unix": ("created_unix", "1700000000000"),
+        "training-data-sha256": ("training_data_sha256", "<hex>"),
+        "angle-count": ("angle_state_indices", "0"),
+    }
+    if defect in bad_meta:
+        key, value = bad_meta[defect]
+        meta[key] = value
     if defect == "state-dim":
         meta["state_dim"] = str(s + 1)
     if defect == "ensemble-size":
@@ -150,7 +226,8 @@ def build(w, e, s, a, act, meta, defect):
     if defect == "no-contract":
         del meta["handful.contract"]
     helper.set_model_props(model, meta)
-    onnx.checker.check_model(model, full_check=defect not in ("rank",))
+    if defect not in ("external-data", "ir-version", "opset"):
+        onnx.checker.check_model(model, full_check=defect not in ("rank", "traced-n"))
     return model
 
 
@@ -170,6 +247,7 @@ def main(argv=None):
     p.add_argument("--producer", default="handful models/make_ensemble.py")
     p.add_argument("--created-unix", type=int, help="default: now (fixtures pin it for byte-stable output)")
     p.add_argument("--training-data-sha256", default="none")
+    p.add_argument("--angle-state-indices", default="", help="comma-separated angle channels fed as sin/cos (the angle form)")
     p.add_argument("--defect", default="none", choices=DEFECTS)
     args = p.parse_args(argv)
 
@@ -177,12 +255,15 @@ def main(argv=None):
     actions = [n for n in args.action_names.split(",") if n]
     s, a, e = len(states), len(actions), args.ensemble_size
     hidden = [int(h) for h in args.hidden.split(",") if h]
+    angles = [int(i) for i in args.angle_state_indices.split(",") if i]
+    if args.defect == "angle-raw" and not angles:
+        p.error("--defect angle-raw needs --angle-state-indices")
     if e < 1 or s < 1 or a < 1:
         p.error("ensemble size, state names and action names must be non-empty")
     if args.weights:
         w = {k: np.asarray(v, dtype=np.float32) for k, v in np.load(args.weights).items()}
     else:
-        w = random_weights(np.random.default_rng(args.seed), e, s, a, hidden)
+        w = random_weights(np.random.default_rng(args.seed), e, s, a, hidden, angles)
 
     meta = {
         "handful.contract": "1",
@@ -196,7 +277,9 @@ def main(argv=None):
         "created_unix": str(args.created_unix if args.created_unix is not None else int(time.time())),
         "training_data_sha256": args.training_data_sha256,
     }
-    model = build(w, e, s, a, args.activation, meta, args.defect)
+    if angles:
+        meta["angle_state_indices"] = ",".join(map(str, angles))
+    model = build(w, e, s, a, args.activation, meta, args.defect, angles)
     data = model.SerializeToString()
     with open(args.out, "wb") as f:
         f.write(data)

@@ -101,6 +101,9 @@ pub struct RunSummary {
     /// The plant's physics (the calibration's `[plant]`): what the simulator ran and
     /// the expert and `mpc-true` assumed.
     pub plant: PlantParams,
+    /// The learned model `--controller mpc` planned with (`--model`): its identity and
+    /// metadata as the loader read them. Absent for other controllers.
+    pub model: Option<crate::model::ModelInfo>,
     pub episodes: Vec<EpisodeSummary>,
     /// Where each episode started, in episode order.
     pub starts: Vec<EpisodeStartRecord>,
@@ -215,6 +218,13 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         &clock,
         viz.sender().plan_observers().as_ref(),
     )?;
+    let model = match (config.controller, config.model.as_deref()) {
+        (ControllerKind::Mpc, Some(path)) => Some(
+            crate::model::inspect(path, &ModelExpectation::from_calibration(calib))
+                .with_context(|| format!("reading model {}", path.display()))?,
+        ),
+        _ => None,
+    };
     let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
     loop_config.realtime = config.realtime.clone();
     loop_config.record_policy = control::RecordPolicy::Lossy;
@@ -320,6 +330,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
         controller: config.controller,
         lockstep: config.lockstep,
         plant: calib.plant,
+        model,
         episodes,
         starts,
         mean_return,

@@ -1,6 +1,7 @@
 //! The model module against the real ONNX Runtime: known-answer fixtures recomputed by
-//! hand from their JSON weights, refusal of broken or mismatching models, NaN outputs,
-//! runtime location, and a random model written by models/make_ensemble.py.
+//! hand from their JSON weights, refusal of broken or mismatching models (each with its
+//! message), NaN outputs, runtime location, a random model written by
+//! models/make_ensemble.py, and ensembles exported by PyTorch.
 //!
 //! These tests need the runtime (`bash models/setup.sh`); without it they FAIL with the
 //! fix-it message, they do not skip.
@@ -243,14 +244,7 @@ fn wrong_batch_shapes_are_shape_errors() {
     );
 }
 
-#[test]
-fn nan_weights_give_non_finite_not_a_panic() {
-    let mut model = load_fixture("bad/nan-weights.onnx");
-    let states = Array3::<f32>::zeros((2, 3, 2));
-    let actions = Array3::<f32>::zeros((2, 3, 1));
-    let err = predict(&mut model, states.view(), actions.view()).unwrap_err();
-    assert_eq!(err, DynamicsError::NonFinite);
-}
-
 mod agreement;
+mod checked;
+mod pytorch;
 mod refusal;

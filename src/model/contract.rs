@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 
-use super::{ModelError, ModelExpectation, ModelInfo};
+use crate::train::proto;
+
+use super::{ModelError, ModelExpectation, ModelInfo, metadata};
 
 pub(crate) const STATE: &str = "state";
 pub(crate) const ACTION: &str = "action";
 pub(crate) const MEAN: &str = "mean";
 pub(crate) const LOGVAR: &str = "logvar";
-const CONTRACT_VERSION: &str = "1";
+pub(crate) const CONTRACT_VERSION: &str = "1";
 
 /// The graph's fixed dims and where each named tensor sits in the session's order.
 #[derive(Clone, Copy, Debug)]
@@ -79,16 +81,14 @@ impl Signature {
         })
     }
 
-    /// The same read from the bytes of an ONNX file, as ONNX Runtime reads it: graph
-    /// inputs that are initializers are not inputs; an axis without a fixed size is
-    /// dynamic (−1); later metadata keys override earlier ones.
-    pub(crate) fn from_onnx(bytes: &[u8]) -> Result<Self, ModelError> {
-        use crate::train::proto::{self, tensor_shape_proto::dimension, type_proto};
-        use prost::Message as _;
-        let model = proto::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx {
-            message: e.to_string(),
-        })?;
-        let graph = model.graph.unwrap_or_default();
+    /// The same read from a decoded ONNX file, as ONNX Runtime reads it: graph inputs that
+    /// are initializers are not inputs; an axis without a fixed size (a `dim_param` of any
+    /// name, or no size at all) is dynamic (−1); later metadata keys override earlier
+    /// ones.
+    pub(crate) fn from_model(model: &proto::ModelProto) -> Self {
+        use proto::{tensor_shape_proto::dimension, type_proto};
+        let empty = proto::GraphProto::default();
+        let graph = model.graph.as_ref().unwrap_or(&empty);
         let initializers: Vec<&str> = graph
             .initializer
             .iter()
@@ -111,14 +111,14 @@ impl Signature {
                     )
                 }
                 Some(type_proto::Value::TensorType(t)) => {
-                    TensorType::Other(format!("a tensor of element type {:?}", t.elem_type))
+                    TensorType::Other(format!("a {} tensor", dtype_name(t.elem_type)))
                 }
                 Some(_) => TensorType::Other("not a tensor".into()),
                 None => TensorType::Other("of no type".into()),
             };
             TensorSignature { name, ty }
         };
-        Ok(Self {
+        Self {
             inputs: graph
                 .input
                 .iter()
@@ -128,11 +128,40 @@ impl Signature {
             outputs: graph.output.iter().map(tensor).collect(),
             metadata: model
                 .metadata_props
-                .into_iter()
-                .map(|p| (p.key.unwrap_or_default(), p.value.unwrap_or_default()))
+                .iter()
+                .map(|p| {
+                    (
+                        p.key.clone().unwrap_or_default(),
+                        p.value.clone().unwrap_or_default(),
+                    )
+                })
                 .collect(),
-        })
+        }
     }
+}
+
+/// An ONNX element type as a reader knows it: `float64 (ONNX DOUBLE)`.
+pub(crate) fn dtype_name(elem_type: Option<i32>) -> String {
+    use proto::tensor_proto::DataType;
+    let Some(code) = elem_type else {
+        return "untyped".into();
+    };
+    let Ok(dtype) = DataType::try_from(code) else {
+        return format!("element type {code} (unknown to ONNX)");
+    };
+    let common = match dtype {
+        DataType::Float => "float32",
+        DataType::Double => "float64",
+        DataType::Float16 => "float16",
+        DataType::Bfloat16 => "bfloat16",
+        DataType::Int64 => "int64",
+        DataType::Int32 => "int32",
+        DataType::Int8 => "int8",
+        DataType::Uint8 => "uint8",
+        DataType::Bool => "bool",
+        _ => return format!("ONNX {}", dtype.as_str_name()),
+    };
+    format!("{common} (ONNX {})", dtype.as_str_name())
 }
 
 /// Checks the session against the contract and `expect`; on success, what the model is.
@@ -268,9 +297,16 @@ pub(crate) fn check_signature(
         });
     }
     let producer = get("producer")?;
-    for key in ["created_unix", "training_data_sha256"] {
-        get(key)?;
-    }
+    let created_unix = metadata::created_unix(&get("created_unix")?)?;
+    let training_data_sha256 = metadata::training_data_sha256(&get("training_data_sha256")?)?;
+    let optional = |key| metadata.get(key).map(String::as_str).unwrap_or("");
+    let elites = metadata::indices("elites", optional("elites"), ensemble_size, "member")?;
+    let angle_state_indices = metadata::indices(
+        "angle_state_indices",
+        optional("angle_state_indices"),
+        state_dim,
+        "state channel",
+    )?;
 
     let layout = Layout {
         ensemble_size,
@@ -279,14 +315,21 @@ pub(crate) fn check_signature(
         state_input,
     };
     let info = ModelInfo {
+        sha256,
+        contract,
         ensemble_size,
         state_dim,
         action_dim,
         state_names,
         action_names,
         control_period_us,
-        sha256,
         producer,
+        created_unix,
+        training_data_sha256,
+        elites,
+        angle_state_indices,
+        ir_version: 0,
+        opset: 0,
         metadata: metadata.clone(),
     };
     Ok((layout, info))

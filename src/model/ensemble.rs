@@ -22,7 +22,7 @@ use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::Tensor;
 
 use super::contract::{self, LOGVAR, Layout, MEAN};
-use super::{ModelError, ModelExpectation, ModelInfo, ModelOptions, runtime};
+use super::{ModelError, ModelExpectation, ModelInfo, ModelOptions, file, probe, runtime};
 use crate::mpc::{Dynamics, DynamicsError};
 
 /// A loaded probabilistic ensemble: `E` members predicting mean and log-variance of the
@@ -50,7 +50,10 @@ struct Batch {
 }
 
 impl Ensemble {
-    /// Reads and checks a model file with default [`ModelOptions`].
+    /// Reads and checks a model file with default [`ModelOptions`]: the file's own checks
+    /// (versions, external data, tensors, initializers, metadata against `expect`), ONNX
+    /// Runtime's session, then one run on the probe batch (models/README.md, "The probe").
+    /// Allocates and runs the model: call it off the control thread.
     pub fn load(path: &Path, expect: &ModelExpectation) -> Result<Self, ModelError> {
         Self::load_with(path, expect, ModelOptions::default())
     }
@@ -77,10 +80,13 @@ impl Ensemble {
         expect: &ModelExpectation,
         options: ModelOptions,
     ) -> Result<Self, ModelError> {
+        // The file's own checks first: a model ONNX Runtime would refuse with a raw message
+        // (an unsupported version, external data, float64) is refused here, saying why.
+        let checked = file::check(bytes, expect)?;
         let environment = runtime::environment()?;
         // Threads are set explicitly rather than left to ONNX Runtime's default (one per
         // core): see `ModelOptions::default` for why one thread and no spinning.
-        let session = Session::builder(environment)
+        let mut session = Session::builder(environment)
             .map_err(refused)?
             .with_intra_threads(options.intra_threads.max(1))
             .map_err(refused)?
@@ -92,8 +98,10 @@ impl Ensemble {
             .map_err(refused)?
             .commit_from_memory(bytes)
             .map_err(refused)?;
-        let sha256 = crate::calib::hex_sha256(bytes);
-        let (layout, info) = contract::check(&session, sha256, expect)?;
+        // ONNX Runtime's view of the same tensors (its input order is the one to run with).
+        let (layout, _) = contract::check(&session, checked.info.sha256.clone(), expect)?;
+        let info = checked.info;
+        probe::run(&mut session, &layout, &info, &checked.bounds)?;
         Ok(Self {
             session,
             info,

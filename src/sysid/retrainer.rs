@@ -58,6 +58,9 @@ pub struct ModelVersion {
     pub version: u32,
     pub path: PathBuf,
     pub sha256: String,
+    /// The file's identity and metadata as the loader read them (producer, created_unix,
+    /// training_data_sha256, ensemble shape, elites, angle channels, contract version).
+    pub info: Box<crate::model::ModelInfo>,
     /// Mean Gaussian NLL per state dimension on the validation transitions (both kinds).
     pub validation_nll: f64,
     pub validation_mse: f64,
@@ -288,7 +291,9 @@ impl Worker {
         let path = self.config.models_dir.join(format!("v{version}.onnx"));
         std::fs::rename(&candidate_path, &path)
             .with_context(|| format!("keeping the model as {}", path.display()))?;
-        let controller = self.warmed_controller(Ensemble::load(&path, &expect)?, &validation)?;
+        let deployed = Ensemble::load(&path, &expect)?;
+        let info = Box::new(deployed.info().clone());
+        let controller = self.warmed_controller(deployed, &validation)?;
         self.loop_requests
             .send(control::Request::SetController(controller))
             .map_err(|_| anyhow::anyhow!("the control loop stopped"))?;
@@ -303,6 +308,7 @@ impl Worker {
             version,
             sha256: crate::calib::hex_sha256(&std::fs::read(&path)?),
             path: path.clone(),
+            info,
             validation_nll: candidate_nll,
             validation_mse: candidate_score.mse,
             gate,

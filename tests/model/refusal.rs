@@ -47,7 +47,7 @@ fn broken_graphs_and_metadata_are_refused() {
     check(
         "bad/dtype.onnx",
         &ok,
-        |e| matches!(e, E::Dtype { found, .. } if found.contains("f64")),
+        |e| matches!(e, E::Dtype { tensor: "state", found } if found.contains("float64 (ONNX DOUBLE)")),
     );
     check(
         "bad/fixed-n.onnx",
@@ -133,7 +133,7 @@ fn unreadable_and_non_onnx_files_are_errors() {
     let missing = Ensemble::load(&fixture("no-such-model.onnx"), &fixture_expectation());
     assert!(matches!(missing, Err(ModelError::Read { .. })));
     let garbage = Ensemble::from_bytes(b"not an onnx model", &fixture_expectation());
-    assert!(matches!(garbage, Err(ModelError::Session { .. })));
+    assert!(matches!(garbage, Err(ModelError::NotOnnx { .. })));
 }
 
 #[test]
@@ -150,6 +150,34 @@ fn info_reports_identity_and_metadata() {
     );
     assert_eq!(info.metadata["created_unix"], "1700000000");
     assert_eq!(info.metadata["handful.contract"], "1");
+    assert_eq!(info.contract, "1");
+    assert_eq!(info.created_unix, 1_700_000_000);
+    assert_eq!(info.training_data_sha256, None);
+    assert!(info.elites.is_empty() && info.angle_state_indices.is_empty());
+    assert_eq!((info.ir_version, info.opset), (8, 17));
+    // What summary.json gets, field by field.
+    let json = serde_json::to_value(info).expect("serialize");
+    for key in [
+        "sha256",
+        "contract",
+        "producer",
+        "created_unix",
+        "training_data_sha256",
+        "ensemble_size",
+        "state_dim",
+        "action_dim",
+        "elites",
+        "angle_state_indices",
+        "ir_version",
+        "opset",
+        "metadata",
+    ] {
+        assert!(json.get(key).is_some(), "{key} missing from {json}");
+    }
+    // `inspect` reads the same without ONNX Runtime.
+    let inspected =
+        handful::model::inspect(&fixture("linear.onnx"), &fixture_expectation()).expect("inspect");
+    assert_eq!(&inspected, info);
 }
 
 #[test]
