@@ -7,6 +7,7 @@
 //! (opt-in, README).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::datatypes::DataType;
 use handful::dataset::{DatasetError, DatasetReader, DatasetWriter, merge, validate};
@@ -275,6 +276,48 @@ fn handful_writes_every_shape_one_feature_as_lerobot_does() {
         data_type(&data_file(dir.path()), "action"),
         DataType::Float32
     );
+    // The episodes table: every column lerobot's has (but the quantiles, which handful
+    // does not compute) with its type, statistics of booleans and int64s included.
+    let episodes = "meta/episodes/chunk-000/file-000.parquet";
+    let theirs_file = lerobot_fixture().join(episodes);
+    let reader = std::fs::File::open(&theirs_file).unwrap();
+    let schema = ParquetRecordBatchReaderBuilder::try_new(reader)
+        .unwrap()
+        .schema()
+        .clone();
+    let item = |t: &DataType| match t {
+        DataType::List(f) => DataType::List(Arc::new(f.as_ref().clone().with_name("item"))),
+        other => other.clone(),
+    };
+    let mut compared = 0;
+    for field in schema.fields() {
+        let name = field.name();
+        if ["/q01", "/q10", "/q50", "/q90", "/q99"]
+            .iter()
+            .any(|q| name.ends_with(q))
+        {
+            continue;
+        }
+        let mine = data_type(&dir.path().join(episodes), name);
+        assert_eq!(
+            item(&mine).to_string(),
+            item(field.data_type()).to_string(),
+            "{name}"
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, 9 + 12 * 5);
+    // stats.json likewise: a boolean's min and max are booleans, an int64's integers.
+    let text = std::fs::read_to_string(dir.path().join("meta/stats.json")).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        stats["is_expert"]["min"][0].is_boolean(),
+        "{}",
+        stats["is_expert"]
+    );
+    assert!(stats["next.done"]["max"][0].is_boolean());
+    assert!(stats["frame_index"]["max"][0].is_i64());
+    assert!(stats["next.reward"]["min"][0].is_f64());
     // A staged part too (what recovery reads).
     let mut w = DatasetWriter::open_append(dir.path()).unwrap();
     w.begin_episode("staged").unwrap();
@@ -392,4 +435,45 @@ fn a_broken_lerobot_dataset_is_an_error_naming_the_file() {
     );
     let err = merge(&[root.as_path()], &dir.path().join("m")).unwrap_err();
     assert!(matches!(err, DatasetError::UnknownFeatures { .. }), "{err}");
+}
+
+#[test]
+fn handful_records_into_a_dataset_lerobots_writer_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = copy(&lerobot_fixture(), dir.path());
+    run_ok(&[
+        "record",
+        "--teleop",
+        "expert",
+        "--lockstep",
+        "--episodes",
+        "1",
+        "--steps",
+        "15",
+        "--dataset",
+        root.to_str().unwrap(),
+    ]);
+    let report = validate(&root).unwrap();
+    assert!(report.is_valid(), "{:#?}", report.problems);
+    let r = DatasetReader::open(&root).unwrap();
+    assert_eq!((r.episodes().len(), r.info().total_frames), (6, 1015));
+    // The features handful records joined the dataset's, with their statistics.
+    for name in handful::dataset::FEATURE_NAMES {
+        assert!(r.info().features.contains_key(name), "{name}");
+    }
+    let last = &r.episodes()[5];
+    assert_eq!(last.stats["action.command_seq"].count, [15]);
+    assert!(!r.episodes()[0].stats.contains_key("phase"));
+    let original: Vec<_> = DatasetReader::open(&lerobot_fixture())
+        .unwrap()
+        .frames()
+        .map(|f| f.unwrap().frame)
+        .collect();
+    let frames: Vec<_> = r.frames().map(|f| f.unwrap()).collect();
+    assert_eq!(
+        frames[..1000].iter().map(|f| &f.frame).collect::<Vec<_>>(),
+        original.iter().collect::<Vec<_>>()
+    );
+    assert!(frames[1000..].iter().all(|f| f.frame.command_seq >= 0));
+    assert_eq!(data_type(&data_file(&root), "action"), DataType::Float32);
 }
