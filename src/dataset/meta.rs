@@ -407,3 +407,24 @@ pub struct EpisodeMeta {
     pub calibration_sha256: Option<String>,
     pub stats: Stats,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(names: &str, expected: Result<Option<Vec<&str>>, ()>) {
+        let text = format!(r#"{{"dtype": "float32", "shape": [2], "names": {names}}}"#);
+        let found = serde_json::from_str::<Feature>(&text).map(|f| f.names);
+        let expected = expected.map(|n| n.map(|n| n.into_iter().map(String::from).collect()));
+        assert_eq!(found.map_err(|_| ()), expected, "{names}");
+    }
+
+    #[test]
+    fn channel_names_are_a_list_or_a_map_of_one_list() {
+        check(r#"["x", "y"]"#, Ok(Some(vec!["x", "y"])));
+        check(r#"{"motors": ["x", "y"]}"#, Ok(Some(vec!["x", "y"])));
+        check("null", Ok(None));
+        check(r#"{"a": ["x"], "b": ["y"]}"#, Err(()));
+        check("3", Err(()));
+    }
+}
