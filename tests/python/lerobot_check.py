@@ -2,10 +2,10 @@
 value it returns is the one pyarrow and pandas read from the files.
 
 Opt-in (lerobot pulls torch: about 6 minutes and 5-8 GB), in a venv of its own, outside the
-repository:
+repository (from the repository's root):
 
-    python3 -m venv /work/lerobot-venv && /work/lerobot-venv/bin/pip install lerobot==0.4.4
-    HF_HUB_OFFLINE=1 /work/lerobot-venv/bin/python tests/python/lerobot_check.py DATASET
+    python3 -m venv ../lerobot-venv && ../lerobot-venv/bin/pip install lerobot==0.4.4
+    HF_HUB_OFFLINE=1 ../lerobot-venv/bin/python tests/python/lerobot_check.py DATASET
 
 `LeRobotDataset("local/<name>", root=DATASET)` offline, then: every frame, each feature against
 the data files' row (NaN equal to NaN) and its task string against meta/tasks.parquet; one
