@@ -339,11 +339,9 @@ pub(crate) fn load_tasks(root: &Path) -> Result<Vec<String>, DatasetError> {
         let idx = batch
             .column_by_name("task_index")
             .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-        let task = task_column(&batch).and_then(|c| {
-            arrow::compute::cast(c, &DataType::Utf8)
-                .ok()
-                .filter(|_| matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8))
-        });
+        let task = task_column(&batch)
+            .filter(|c| matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8))
+            .and_then(|c| arrow::compute::cast(c, &DataType::Utf8).ok());
         let task = task
             .as_ref()
             .and_then(|c| c.as_any().downcast_ref::<StringArray>());
