@@ -1,8 +1,10 @@
 //! The LeRobot v3 dataset: round trips, crash recovery (a real `kill -9`), corrupt files,
-//! discard, merge, validation and a pyarrow/pandas check of the files we write.
+//! discard, merge, validation, a pyarrow/pandas check of the files we write, and both
+//! directions with lerobot 0.4.4 (committed fixtures).
 
 mod corrupt;
 mod crash;
+mod interop;
 mod merge;
 mod python;
 mod roundtrip;

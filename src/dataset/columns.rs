@@ -53,17 +53,25 @@ pub struct RecordedFrame {
     pub task_index: i64,
 }
 
-/// The lerobot dtype and the Arrow type of each column, for `state_len` × `action_len`.
-pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 16] {
-    let list = |n: usize| {
+/// The Arrow type of a float32 vector feature of width `n`: `fixed_size_list<float32>[n]`
+/// (HF `List(length=n)`), except that a width of 1 is a plain `float32` column, as lerobot
+/// maps every shape-`[1]` feature to a scalar `Value` and its loader casts to that.
+pub(crate) fn vector_type(n: usize) -> DataType {
+    if n == 1 {
+        DataType::Float32
+    } else {
         DataType::FixedSizeList(
             Arc::new(Field::new("item", DataType::Float32, true)),
             n as i32,
         )
-    };
+    }
+}
+
+/// The lerobot dtype and the Arrow type of each column, for `state_len` × `action_len`.
+pub(crate) fn column_types(state_len: usize, action_len: usize) -> [(&'static str, DataType); 16] {
     [
-        ("float32", list(state_len)),
-        ("float32", list(action_len)),
+        ("float32", vector_type(state_len)),
+        ("float32", vector_type(action_len)),
         ("float32", DataType::Float32),
         ("bool", DataType::Boolean),
         ("int64", DataType::Int64),
@@ -235,9 +243,17 @@ impl Columns {
 
     pub fn to_batch(&self) -> RecordBatch {
         let list = |values: &[f32], n: usize| -> ArrayRef {
+            let values = Float32Array::from(values.to_vec());
+            if n == 1 {
+                return Arc::new(values);
+            }
             let item = Arc::new(Field::new("item", DataType::Float32, true));
-            let values = Arc::new(Float32Array::from(values.to_vec()));
-            Arc::new(FixedSizeListArray::new(item, n as i32, values, None))
+            Arc::new(FixedSizeListArray::new(
+                item,
+                n as i32,
+                Arc::new(values),
+                None,
+            ))
         };
         let cols: Vec<ArrayRef> = vec![
             list(&self.state, self.state_len),
@@ -277,7 +293,7 @@ impl Columns {
             let found = batch
                 .column_by_name(name)
                 .ok_or_else(|| bad(path, name, want, "no such column".into()))?;
-            if !compatible(found.data_type(), want) {
+            if !column_compatible(i, found.data_type(), want) {
                 return Err(bad(path, name, want, format!("{}", found.data_type())));
             }
             if found.null_count() > 0 {
@@ -303,33 +319,19 @@ impl Columns {
                 $dst.extend(a.iter().map(|v| v.unwrap_or_default()));
             }};
         }
-        for (i, dst) in [(0usize, &mut out.state), (1, &mut out.action)] {
-            let a = col(i)?
-                .as_any()
-                .downcast_ref::<FixedSizeListArray>()
-                .ok_or_else(|| {
-                    bad(
-                        path,
-                        FEATURE_NAMES[i],
-                        &types[i].1,
-                        "another array type".into(),
-                    )
-                })?;
-            let values = a
-                .values()
-                .as_any()
-                .downcast_ref::<Float32Array>()
-                .ok_or_else(|| {
-                    bad(
-                        path,
-                        FEATURE_NAMES[i],
-                        &types[i].1,
-                        "non-float32 items".into(),
-                    )
-                })?;
-            let width = a.value_length() as usize;
-            let start = a.offset() * width;
-            dst.extend_from_slice(&values.values()[start..start + a.len() * width]);
+        for (i, dst, width) in [
+            (0usize, &mut out.state, state_len),
+            (1, &mut out.action, action_len),
+        ] {
+            let values = vector_values(col(i)?.as_ref(), width).ok_or_else(|| {
+                bad(
+                    path,
+                    FEATURE_NAMES[i],
+                    &types[i].1,
+                    "another array type".into(),
+                )
+            })?;
+            dst.extend_from_slice(values);
         }
         prim!(2, Float32Array, out.reward);
         prim!(3, BooleanArray, out.done);
@@ -371,6 +373,35 @@ pub(crate) fn compatible(found: &DataType, want: &DataType) -> bool {
     use DataType::FixedSizeList;
     found == want
         || matches!((found, want), (FixedSizeList(f, n), FixedSizeList(g, m)) if n == m && f.data_type() == g.data_type())
+}
+
+/// Whether column `i` of [`FEATURE_NAMES`] may have type `found` where `want` is written:
+/// [`compatible`], and for `observation.state` and `action` of width 1 either form, the
+/// plain float32 column handful and lerobot write or the one-element list handful wrote
+/// before (its older datasets are read as they are).
+pub(crate) fn column_compatible(i: usize, found: &DataType, want: &DataType) -> bool {
+    let list_of_one_float = matches!(
+        found,
+        DataType::FixedSizeList(f, 1) if f.data_type() == &DataType::Float32
+    );
+    compatible(found, want) || (i < 2 && want == &DataType::Float32 && list_of_one_float)
+}
+
+/// The row-major values of a float32 vector column of `width`: a fixed-size list of that
+/// width, or for a width of 1 a plain float32 column. `None` for any other array.
+fn vector_values(array: &dyn Array, width: usize) -> Option<&[f32]> {
+    if width == 1
+        && let Some(a) = array.as_any().downcast_ref::<Float32Array>()
+    {
+        return Some(&a.values()[..]);
+    }
+    let a = array.as_any().downcast_ref::<FixedSizeListArray>()?;
+    if a.value_length() as usize != width {
+        return None;
+    }
+    let values = a.values().as_any().downcast_ref::<Float32Array>()?;
+    let start = a.offset() * width;
+    values.values().get(start..start + a.len() * width)
 }
 
 fn bad(path: &Path, column: &str, want: &DataType, found: String) -> DatasetError {

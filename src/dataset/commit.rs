@@ -110,8 +110,13 @@ impl Committed {
     /// Writes the dataset's meta files from scratch (a new dataset).
     pub fn save_all(&self, root: &Path) -> Result<(), DatasetError> {
         meta::save_tasks(root, &self.tasks)?;
-        meta::write_episodes(root, &self.episodes)?;
-        meta::save_stats(root, &aggregate(self.episodes.iter().map(|e| &e.stats)))?;
+        let features = &self.info.features;
+        meta::write_episodes(root, &self.episodes, features)?;
+        meta::save_stats(
+            root,
+            &aggregate(self.episodes.iter().map(|e| &e.stats)),
+            features,
+        )?;
         self.info.save(root)
     }
 }
@@ -269,15 +274,21 @@ pub(crate) fn commit_episode(
     if next.tasks.len() != state.tasks.len() {
         meta::save_tasks(root, &next.tasks)?;
     }
-    meta::write_episodes(root, &next.episodes)?;
-    meta::save_stats(root, &aggregate(next.episodes.iter().map(|e| &e.stats)))?;
+    let features = &next.info.features;
+    meta::write_episodes(root, &next.episodes, features)?;
+    meta::save_stats(
+        root,
+        &aggregate(next.episodes.iter().map(|e| &e.stats)),
+        features,
+    )?;
     next.info.save(root)?;
     *state = next;
     Ok(ep)
 }
 
 /// Rebuilds data file (`chunk`, `file`) beside itself from its committed rows (as `state`
-/// records them) followed by `extra` as a new row group, then renames it over the old one.
+/// records them, in the schema handful writes now) followed by `extra` as a new row group,
+/// then renames it over the old one.
 pub(crate) fn rewrite_data_file(
     root: &Path,
     state: &Committed,
@@ -300,7 +311,10 @@ pub(crate) fn rewrite_data_file(
             for batch in batches(builder, &path)? {
                 let batch = batch?;
                 let take = keep.min(batch.num_rows());
-                out.write(&batch.slice(0, take))?;
+                // Decoded and encoded again, not copied: rows an older handful or another
+                // tool wrote (one-element lists, columns it lacks) take this file's schema.
+                let rows = Columns::from_batch(&batch.slice(0, take), s, a, &path)?;
+                out.write(&rows.to_batch())?;
                 keep -= take;
             }
             out.end_group()?;

@@ -1,21 +1,23 @@
 //! The episodes table (`meta/episodes/chunk-*/file-*.parquet`): one row per episode with its
 //! tasks, length, global frame range, data file, and per-episode statistics in
-//! `stats/<feature>/<stat>` columns, as lerobot's `flatten_dict({"stats": ...})` names them.
+//! `stats/<feature>/<stat>` columns, as lerobot's `flatten_dict({"stats": ...})` names them
+//! (and types them: see [`write_episodes`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch, StringArray,
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, ListArray, RecordBatch,
+    StringArray,
 };
-use arrow::array::{Float64Builder, Int64Builder, ListBuilder, StringBuilder};
+use arrow::array::{BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, StringBuilder};
 use arrow::datatypes::{Field, Schema};
 
 use super::DatasetError;
 use super::fsio::{list_sorted, read_parquet, write_parquet_atomic};
-use super::meta::{EpisodeMeta, episodes_path};
-use super::stats::FeatureStats;
+use super::meta::{EpisodeMeta, Feature, episodes_path};
+use super::stats::{Extremes, FeatureStats};
 
 const STATS: [&str; 5] = ["min", "max", "mean", "std", "count"];
 
@@ -23,8 +25,14 @@ fn int(values: impl Iterator<Item = i64>) -> ArrayRef {
     Arc::new(Int64Array::from_iter_values(values))
 }
 
-/// Replaces the episodes table with `episodes`.
-pub(crate) fn write_episodes(root: &Path, episodes: &[EpisodeMeta]) -> Result<(), DatasetError> {
+/// Replaces the episodes table with `episodes`: statistics as float64 lists (`count`
+/// int64), but a boolean or int64 feature's `min` and `max` in its type (`features`), as
+/// lerobot writes them.
+pub(crate) fn write_episodes(
+    root: &Path,
+    episodes: &[EpisodeMeta],
+    features: &BTreeMap<String, Feature>,
+) -> Result<(), DatasetError> {
     let mut fields = Vec::new();
     let mut cols: Vec<ArrayRef> = Vec::new();
     let mut add = |name: &str, col: ArrayRef| {
@@ -67,11 +75,12 @@ pub(crate) fn write_episodes(root: &Path, episodes: &[EpisodeMeta]) -> Result<()
             e.iter().map(|e| e.calibration_sha256.as_deref()),
         )),
     );
-    let features: Vec<String> = e
-        .first()
-        .map(|e| e.stats.keys().cloned().collect())
-        .unwrap_or_default();
-    for feature in &features {
+    // Every feature any episode has statistics of (an episode another tool wrote may
+    // lack some: its lists are empty there).
+    let with_stats: std::collections::BTreeSet<String> =
+        e.iter().flat_map(|e| e.stats.keys().cloned()).collect();
+    for feature in &with_stats {
+        let kind = Extremes::of(features, feature);
         for stat in STATS {
             let name = format!("stats/{feature}/{stat}");
             if stat == "count" {
@@ -85,20 +94,53 @@ pub(crate) fn write_episodes(root: &Path, episodes: &[EpisodeMeta]) -> Result<()
                 add(&name, Arc::new(b.finish()));
                 continue;
             }
-            let mut b = ListBuilder::new(Float64Builder::new());
-            for ep in e {
-                if let Some(s) = ep.stats.get(feature) {
-                    let v = match stat {
-                        "min" => &s.min,
-                        "max" => &s.max,
-                        "mean" => &s.mean,
-                        _ => &s.std,
-                    };
-                    b.values().append_slice(v);
+            let values = |ep: &EpisodeMeta| -> Vec<f64> {
+                ep.stats
+                    .get(feature)
+                    .map(|s| match stat {
+                        "min" => s.min.clone(),
+                        "max" => s.max.clone(),
+                        "mean" => s.mean.clone(),
+                        _ => s.std.clone(),
+                    })
+                    .unwrap_or_default()
+            };
+            let kind = if matches!(stat, "min" | "max") {
+                kind
+            } else {
+                Extremes::Float
+            };
+            let column: ArrayRef = match kind {
+                Extremes::Float => {
+                    let mut b = ListBuilder::new(Float64Builder::new());
+                    for ep in e {
+                        b.values().append_slice(&values(ep));
+                        b.append(true);
+                    }
+                    Arc::new(b.finish())
                 }
-                b.append(true);
-            }
-            add(&name, Arc::new(b.finish()));
+                Extremes::Int => {
+                    let mut b = ListBuilder::new(Int64Builder::new());
+                    for ep in e {
+                        for v in values(ep) {
+                            b.values().append_value(v as i64);
+                        }
+                        b.append(true);
+                    }
+                    Arc::new(b.finish())
+                }
+                Extremes::Bool => {
+                    let mut b = ListBuilder::new(BooleanBuilder::new());
+                    for ep in e {
+                        for v in values(ep) {
+                            b.values().append_value(v != 0.0);
+                        }
+                        b.append(true);
+                    }
+                    Arc::new(b.finish())
+                }
+            };
+            add(&name, column);
         }
     }
     let path = episodes_path(root);
@@ -123,6 +165,28 @@ pub(crate) fn read_episodes(root: &Path) -> Result<Vec<EpisodeMeta>, DatasetErro
     }
     out.sort_by_key(|e| e.episode_index);
     Ok(out)
+}
+
+/// A statistic's values as `f64`: handful writes them as float64; lerobot keeps a boolean
+/// or int64 feature's `min` and `max` in the feature's type (and may write float32).
+fn numbers(values: &dyn Array) -> Option<Vec<f64>> {
+    let any = values.as_any();
+    let f64s = any
+        .downcast_ref::<Float64Array>()
+        .map(|v| v.values().to_vec());
+    let f32s = || {
+        any.downcast_ref::<Float32Array>()
+            .map(|v| v.values().iter().map(|&x| f64::from(x)).collect())
+    };
+    let i64s = || {
+        any.downcast_ref::<Int64Array>()
+            .map(|v| v.values().iter().map(|&x| x as f64).collect())
+    };
+    let bools = || {
+        any.downcast_ref::<BooleanArray>()
+            .map(|v| v.values().iter().map(|x| f64::from(u8::from(x))).collect())
+    };
+    f64s.or_else(f32s).or_else(i64s).or_else(bools)
 }
 
 fn read_batch(
@@ -183,11 +247,7 @@ fn read_batch(
             let f64s = |stat: &str| -> Result<Vec<f64>, DatasetError> {
                 let name = format!("stats/{feature}/{stat}");
                 let v = list(&name)?.value(row);
-                let v = v
-                    .as_any()
-                    .downcast_ref::<Float64Array>()
-                    .ok_or_else(|| column(&name, "List<Float64>"))?;
-                Ok(v.values().to_vec())
+                numbers(v.as_ref()).ok_or_else(|| column(&name, "List<Float64>"))
             };
             let name = format!("stats/{feature}/count");
             let count = list(&name)?.value(row);
@@ -195,6 +255,10 @@ fn read_batch(
                 .as_any()
                 .downcast_ref::<Int64Array>()
                 .ok_or_else(|| column(&name, "List<Int64>"))?;
+            if count.is_empty() {
+                // No statistics of this feature in this episode (see write_episodes).
+                continue;
+            }
             let s = FeatureStats {
                 min: f64s("min")?,
                 max: f64s("max")?,

@@ -1,6 +1,7 @@
 //! [`merge`]: concatenates datasets into a new one, re-indexing episodes, frames and tasks
 //! (tasks are matched by their text). Inputs must share `fps` and `features` (names, dtypes,
-//! shapes, channel names); the output keeps each input's provenance under `handful.sources`.
+//! shapes, channel names; a feature handful records that one lacks is read with its
+//! default); the output keeps each input's provenance under `handful.sources`.
 
 use std::path::Path;
 
@@ -18,9 +19,19 @@ pub fn merge(inputs: &[&Path], out: &Path) -> Result<Info, DatasetError> {
         .iter()
         .map(|p| DatasetReader::open(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let reference = readers[0].info().clone();
+    for (path, reader) in inputs.iter().zip(&readers) {
+        reader.info().check_known_features(path)?;
+    }
+    // The features a dataset lacks (another tool's: the optional ones) are read back with
+    // their defaults, so compared as handful writes them.
+    let completed = |info: &Info| {
+        let mut info = info.clone();
+        info.add_missing_features();
+        info
+    };
+    let reference = completed(readers[0].info());
     for (path, reader) in inputs.iter().zip(&readers).skip(1) {
-        let info = reader.info();
+        let info = &completed(reader.info());
         if info.fps != reference.fps {
             let (expected, found) = (reference.fps.to_string(), info.fps.to_string());
             return Err(DatasetError::Incompatible {

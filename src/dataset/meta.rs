@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::columns::{FEATURE_NAMES, OPTIONAL_FEATURES, column_types};
 use super::fsio::{read_parquet, write_atomic, write_parquet_atomic};
-use super::stats::Stats;
+use super::stats::{Stats, stats_json};
 use super::{CODEBASE_VERSION, DatasetError, DatasetSpec};
 
 pub(crate) use super::episodes::{read_episodes, write_episodes};
@@ -85,12 +85,38 @@ pub struct HandfulMeta {
     pub sources: Vec<SourceProvenance>,
 }
 
+impl HandfulMeta {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// One feature of `info.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Feature {
     pub dtype: String,
     pub shape: Vec<usize>,
+    /// Channel names; lerobot also writes them as a map with one list (`{"motors": [...]}`),
+    /// read as that list.
+    #[serde(default, deserialize_with = "channel_names")]
     pub names: Option<Vec<String>>,
+}
+
+fn channel_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Map(BTreeMap<String, Vec<String>>),
+    }
+    match Option::<Names>::deserialize(d)? {
+        None => Ok(None),
+        Some(Names::List(names)) => Ok(Some(names)),
+        Some(Names::Map(map)) if map.len() == 1 => Ok(map.into_values().next()),
+        Some(Names::Map(_)) => Err(serde::de::Error::custom(
+            "names is a map of more than one list of channel names",
+        )),
+    }
 }
 
 /// `meta/info.json`.
@@ -109,30 +135,38 @@ pub struct Info {
     pub data_path: String,
     pub video_path: Option<String>,
     pub features: BTreeMap<String, Feature>,
+    /// Absent from a dataset another tool wrote (lerobot's own writer): read as empty,
+    /// see [`Info::has_provenance`], and left out again while it is.
+    #[serde(default, skip_serializing_if = "HandfulMeta::is_empty")]
     pub handful: HandfulMeta,
+}
+
+/// The `info.json` entries of every feature handful writes, for the given channel names.
+fn feature_entries(state_names: &[String], action_names: &[String]) -> BTreeMap<String, Feature> {
+    let (s, a) = (state_names.len(), action_names.len());
+    FEATURE_NAMES
+        .iter()
+        .zip(column_types(s, a))
+        .enumerate()
+        .map(|(i, (name, (dtype, _)))| {
+            let (shape, names) = match i {
+                0 => (s, Some(state_names.to_vec())),
+                1 => (a, Some(action_names.to_vec())),
+                _ => (1, None),
+            };
+            let f = Feature {
+                dtype: dtype.into(),
+                shape: vec![shape],
+                names,
+            };
+            (name.to_string(), f)
+        })
+        .collect()
 }
 
 impl Info {
     pub(crate) fn new(spec: &DatasetSpec) -> Self {
-        let (s, a) = (spec.state_names.len(), spec.action_names.len());
-        let features = FEATURE_NAMES
-            .iter()
-            .zip(column_types(s, a))
-            .enumerate()
-            .map(|(i, (name, (dtype, _)))| {
-                let (shape, names) = match i {
-                    0 => (s, Some(spec.state_names.clone())),
-                    1 => (a, Some(spec.action_names.clone())),
-                    _ => (1, None),
-                };
-                let f = Feature {
-                    dtype: dtype.into(),
-                    shape: vec![shape],
-                    names,
-                };
-                (name.to_string(), f)
-            })
-            .collect();
+        let features = feature_entries(&spec.state_names, &spec.action_names);
         Self {
             codebase_version: CODEBASE_VERSION.into(),
             robot_type: Some(spec.robot_type.clone()),
@@ -152,6 +186,46 @@ impl Info {
                 ..Default::default()
             },
         }
+    }
+
+    /// Whether `info.json` says where the dataset came from (its `handful` block names the
+    /// robot): false for a dataset another tool wrote, whose robot is then known only by
+    /// `robot_type` and its channel names, and whose calibration is unknown.
+    pub fn has_provenance(&self) -> bool {
+        !self.handful.provenance.robot_id.is_empty()
+    }
+
+    /// Adds the entries of the features handful writes that `features` lacks (the optional
+    /// ones of a dataset another tool wrote), before episodes with them are appended.
+    pub(crate) fn add_missing_features(&mut self) {
+        let names = |k: &str| {
+            self.features
+                .get(k)
+                .and_then(|f| f.names.clone())
+                .unwrap_or_default()
+        };
+        let all = feature_entries(&names("observation.state"), &names("action"));
+        for (name, feature) in all {
+            self.features.entry(name).or_insert(feature);
+        }
+    }
+
+    /// Refuses a dataset with features handful does not record (another tool's), before
+    /// its frames are rewritten in handful's columns, which would drop them.
+    pub(crate) fn check_known_features(&self, root: &Path) -> Result<(), DatasetError> {
+        let features: Vec<String> = self
+            .features
+            .keys()
+            .filter(|k| !FEATURE_NAMES.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        if features.is_empty() {
+            return Ok(());
+        }
+        Err(DatasetError::UnknownFeatures {
+            path: info_path(root),
+            features,
+        })
     }
 
     /// Widths of `observation.state` and `action`.
@@ -198,11 +272,17 @@ impl Info {
     }
 }
 
-pub(crate) fn save_stats(root: &Path, stats: &Stats) -> Result<(), DatasetError> {
+pub(crate) fn save_stats(
+    root: &Path,
+    stats: &Stats,
+    features: &BTreeMap<String, Feature>,
+) -> Result<(), DatasetError> {
     let path = stats_path(root);
-    let text = serde_json::to_string_pretty(stats).map_err(|e| DatasetError::Malformed {
-        path: path.clone(),
-        message: e.to_string(),
+    let text = serde_json::to_string_pretty(&stats_json(stats, features)).map_err(|e| {
+        DatasetError::Malformed {
+            path: path.clone(),
+            message: e.to_string(),
+        }
     })?;
     write_atomic(&path, text.as_bytes())
 }
@@ -242,7 +322,9 @@ pub(crate) fn save_tasks(root: &Path, tasks: &[String]) -> Result<(), DatasetErr
     write_parquet_atomic(&path, schema, &[vec![batch]], Vec::new())
 }
 
-/// The task strings in `task_index` order.
+/// The task strings in `task_index` order. The task is the frame's pandas index: a `task`
+/// column (as handful writes it), or the column the schema's `pandas` metadata names as
+/// the index (`__index_level_0__` for lerobot's unnamed one); `string` or `large_string`.
 pub(crate) fn load_tasks(root: &Path) -> Result<Vec<String>, DatasetError> {
     let path = tasks_path(root);
     if !path.exists() {
@@ -257,14 +339,21 @@ pub(crate) fn load_tasks(root: &Path) -> Result<Vec<String>, DatasetError> {
         let idx = batch
             .column_by_name("task_index")
             .and_then(|c| c.as_any().downcast_ref::<Int64Array>());
-        let task = batch
-            .column_by_name("task")
+        let task = task_column(&batch)
+            .filter(|c| matches!(c.data_type(), DataType::Utf8 | DataType::LargeUtf8))
+            .and_then(|c| arrow::compute::cast(c, &DataType::Utf8).ok());
+        let task = task
+            .as_ref()
             .and_then(|c| c.as_any().downcast_ref::<StringArray>());
         let (Some(idx), Some(task)) = (idx, task) else {
             return Err(malformed(
-                "expected columns task_index (int64) and task (string)",
+                "expected a task_index column (int64) and the task (string) as a `task` \
+                 column or the pandas index",
             ));
         };
+        if idx.null_count() + task.null_count() > 0 {
+            return Err(malformed("task_index or task has null values"));
+        }
         for i in 0..batch.num_rows() {
             pairs.push((idx.value(i), task.value(i).to_string()));
         }
@@ -280,6 +369,23 @@ pub(crate) fn load_tasks(root: &Path) -> Result<Vec<String>, DatasetError> {
         }
     }
     Ok(pairs.into_iter().map(|(_, t)| t).collect())
+}
+
+/// The column holding the task strings: `task`, else the pandas index the schema's
+/// metadata names, else `__index_level_0__`.
+fn task_column(batch: &RecordBatch) -> Option<&ArrayRef> {
+    if let Some(c) = batch.column_by_name("task") {
+        return Some(c);
+    }
+    let schema = batch.schema_ref();
+    let named = schema
+        .metadata()
+        .get("pandas")
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .and_then(|m| m["index_columns"][0].as_str().map(str::to_string));
+    named
+        .and_then(|name| batch.column_by_name(&name))
+        .or_else(|| batch.column_by_name("__index_level_0__"))
 }
 
 /// One row of the episodes table.
@@ -298,4 +404,25 @@ pub struct EpisodeMeta {
     /// another tool's dataset).
     pub calibration_sha256: Option<String>,
     pub stats: Stats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(names: &str, expected: Result<Option<Vec<&str>>, ()>) {
+        let text = format!(r#"{{"dtype": "float32", "shape": [2], "names": {names}}}"#);
+        let found = serde_json::from_str::<Feature>(&text).map(|f| f.names);
+        let expected = expected.map(|n| n.map(|n| n.into_iter().map(String::from).collect()));
+        assert_eq!(found.map_err(|_| ()), expected, "{names}");
+    }
+
+    #[test]
+    fn channel_names_are_a_list_or_a_map_of_one_list() {
+        check(r#"["x", "y"]"#, Ok(Some(vec!["x", "y"])));
+        check(r#"{"motors": ["x", "y"]}"#, Ok(Some(vec!["x", "y"])));
+        check("null", Ok(None));
+        check(r#"{"a": ["x"], "b": ["y"]}"#, Err(()));
+        check("3", Err(()));
+    }
 }

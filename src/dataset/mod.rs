@@ -8,8 +8,8 @@
 //! | file | content |
 //! |------|---------|
 //! | `meta/info.json` | `codebase_version` `"v3.0"`, `robot_type`, `total_episodes`, `total_frames`, `total_tasks`, `chunks_size`, `data_files_size_in_mb`, `video_files_size_in_mb`, `fps`, `splits` (`{"train": "0:N"}`), `data_path` (`data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet`), `video_path` (null), `features`, and `handful` (provenance, see [`HandfulMeta`]) |
-//! | `meta/stats.json` | per feature `min`, `max`, `mean`, `std` (population), `count`, as lists; aggregated over episodes as lerobot's `aggregate_stats` does |
-//! | `meta/tasks.parquet` | pandas frame indexed by `task` (string) with column `task_index` (int64) |
+//! | `meta/stats.json` | per feature `min`, `max`, `mean`, `std` (population), `count`, as lists (`min` and `max` of a bool or int64 feature in its type, as lerobot writes them); aggregated over episodes as lerobot's `aggregate_stats` does |
+//! | `meta/tasks.parquet` | pandas frame indexed by `task` (string) with column `task_index` (int64); read also with another index column (lerobot's `__index_level_0__`, `large_string`) |
 //! | `meta/episodes/chunk-000/file-000.parquet` | one row per episode: `episode_index`, `tasks` (list of strings), `length`, `data/chunk_index`, `data/file_index`, `dataset_from_index`, `dataset_to_index` (global frame range, end exclusive), `meta/episodes/chunk_index`, `meta/episodes/file_index`, `handful/recovered`, `stats/<feature>/{min,max,mean,std,count}` |
 //! | `data/chunk-XXX/file-YYY.parquet` | one row per frame, one row group per episode, episodes in order; a file rolls over past `data_files_size_in_mb` |
 //! | `staging/episode-NNNNNN/part-NNNN.parquet` | the episode being recorded, flushed every half second; gone once the episode is committed |
@@ -19,7 +19,7 @@
 //! | feature | dtype, shape | meaning |
 //! |---------|--------------|---------|
 //! | `observation.state` | float32 \[S\] | calibrated state, `names` = the calibration's state names |
-//! | `action` | float32 \[A\] | the command actually sent (after safety), `names` = action names |
+//! | `action` | float32 \[A\] | the command actually sent (after safety), `names` = action names; a plain float32 column when A = 1 |
 //! | `next.reward` | float32 \[1\] | reward of this transition |
 //! | `next.done` | bool \[1\] | the episode ends after this frame |
 //! | `observation.host_time_us` | int64 \[1\] | host clock when the state was received |
@@ -30,7 +30,18 @@
 //! | `timestamp` | float32 \[1\] | `frame_index / fps`, as lerobot (real times are the two `_us` columns) |
 //! | `frame_index`, `episode_index`, `index`, `task_index` | int64 \[1\] | assigned by the writer; `index` is global |
 //!
-//! Vectors are `fixed_size_list<float32>` (HF `Sequence(length=n)`), scalars plain columns.
+//! Vectors are `fixed_size_list<float32>` (HF `List(length=n)`), and every shape-`[1]`
+//! feature is a plain column, a 1-D `action` (or state) included: lerobot maps shape `[1]`
+//! to a scalar `Value`, and its loader cannot cast a one-element list to it. The one-element
+//! `action` lists handful wrote before are still read, and an append rewrites their file
+//! in the plain form.
+//!
+//! # Datasets other tools wrote
+//! lerobot's own writer leaves out the `handful` block of `info.json` (read as empty: the
+//! robot is then known by `robot_type` and the channel names, see
+//! [`Info::has_provenance`]) and the optional features; it stores a boolean or int64
+//! feature's `min`/`max` statistics in that type, and the task as the unnamed pandas index
+//! of `meta/tasks.parquet` (`__index_level_0__`). All of it is read.
 //!
 //! # Crash safety
 //! Parts are written to a temporary name, fsynced and renamed. At `end_episode` the data file is
@@ -96,6 +107,17 @@ pub enum DatasetError {
         column: String,
         expected: String,
         found: String,
+    },
+    /// Appending or merging rewrites frames in the columns handful knows: these others
+    /// would be lost.
+    #[error(
+        "{path} has features handful does not record ({}): appending to it or merging it \
+         would drop them",
+        features.join(", ")
+    )]
+    UnknownFeatures {
+        path: PathBuf,
+        features: Vec<String>,
     },
     #[error("{path} already exists; use open_append to add episodes")]
     AlreadyExists { path: PathBuf },
@@ -206,7 +228,13 @@ impl DatasetSpec {
             "" => info.robot_type.clone().unwrap_or_default(),
             id => id.to_string(),
         };
-        if robot != self.provenance.robot_id {
+        if robot.is_empty() {
+            out.push(format!(
+                "robot unnamed: meta/info.json has neither a `handful` block nor a \
+                 robot_type (this robot: {:?})",
+                self.provenance.robot_id
+            ));
+        } else if robot != self.provenance.robot_id {
             out.push(format!(
                 "robot {robot:?} (this robot: {:?})",
                 self.provenance.robot_id

@@ -1,13 +1,15 @@
 //! Feature statistics as lerobot computes them: per episode `min`, `max`, `mean`, `std`
 //! (population, numpy's default) and `count` over the frame axis, one value per vector
 //! component; the dataset's are aggregated from the episodes' (lerobot's `aggregate_stats`:
-//! count-weighted mean, pooled variance including the spread of the means).
+//! count-weighted mean, pooled variance including the spread of the means). Held as `f64`;
+//! written with a boolean or int64 feature's `min` and `max` in its type, as lerobot does.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::columns::{Columns, FEATURE_NAMES};
+use super::meta::Feature;
 
 /// Statistics of one feature; vectors of the feature's width (1 for scalars).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,6 +24,57 @@ pub struct FeatureStats {
 
 /// Statistics of every feature, by name.
 pub type Stats = BTreeMap<String, FeatureStats>;
+
+/// The type a feature's `min` and `max` are stored in: lerobot keeps a boolean or int64
+/// feature's in its own type (the other statistics are float64, `count` int64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Extremes {
+    Float,
+    Int,
+    Bool,
+}
+
+impl Extremes {
+    /// Of the feature `name` in `features` (`info.json`'s dtype; float when unknown).
+    pub(crate) fn of(features: &BTreeMap<String, Feature>, name: &str) -> Self {
+        match features.get(name).map(|f| f.dtype.as_str()) {
+            Some("bool") => Self::Bool,
+            Some("int64" | "int32" | "int16" | "int8" | "uint8") => Self::Int,
+            _ => Self::Float,
+        }
+    }
+
+    /// `v` as JSON in this type (a statistic of integers or booleans is one, exactly).
+    pub(crate) fn json(self, v: f64) -> serde_json::Value {
+        match self {
+            Self::Float => serde_json::json!(v),
+            Self::Int => serde_json::json!(v as i64),
+            Self::Bool => serde_json::json!(v != 0.0),
+        }
+    }
+}
+
+/// `stats.json` as lerobot writes it: every feature's statistics, with `min` and `max` in
+/// the feature's type ([`Extremes`]).
+pub(crate) fn stats_json(stats: &Stats, features: &BTreeMap<String, Feature>) -> serde_json::Value {
+    let out: serde_json::Map<String, serde_json::Value> = stats
+        .iter()
+        .map(|(name, s)| {
+            let kind = Extremes::of(features, name);
+            let extremes =
+                |v: &[f64]| serde_json::Value::Array(v.iter().map(|&x| kind.json(x)).collect());
+            let value = serde_json::json!({
+                "min": extremes(&s.min),
+                "max": extremes(&s.max),
+                "mean": s.mean,
+                "std": s.std,
+                "count": s.count,
+            });
+            (name.clone(), value)
+        })
+        .collect();
+    serde_json::Value::Object(out)
+}
 
 /// `values` is rows × `width`, row-major.
 fn feature_stats(values: &[f64], width: usize) -> FeatureStats {
@@ -105,10 +158,11 @@ pub(crate) fn episode_stats(c: &Columns) -> Stats {
 pub(crate) fn aggregate<'a>(episodes: impl IntoIterator<Item = &'a Stats>) -> Stats {
     let episodes: Vec<&Stats> = episodes.into_iter().collect();
     let mut out = Stats::new();
-    let Some(first) = episodes.first() else {
-        return out;
-    };
-    for name in first.keys() {
+    // Every feature any episode has: episodes another tool wrote may lack some (appended
+    // to, their statistics are of the episodes that have them).
+    let names: std::collections::BTreeSet<&String> =
+        episodes.iter().flat_map(|e| e.keys()).collect();
+    for name in names {
         let parts: Vec<&FeatureStats> = episodes.iter().filter_map(|e| e.get(name)).collect();
         let width = parts[0].mean.len();
         let total: i64 = parts

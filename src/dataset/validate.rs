@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::DatasetError;
-use super::columns::{Columns, FEATURE_NAMES, OPTIONAL_FEATURES, column_types, compatible};
+use super::columns::{Columns, FEATURE_NAMES, OPTIONAL_FEATURES, column_compatible, column_types};
 use super::commit::Committed;
 use super::fsio::{list_sorted, open_parquet};
 use super::meta::{data_path, episodes_path, info_path, stats_path};
@@ -162,11 +162,11 @@ fn check_data_file(
     let (s, a) = state.info.dims();
     let schema = builder.schema().clone();
     let mut schema_ok = true;
-    for (name, (_, want)) in FEATURE_NAMES.iter().zip(column_types(s, a)) {
+    for (i, (name, (_, want))) in FEATURE_NAMES.iter().zip(column_types(s, a)).enumerate() {
         match schema.field_with_name(name) {
             Err(_) if OPTIONAL_FEATURES.contains(name) => continue,
             Err(_) => out.add(&path, None, Some(name), "column missing".into()),
-            Ok(f) if f.data_type() != &want && !compatible(f.data_type(), &want) => out.add(
+            Ok(f) if !column_compatible(i, f.data_type(), &want) => out.add(
                 &path,
                 None,
                 Some(name),

@@ -63,10 +63,14 @@ impl DatasetWriter {
     }
 
     /// Opens an existing dataset to add episodes, first recovering what a crash left behind.
+    /// One another tool wrote gains the features it lacks (its frames read back with their
+    /// defaults); one with features handful does not record is refused.
     pub fn open_append(root: &Path) -> Result<Self, DatasetError> {
+        Info::load(root)?.check_known_features(root)?;
         let recovery = recover(root)?;
-        let state = Committed::load(root)?;
+        let mut state = Committed::load(root)?;
         state.check_data_files(root, false, false)?;
+        state.info.add_missing_features();
         Ok(Self::with_state(root, state, recovery))
     }
 

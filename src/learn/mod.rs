@@ -142,6 +142,15 @@ impl LearnConfig {
                     differences.join("; ")
                 );
             }
+            if !reader.info().has_provenance() {
+                tracing::warn!(
+                    dataset = %path.display(),
+                    robot_type = reader.info().robot_type.as_deref().unwrap_or(""),
+                    "no `handful` block in meta/info.json (another tool wrote it): taken as \
+                     this robot's by its robot_type, rate and channel names; its calibration \
+                     is unknown, and its steps are paired as recorded in real time"
+                );
+            }
             let sha = &reader.info().handful.provenance.calibration_sha256;
             if !sha.is_empty() && *sha != calib.hash {
                 tracing::warn!(dataset = %path.display(), "recorded under another calibration of this robot");

@@ -1,7 +1,8 @@
 """Checks a handful dataset against the LeRobot v3.0 layout with pyarrow and pandas.
 
 Usage: check_dataset.py DATASET_ROOT. Exits non-zero with the failed assertion on any mismatch:
-info.json keys and features, data schema (names, dtypes, shapes), contiguous indices, episode
+info.json keys and features, data schema (names, dtypes, shapes; every shape-[1] feature a plain
+column, as lerobot's loader casts it), contiguous indices, episode
 offsets against the data rows, tasks table as lerobot loads it, stats against the data.
 """
 
@@ -54,10 +55,11 @@ for path in data_files:
     assert set(table.schema.names) == set(FEATURES), f"{path}: columns {table.schema.names}"
     for name, dtype in FEATURES.items():
         t = table.schema.field(name).type
-        if name in ("observation.state", "action"):
+        if name in ("observation.state", "action") and features[name]["shape"] != [1]:
             want = pa.list_(pa.float32(), features[name]["shape"][0])
             assert t.equals(want) or t.value_type == pa.float32() and t.list_size == want.list_size, f"{path}: {name} is {t}"
         else:
+            # Every shape-[1] feature a plain column, as lerobot writes and loads it.
             assert t == ARROW[dtype], f"{path}: {name} is {t}, expected {dtype}"
     df = table.to_pandas()
     df["_file"] = str(path.relative_to(root))
@@ -102,7 +104,8 @@ def s_zero(s):
 assert set(stats) == set(FEATURES), f"stats for {sorted(stats)}"
 for name in FEATURES:
     col = data[name].to_numpy()
-    values = np.stack(col).astype(np.float64) if name in ("observation.state", "action") else col.astype(np.float64)[:, None]
+    vector = name in ("observation.state", "action") and features[name]["shape"] != [1]
+    values = np.stack(col).astype(np.float64) if vector else col.astype(np.float64)[:, None]
     if name == "reset_score":
         # NaN where no classifier scored the frame: statistics of the scored frames.
         values = values[np.isfinite(values[:, 0])]
