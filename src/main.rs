@@ -372,17 +372,17 @@ fn main() -> ExitCode {
     } else {
         stderr.boxed()
     };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with(stderr)
-        // The run's own log file, once its directory is known (`run_log::open`).
+        .with(stderr.with_filter(filter))
+        // The run's own log file, once its directory exists (`run_log::open`): every
+        // line at info and above, whatever RUST_LOG keeps off the terminal.
         .with(
             tracing_subscriber::fmt::layer()
                 .with_ansi(false)
-                .with_writer(run_log::writer),
+                .with_writer(run_log::writer)
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
         )
         .init();
     let matches = Cli::command().get_matches();
@@ -473,19 +473,21 @@ mod run_log {
     use std::io::Write;
     use std::sync::Mutex;
 
-    static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+    struct Log {
+        path: Option<std::path::PathBuf>,
+        file: Option<std::fs::File>,
+    }
 
-    /// Log lines go to `path` (appended) from now on as well; a file that cannot be
-    /// opened is warned about and left out.
+    static LOG: Mutex<Log> = Mutex::new(Log {
+        path: None,
+        file: None,
+    });
+
+    /// Log lines go to `path` (appended) as well, from the first line after its directory
+    /// exists: the job creates the run directory only once its settings are valid, so a
+    /// refused run leaves none.
     pub fn open(path: &std::path::Path) {
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(file) => *FILE.lock().unwrap_or_else(|e| e.into_inner()) = Some(file),
-            Err(err) => tracing::warn!("no run log at {}: {err}", path.display()),
-        }
+        LOG.lock().unwrap_or_else(|e| e.into_inner()).path = Some(path.to_owned());
     }
 
     /// The writer `tracing` asks for per line: the file, or nothing before `open`.
@@ -497,7 +499,22 @@ mod run_log {
 
     impl Write for Writer {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if let Some(file) = FILE.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
+            if log.file.is_none()
+                && let Some(path) = log.path.take()
+            {
+                if path.parent().is_some_and(std::path::Path::is_dir) {
+                    // A log that cannot be opened is left out (stderr has every line).
+                    log.file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .ok();
+                } else {
+                    log.path = Some(path);
+                }
+            }
+            if let Some(file) = log.file.as_mut() {
                 file.write_all(buf)?;
             }
             Ok(buf.len())
@@ -923,14 +940,23 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
         },
         realtime,
     };
-    std::fs::create_dir_all(&config.out_dir)
-        .with_context(|| format!("creating the run directory {}", config.out_dir.display()))?;
     run_log::open(&config.out_dir.join("log.txt"));
     let out_dir = config.out_dir.clone();
     let result = execute_run(config, &calib, learn);
     if let Err(err) = &result {
-        // A run that failed says so in its directory, beside whatever it wrote.
-        let _ = std::fs::write(out_dir.join("error.txt"), format!("{err:#}\n"));
+        let only_the_log = std::fs::read_dir(&out_dir).is_ok_and(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .all(|e| e.file_name() == "log.txt")
+        });
+        if only_the_log {
+            // Refused before anything ran (a name claimed, perhaps a log line): no run
+            // directory is left to look like a run.
+            let _ = std::fs::remove_dir_all(&out_dir);
+        } else if out_dir.is_dir() {
+            // A run that failed says so in its directory, beside whatever it wrote.
+            let _ = std::fs::write(out_dir.join("error.txt"), format!("{err:#}\n"));
+        }
     }
     result
 }

@@ -250,6 +250,10 @@ fn time_plans(
     let spec = kind.spec();
     let (state_dim, action_dim) = (spec.states.len(), spec.actions.len());
     let clock = Clock::real();
+    // Progress on stderr (the figures go to stdout): the paper's planner takes minutes.
+    eprintln!(
+        "bench plan: timing {label}: {shape} model, {warmup} warm-up and {plans} timed plans"
+    );
     let mut model = load(spec, path, intra_threads)?;
     let bounds: Vec<(f32, f32)> = spec
         .actions
