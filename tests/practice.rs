@@ -10,11 +10,9 @@ fn read_json(path: &std::path::Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[test]
-fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartpole_back_and_evaluates_it_apart()
- {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("practice");
+/// `handful practice` in lockstep after three demonstrations, seed 1, into `out`, with
+/// `args`; its stdout (it must succeed).
+fn practise(out: &std::path::Path, args: &[&str]) -> String {
     let output = crate::cli::handful()
         .args([
             "practice",
@@ -22,18 +20,38 @@ fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartp
             "--no-viz",
             "--expert-episodes",
             "3",
+            "--seed",
+            "1",
         ])
-        .args(["--practice-steps", "2000", "--seed", "1"])
-        .args(["--eval-every", "1000", "--eval-episodes", "2"])
+        .args(args)
         .arg("--out")
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartpole_back_and_evaluates_it_apart()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("practice");
+    let stdout = practise(
+        &out,
+        &[
+            "--practice-steps",
+            "2000",
+            "--eval-every",
+            "1000",
+            "--eval-episodes",
+            "2",
+        ],
     );
     eprintln!("{stdout}");
     let summary = read_json(&out.join("summary.json"));
@@ -129,35 +147,12 @@ fn a_short_reset_free_run_switches_phases_trains_the_classifier_brings_the_cartp
     let csv = std::fs::read_to_string(out.join("evaluation.csv")).unwrap();
     assert_eq!(csv.lines().count(), evaluations.len() + 1);
 
-    // Reproducible: the same seed, run again for a third of the steps (and no evaluations),
-    // does exactly what the first run did in its first phases (one backward phase at least): the same phases, returns,
-    // scores, classifier versions and fits (the lockstep hand-over is by tick).
+    // Reproducible: the same seed, run again for a third of the steps (and no
+    // evaluations), does exactly what the first run did in its first phases (one backward
+    // phase at least): the same phases, returns, scores, classifier versions and fits (the
+    // lockstep hand-over is by tick).
     let again = dir.path().join("again");
-    let output = crate::cli::handful()
-        .args([
-            "practice",
-            "--lockstep",
-            "--no-viz",
-            "--expert-episodes",
-            "3",
-        ])
-        .args([
-            "--practice-steps",
-            "700",
-            "--seed",
-            "1",
-            "--eval-every",
-            "0",
-        ])
-        .arg("--out")
-        .arg(&again)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    practise(&again, &["--practice-steps", "700", "--eval-every", "0"]);
     // Ticks and timings aside (the loop idles between phases for as long as the host
     // takes), every column of every phase of the shorter run.
     let rows = |dir: &std::path::Path| -> Vec<String> {
