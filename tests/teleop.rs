@@ -167,3 +167,30 @@ fn an_operator_at_the_robot_records_an_episode_through_the_firmware() {
     );
     assert!(frames.iter().all(|f| f.frame.is_expert));
 }
+
+#[test]
+fn quitting_while_an_episode_records_discards_it_and_ends_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("demos");
+    let output = crate::cli::handful()
+        .args([
+            "record",
+            "--teleop",
+            "firmware",
+            "--sim-arg=--operator=quit",
+            "--dataset",
+        ])
+        .arg(&dataset)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("quitting: the episode in progress is discarded"),
+        "{stderr}"
+    );
+    // Nothing kept: the operator did not end the episode where a demonstration ends.
+    if let Ok(reader) = DatasetReader::open(Path::new(&dataset)) {
+        assert_eq!(reader.episodes().len(), 0, "{:?}", reader.episodes());
+    }
+}

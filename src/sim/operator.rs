@@ -5,7 +5,8 @@
 //!
 //! The `demo` script, on the firmware clock from the first tick: press Start at 1.0 s;
 //! hold the dead-man and push axis 0 as `0.8·sin(2π·0.5·t)` from 1.0 s to 4.0 s; press
-//! Stop-and-keep at 4.0 s; press Quit at 4.5 s; nothing after.
+//! Stop-and-keep at 4.0 s; press Quit at 4.5 s; nothing after. The `quit` script starts an
+//! episode the same way and presses Quit at 2.5 s, while it records.
 
 use handful_protocol::{Teleop, Vector};
 
@@ -16,6 +17,8 @@ use crate::teleop::{BUTTON_DEADMAN, BUTTON_QUIT, BUTTON_START, BUTTON_STOP_KEEP}
 pub enum OperatorScript {
     /// One short teleoperated episode, kept, then quit.
     Demo,
+    /// An episode started, then quit while it records.
+    Quit,
 }
 
 /// Momentary presses last this long, so the host sees each edge.
@@ -41,6 +44,18 @@ impl OperatorScript {
                     buttons |= BUTTON_STOP_KEEP;
                 }
                 if pressed(4.5) {
+                    buttons |= BUTTON_QUIT;
+                }
+            }
+            Self::Quit => {
+                if pressed(1.0) {
+                    buttons |= BUTTON_START;
+                }
+                if (1.0..2.5).contains(&t) {
+                    buttons |= BUTTON_DEADMAN;
+                    axis = 0.5;
+                }
+                if pressed(2.5) {
                     buttons |= BUTTON_QUIT;
                 }
             }
