@@ -622,7 +622,7 @@ impl Retraining {
         self.swaps.forward()?;
         let nll = match event {
             SysidEvent::Published(model) => {
-                tracing::info!(version = model.version, validation_nll = format!("{:.3}", model.validation_nll), rows = ?model.counts, train_ms = model.train_ms, "model published");
+                tracing::info!(version = model.version, validation_nll = format!("{:.3}", model.validation_nll), rows = %model.counts, train_ms = model.train_ms, "model published");
                 self.counts.published += 1;
                 self.swaps.name(model.version);
                 let nll = model.validation_nll;

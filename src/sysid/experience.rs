@@ -234,6 +234,21 @@ pub struct ExperienceCounts {
     pub dropped: usize,
 }
 
+/// `expert 534 + 60 held out, learner 178 + 20 held out, 0 dropped` (for logs).
+impl std::fmt::Display for ExperienceCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "expert {} + {} held out, learner {} + {} held out, {} dropped",
+            self.expert_train,
+            self.expert_validation,
+            self.learner_train,
+            self.learner_validation,
+            self.dropped
+        )
+    }
+}
+
 impl Experience {
     pub fn new(config: ExperienceConfig, seed: u64) -> Self {
         use rand::SeedableRng;
