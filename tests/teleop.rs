@@ -133,21 +133,23 @@ fn episode_buttons_fire_once_per_press() {
     );
 }
 
+/// `handful record` driven by the simulator's scripted operator `script`, its inputs
+/// forwarded by the firmware, into `dataset`.
+fn record_by_operator(script: &str, dataset: &Path) -> std::process::Output {
+    crate::cli::handful()
+        .args(["record", "--teleop", "firmware"])
+        .arg(format!("--sim-arg=--operator={script}"))
+        .arg("--dataset")
+        .arg(dataset)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn an_operator_at_the_robot_records_an_episode_through_the_firmware() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = dir.path().join("demos");
-    let output = crate::cli::handful()
-        .args([
-            "record",
-            "--teleop",
-            "firmware",
-            "--sim-arg=--operator=demo",
-            "--dataset",
-        ])
-        .arg(&dataset)
-        .output()
-        .unwrap();
+    let output = record_by_operator("demo", &dataset);
     assert!(
         output.status.success(),
         "{}",
@@ -172,17 +174,7 @@ fn an_operator_at_the_robot_records_an_episode_through_the_firmware() {
 fn quitting_while_an_episode_records_discards_it_and_ends_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let dataset = dir.path().join("demos");
-    let output = crate::cli::handful()
-        .args([
-            "record",
-            "--teleop",
-            "firmware",
-            "--sim-arg=--operator=quit",
-            "--dataset",
-        ])
-        .arg(&dataset)
-        .output()
-        .unwrap();
+    let output = record_by_operator("quit", &dataset);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(
