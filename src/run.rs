@@ -194,6 +194,21 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
     std::fs::write(config.out_dir.join("calibration.toml"), &calib.text)
         .context("writing calibration.toml")?;
 
+    // The model is read, checked and probed before the robot is touched: a bad file
+    // stops the run before a simulator starts or a robot is reset.
+    let (ensemble, model) = match (config.controller, config.model.as_deref()) {
+        (ControllerKind::Mpc, Some(path)) => {
+            let expect = ModelExpectation::from_calibration(calib);
+            let info = crate::model::inspect(path, &expect)
+                .with_context(|| format!("reading model {}", path.display()))?;
+            let ensemble = Ensemble::load(path, &expect)
+                .with_context(|| format!("loading model {}", path.display()))?;
+            tracing::info!(model = %path.display(), sha256 = %ensemble.info().sha256, "model loaded");
+            (Some(ensemble), Some(info))
+        }
+        _ => (None, None),
+    };
+
     let robot = Robot::connect(
         calib,
         &RobotOptions {
@@ -213,18 +228,11 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
     let controller = build_controller(
         config.controller,
         calib,
-        config.model.as_deref(),
+        ensemble,
         &config.planner,
         &clock,
         viz.sender().plan_observers().as_ref(),
     )?;
-    let model = match (config.controller, config.model.as_deref()) {
-        (ControllerKind::Mpc, Some(path)) => Some(
-            crate::model::inspect(path, &ModelExpectation::from_calibration(calib))
-                .with_context(|| format!("reading model {}", path.display()))?,
-        ),
-        _ => None,
-    };
     let mut loop_config = LoopConfig::from_calibration(calib, config.lockstep);
     loop_config.realtime = config.realtime.clone();
     loop_config.record_policy = control::RecordPolicy::Lossy;
@@ -362,12 +370,12 @@ pub fn send_link(link: &Link, viz: &crate::viz::VizSender) {
 }
 
 /// A controller of `kind` for the robot `calib` describes, ready for the control thread.
-/// `model` is the ONNX ensemble of [`ControllerKind::Mpc`]; `clock` gives the planner
+/// `model` is the loaded ONNX ensemble of [`ControllerKind::Mpc`]; `clock` gives the planner
 /// its deadlines; an MPC controller shows each plan to an observer from `plans`.
 pub fn build_controller(
     kind: ControllerKind,
     calib: &Calibration,
-    model: Option<&Path>,
+    model: Option<Ensemble>,
     planner: &PlannerConfig,
     clock: &Clock,
     plans: Option<&PlanObserverFactory>,
@@ -387,13 +395,7 @@ pub fn build_controller(
                 calib.action_dim(),
             ))
         }
-        ControllerKind::Mpc => {
-            let path = model.context("--controller mpc needs --model FILE.onnx")?;
-            let ensemble = Ensemble::load(path, &ModelExpectation::from_calibration(calib))
-                .with_context(|| format!("loading model {}", path.display()))?;
-            tracing::info!(model = %path.display(), sha256 = %ensemble.info().sha256, "model loaded");
-            Box::new(ensemble)
-        }
+        ControllerKind::Mpc => Box::new(model.context("--controller mpc needs --model FILE.onnx")?),
     };
     let bounds: Vec<(f32, f32)> = calib.actions.iter().map(|a| (a.min, a.max)).collect();
     let mut planner = planner.clone();

@@ -187,7 +187,13 @@ fn onnx_controller(
     let mut controller = handful::run::build_controller(
         handful::run::ControllerKind::Mpc,
         calib,
-        Some(&fixture_for(plant)),
+        Some(
+            Ensemble::load(
+                &fixture_for(plant),
+                &ModelExpectation::from_calibration(calib),
+            )
+            .unwrap(),
+        ),
         &planner,
         clock,
         plans,

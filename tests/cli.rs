@@ -337,6 +337,15 @@ fn a_model_for_another_robot_is_refused_with_what_differs() {
     let error = std::fs::read_to_string(run.join("error.txt")).unwrap();
     assert!(error.contains("cart_position"), "{error}");
     assert!(!run.join("summary.json").exists());
+    // Refused before the robot was touched: no simulator started, no robot described.
+    assert!(
+        !run.join("robot.json").exists(),
+        "the robot was connected first"
+    );
+    assert!(
+        !run.join("sim-calibration.toml").exists(),
+        "a simulator was started first"
+    );
 }
 
 #[test]
