@@ -2,7 +2,10 @@
 """Soak: the main job in real time for a given time, with the retrainer and the viewer.
 
 Runs `handful run --overlap` (trials back to back, models swapped in as they are
-ready, the visualization saved to the run's .rrd) for about `--minutes`, and samples
+ready, the visualization saved to the run's .rrd) for about `--minutes` — or, with
+`--job practice`, the reset-free practice (`handful practice`: forward and backward
+phases with no reset, the retrainer, the classifier's fits and the EARL evaluator
+beside the loop) for `--minutes` of practice steps — and samples
 every few seconds the resident memory, open file descriptors and threads of handful and
 of its simulator. At the end it reads the run's summary.json and writes, as JSON and a
 table: the samples, their growth after warm-up, deadline misses and plan latency per
@@ -12,7 +15,8 @@ behaviour — a non-zero exit, a panic, descriptors or threads that keep growing
 that grows beyond what the experience itself explains.
 
     python3 benches/soak.py --minutes 60                 # the soak (JSON in runs/soak/)
-    python3 benches/soak.py --minutes 2 --check          # the short one the tests run
+    python3 benches/soak.py --minutes 60 --job practice  # an hour of reset-free practice
+    python3 benches/soak.py --minutes 2 --check          # the short one
 """
 
 import argparse
@@ -77,13 +81,27 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     ap.add_argument("--binary", type=Path, default=target / "release" / "handful")
     ap.add_argument("--check", action="store_true", help="exit 1 if a behaviour check fails")
+    ap.add_argument("--job", choices=["run", "practice"], default="run")
+    ap.add_argument("--rt", action="store_true", help="pass --rt (SCHED_FIFO control thread)")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if not args.binary.exists():
         sys.exit(f"{args.binary} not found: build with `cargo build --release` first")
-    run_dir = args.out / f"soak-{int(args.minutes)}min"
-    trials = max(2, int(args.minutes * 60 / TRIAL_S))
-    cmd = [str(args.binary), "run", "--overlap", "--trials", str(trials),
-           "--expert-episodes", "1", "--out", str(run_dir), "--name", run_dir.name]
+    suffix = "" if args.job == "run" else f"-{args.job}"
+    run_dir = args.out / f"soak{suffix}-{int(args.minutes)}min"
+    if args.job == "run":
+        trials = max(2, int(args.minutes * 60 / TRIAL_S))
+        cmd = [str(args.binary), "run", "--overlap", "--trials", str(trials),
+               "--expert-episodes", "1"]
+    else:
+        # 25 Hz practice steps; an evaluation every 10 minutes of them.
+        steps = max(500, int(args.minutes * 60 * 25))
+        cmd = [str(args.binary), "practice", "--practice-steps", str(steps),
+               "--expert-episodes", "3", "--eval-every", str(min(15000, max(250, steps // 2))),
+               "--eval-episodes", "3"]
+    cmd += ["--seed", str(args.seed), "--out", str(run_dir), "--name", run_dir.name]
+    if args.rt:
+        cmd.append("--rt")
     args.out.mkdir(parents=True, exist_ok=True)
     log = (args.out / f"{run_dir.name}.log").open("w")
     started = time.monotonic()
@@ -112,9 +130,11 @@ def main():
     if summary:
         period_s = 0.04
         width = args.window_minutes * 60
-        for t in summary["trials"]:
-            if t["policy"] != "mpc":
-                continue
+        if args.job == "practice" and summary.get("practice"):
+            rows = summary["practice"]["phases"]
+        else:
+            rows = [t for t in summary["trials"] if t["policy"] == "mpc"]
+        for t in rows:
             w = int(t["first_tick"] * period_s // width)
             while len(windows) <= w:
                 windows.append({"from_min": len(windows) * args.window_minutes, "trials": 0,
@@ -155,6 +175,8 @@ def main():
         "jitter": summary["loop_report"]["timing"]["jitter"] if summary and summary.get("loop_report") else None,
         "faults": summary.get("faults") if summary else None,
         "retrains": summary.get("retrains") if summary else None,
+        "practice": ({k: v for k, v in summary["practice"].items() if k != "phases"}
+                     if summary and summary.get("practice") else None),
         "windows": windows, "samples": samples,
     }
     out_json = args.out / f"{run_dir.name}.json"
@@ -165,7 +187,7 @@ def main():
           f"threads +{checks['thread_growth']}; simulator rss +{checks['sim_rss_growth_mb']} MB")
     print(f"  disk {report['disk_mb']} MB ({report['disk_mb_per_hour']} MB/h)")
     for w in windows:
-        print(f"  {w['from_min']:>5g} min: {w['trials']} trials, {w['deadline_misses']} deadline "
+        print(f"  {w['from_min']:>5g} min: {w['trials']} {'phases' if args.job == 'practice' else 'trials'}, {w['deadline_misses']} deadline "
               f"misses in {w['ticks']} ticks, plan p99 max {w['plan_p99_us_max'] / 1000:.1f} ms / 40 ms")
     for f in failures:
         print(f"  FAILED: {f}")
