@@ -243,9 +243,10 @@ def kill_learn_row(binary, out_root):
     subprocess.run(["rm", "-rf", str(resumed)])
     r = handful(binary, ["run", "--lockstep", "--no-viz", "--trials", "1", "--resume", str(out),
                          "--out", str(resumed)], timeout=600)
+    after = sorted(str(f.relative_to(out)) for f in (out / "models").glob("candidate*")) if (out / "models").exists() else []
     return {"row": "kill-learn", "fault": "kill -9 of a learning run as its first model is written",
             "panicked": "panicked" in stderr or "panicked" in r.stderr,
-            "models_left": leftovers, "resume_exit": r.returncode,
+            "models_left": leftovers, "resume_exit": r.returncode, "candidates_after_resume": after,
             "shown": ((r.stderr.strip().splitlines() or [""])[-1])[:200]}
 
 
@@ -300,7 +301,9 @@ def markdown(rows, machine):
         if r["row"] == "kill-record":
             lines.append(f"| {r['fault']} | recovered: {cell(r['shown'])}; valid after: {cell(r['valid'])} | {cell(r['panicked'])} |")
         elif r["row"] == "kill-learn":
-            lines.append(f"| {r['fault']} | model files left: {', '.join(r['models_left']) or 'none'}; `--resume` exit {r['resume_exit']} | {cell(r['panicked'])} |")
+            after = r.get("candidates_after_resume")
+            after = "not measured" if after is None else (", ".join(after) or "none")
+            lines.append(f"| {r['fault']} | model files left: {', '.join(r['models_left']) or 'none'}; `--resume` exit {r['resume_exit']}; candidates left after it: {after} | {cell(r['panicked'])} |")
         elif r["row"] == "sigterm":
             lines.append(f"| {r['fault']} | exit {r['exit']}, summary written: {cell(r['summary_written'])}; {cell(r['shown'])} | {cell(r['panicked'])} |")
     return "\n".join(lines).replace(f"{REPO}/", "") + "\n"

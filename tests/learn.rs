@@ -174,7 +174,15 @@ fn resume_continues_a_scripted_expert_run_and_a_run_that_was_itself_resumed() {
     let sa = learn(&a, &["--trials", "1", "--expert-episodes", "1"]);
     assert_eq!(episodes(&a.join("expert")), 1);
     assert_eq!(episodes(&a.join("learner")), 1);
+    // What a `kill -9` during a retrain leaves: a candidate that was never validated.
+    let stray = a.join("models/candidate.onnx");
+    std::fs::write(&stray, b"half a model").unwrap();
     let sb = learn(&b, &["--trials", "1", "--resume", a.to_str().unwrap()]);
+    assert!(
+        !stray.exists(),
+        "the interrupted retrain's candidate is removed"
+    );
+    assert_eq!(sb["resumed_from"]["removed_stray_candidate"], true);
     check_resumed(
         (&b, &sb),
         &a,
@@ -187,6 +195,7 @@ fn resume_continues_a_scripted_expert_run_and_a_run_that_was_itself_resumed() {
     assert!(!b.join("expert").exists(), "no new demonstrations");
     // Resuming the resumed run loads everything it learned from: a's data and its own.
     let sc = learn(&c, &["--trials", "1", "--resume", b.to_str().unwrap()]);
+    assert_eq!(sc["resumed_from"]["removed_stray_candidate"], false);
     check_resumed(
         (&c, &sc),
         &b,

@@ -43,7 +43,7 @@ use crate::sysid::{
     SysidEvent, SysidRequest, Transition, transitions_from_frames,
 };
 pub use practice::{PhaseRow, PracticeSummary};
-use sources::{last_model_version, seed_sources};
+use sources::{last_model_version, remove_stray_candidate, seed_sources};
 use swaps::Swaps;
 pub use swaps::{Driver, ModelUse};
 
@@ -212,6 +212,8 @@ pub struct Resumed {
     pub run: PathBuf,
     /// Its newest model version; this run's versions continue after it.
     pub last_model_version: u32,
+    /// Whether its `models/candidate.onnx`, left by an interrupted retrain, was removed.
+    pub removed_stray_candidate: bool,
 }
 
 /// What the retrainer was asked and what it answered.
@@ -316,10 +318,15 @@ pub fn learn(
         .as_deref()
         .map(Path::canonicalize)
         .transpose()?;
-    let resumed_from = resolved.resume.as_ref().map(|run| Resumed {
-        run: run.clone(),
-        last_model_version: last_model_version(run),
-    });
+    let resumed_from = match resolved.resume.as_ref() {
+        Some(run) => Some(Resumed {
+            run: run.clone(),
+            last_model_version: last_model_version(run),
+            removed_stray_candidate: remove_stray_candidate(run)
+                .with_context(|| format!("resuming {}", run.display()))?,
+        }),
+        None => None,
+    };
     if let Some(resumed) = &resumed_from {
         resolved.retrainer.first_version = resumed.last_model_version;
     }

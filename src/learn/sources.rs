@@ -97,6 +97,28 @@ fn resumed_sources(
     Ok(())
 }
 
+/// Removes `models/candidate.onnx` from the run being resumed, if a retrain that was
+/// interrupted (`kill -9`, power lost) left one: a candidate is written, scored and then
+/// either renamed to `v{N}.onnx` or deleted, so one still there was never validated and
+/// nothing refers to it. Returns whether one was removed.
+pub(super) fn remove_stray_candidate(run: &Path) -> anyhow::Result<bool> {
+    if !run.join("config.json").is_file() {
+        return Ok(false); // not a run directory: `seed_sources` says so
+    }
+    let path = run.join("models").join(crate::sysid::CANDIDATE_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            tracing::warn!(
+                path = %path.display(),
+                "removed a candidate model an interrupted retrain left unvalidated"
+            );
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
 /// The newest model version in a run's `models/` (0: none).
 pub(super) fn last_model_version(run: &Path) -> u32 {
     std::fs::read_dir(run.join("models"))

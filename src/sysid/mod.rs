@@ -24,6 +24,10 @@ pub use retrainer::{
     SysidRequest,
 };
 
+/// The file a retrain writes its candidate to in the models directory, before it is
+/// validated and renamed to `v{N}.onnx` or deleted.
+pub const CANDIDATE_FILE: &str = "candidate.onnx";
+
 /// The trainer settings that go with a task's real-time planner: the shipped model shape
 /// ([`crate::mpc::EnsembleShape::for_task`]) and PETS's angle features.
 pub fn trainer_config_for(task: crate::task::Task) -> crate::train::TrainerConfig {

@@ -254,7 +254,7 @@ impl Worker {
             control_period_us: self.calib.control_period_us,
             created_unix: Some(clock::wall_time_unix_secs() as u64),
         };
-        let candidate_path = self.config.models_dir.join("candidate.onnx");
+        let candidate_path = self.config.models_dir.join(super::CANDIDATE_FILE);
         candidate.write_onnx(&candidate_path, &meta)?;
         let expect = ModelExpectation::from_calibration(&self.calib);
         let mut evaluator = Ensemble::load_with(&candidate_path, &expect, ModelOptions::default())?;
