@@ -235,7 +235,26 @@ impl Worker {
             candidate.set_schedule(schedule.learning_rate, schedule.max_epochs)?;
         }
         let mut mixture = Mixture::new(expert_rows, self.config.expert_fraction);
-        let report = candidate.fit_with(&data, &mut mixture)?;
+        // A progress line every few seconds of a long fit (the robot may be waiting).
+        let version = self.version + 1;
+        let mut next_line_us = PROGRESS_EVERY_US;
+        let report = candidate.fit_observed(&data, &mut mixture, &mut |p| {
+            if p.elapsed_us < next_line_us {
+                return;
+            }
+            next_line_us = p.elapsed_us + PROGRESS_EVERY_US;
+            let bound = if p.max_steps > 0 {
+                format!("{}–{}", p.min_steps, p.max_steps)
+            } else {
+                format!("at least {}", p.min_steps)
+            };
+            tracing::info!(
+                "training v{version}: {} steps of {bound}, holdout NLL {:.3}, {:.0} s",
+                p.steps,
+                p.holdout_nll,
+                p.elapsed_us as f64 * 1e-6
+            );
+        })?;
         let mean = |v: &[f32]| v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len().max(1) as f64;
         for (epoch, e) in report.epochs.iter().enumerate() {
             let members = self.config.trainer.ensemble_size.max(1) as f64;
@@ -393,6 +412,9 @@ fn predict_with(
     model.predict(states, actions, mean.view_mut(), logvar.view_mut())?;
     Ok((mean, logvar))
 }
+
+/// How often a fit in progress says where it is.
+const PROGRESS_EVERY_US: u64 = 5_000_000;
 
 /// Share of the paired per-row differences the gate drops at each end before averaging.
 ///

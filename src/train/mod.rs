@@ -23,7 +23,7 @@ pub use data::Transitions;
 pub use export::{ExportError, ExportMetadata, PRODUCER};
 pub use network::{Params, Regularisation, Workspace, loss_and_gradient};
 pub use sampling::{BatchSource, Bootstrap, Mixture};
-pub use trainer::{EpochReport, HoldoutScore, TrainReport, Trainer};
+pub use trainer::{EpochReport, FitProgress, HoldoutScore, TrainReport, Trainer};
 
 use serde::{Deserialize, Serialize};
 

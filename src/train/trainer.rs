@@ -45,6 +45,19 @@ pub struct EpochReport {
     pub holdout: HoldoutScore,
 }
 
+/// Where a fit is, after each epoch (for a progress line; see [`Trainer::fit_observed`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FitProgress {
+    pub epoch: usize,
+    /// Gradient steps so far, and the floor and cap that end the fit (`max_steps` 0: no cap).
+    pub steps: usize,
+    pub min_steps: usize,
+    pub max_steps: usize,
+    /// Mean over members of this epoch's holdout NLL.
+    pub holdout_nll: f64,
+    pub elapsed_us: u64,
+}
+
 /// What a fit did.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TrainReport {
@@ -243,6 +256,16 @@ impl Trainer {
         data: &Transitions,
         source: &mut dyn BatchSource,
     ) -> Result<TrainReport, TrainError> {
+        self.fit_observed(data, source, &mut |_| {})
+    }
+
+    /// [`Trainer::fit_with`], telling `progress` where the fit is after each epoch.
+    pub fn fit_observed(
+        &mut self,
+        data: &Transitions,
+        source: &mut dyn BatchSource,
+        progress: &mut dyn FnMut(&FitProgress),
+    ) -> Result<TrainReport, TrainError> {
         data.validate(self.state_dim, self.action_dim)?;
         let clock = Clock::real();
         let start_us = clock.now_us();
@@ -341,6 +364,16 @@ impl Trainer {
                 best.min_logvar.assign(&self.params.min_logvar);
             }
             stale = if improved { 0 } else { stale + 1 };
+            let nll = &holdout_score.nll;
+            progress(&FitProgress {
+                epoch,
+                steps,
+                min_steps: self.config.min_steps,
+                max_steps: self.config.max_steps,
+                holdout_nll: nll.iter().map(|v| f64::from(*v)).sum::<f64>()
+                    / nll.len().max(1) as f64,
+                elapsed_us: clock.now_us().saturating_sub(start_us),
+            });
             epochs.push(EpochReport {
                 train_loss: loss_sum / steps_per_epoch as f64,
                 holdout: holdout_score,

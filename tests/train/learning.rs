@@ -2,7 +2,7 @@
 //! deterministic for a seed, honours a caller's batch source, and refuses bad input.
 
 use handful::train::{
-    BatchSource, HoldoutMetric, Mixture, TrainError, Trainer, TrainerConfig, Transitions,
+    BatchSource, Bootstrap, HoldoutMetric, Mixture, TrainError, Trainer, TrainerConfig, Transitions,
 };
 use ndarray::{Array2, Array3, Axis};
 use rand_chacha::ChaCha8Rng;
@@ -162,6 +162,37 @@ fn a_mixture_source_draws_half_its_rows_from_each_pool() {
         source.seen.len(),
         "expert rows are exactly half of every batch"
     );
+}
+
+#[test]
+fn a_fit_reports_its_progress_after_every_epoch() {
+    let data = pendulum_transitions(200, 0.01, 6);
+    let config = TrainerConfig {
+        max_epochs: 4,
+        ..small_config()
+    };
+    let mut trainer = Trainer::new(config, 2, 1, 0).expect("valid config");
+    let mut seen: Vec<(usize, usize, f64)> = Vec::new();
+    let report = trainer
+        .fit_observed(&data, &mut Bootstrap::default(), &mut |p| {
+            seen.push((p.epoch, p.steps, p.holdout_nll));
+        })
+        .expect("fit");
+    assert_eq!(seen.len(), report.epochs_run);
+    assert!(seen.iter().enumerate().all(|(i, s)| s.0 == i), "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[1].1 > w[0].1),
+        "steps grow: {seen:?}"
+    );
+    assert_eq!(seen.last().map(|s| s.1), Some(report.steps));
+    for (epoch, (_, _, nll)) in seen.iter().enumerate() {
+        let per_member = &report.epochs[epoch].holdout.nll;
+        let mean = per_member.iter().map(|v| f64::from(*v)).sum::<f64>() / per_member.len() as f64;
+        assert!(
+            (nll - mean).abs() < 1e-9,
+            "epoch {epoch}: {nll} against {mean}"
+        );
+    }
 }
 
 struct Leaky;
