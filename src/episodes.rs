@@ -89,6 +89,11 @@ impl<'a> EpisodeDriver<'a> {
         self
     }
 
+    /// The viewer this driver reports to, if any.
+    pub fn viz(&self) -> Option<&crate::viz::VizSender> {
+        self.viz.as_ref()
+    }
+
     /// Starts episode `i` at `states[i % states.len()]` (a reset to a given state) instead
     /// of a seeded reset: evaluation from a fixed set of states, or an episode replayed
     /// from a recorded start. Fails, naming the problem, if the robot does not announce

@@ -16,6 +16,9 @@ pub struct TrainingPoint {
     pub train_nll: f32,
     /// `None` when there is no validation split yet.
     pub validation_nll: Option<f32>,
+    /// The fit's last epoch: the candidate as it was scored (the viewer also puts these
+    /// on the `tick` timeline, one point per fit).
+    pub last_epoch: bool,
 }
 
 /// A consumer of the learner's progress. Called on the learner's thread (not real-time),

@@ -144,6 +144,34 @@ fn tiny_dataset(root: &Path, calib: &Calibration, episodes: u32, frames: u32) {
     writer.close().expect("close");
 }
 
+/// Each entity of `rrd` with the timelines its chunks are indexed by.
+fn entity_timelines(home: &Path, rrd: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let printed = rerun_cli(home, &["rrd", "print", "-vv", rrd.to_str().expect("utf-8")]);
+    let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in printed.lines() {
+        if line.starts_with("Chunk(") {
+            current = line
+                .split(" - ")
+                .find(|p| p.starts_with('/'))
+                .map(str::to_owned);
+            if let Some(path) = &current {
+                found.entry(path.clone()).or_default();
+            }
+            continue;
+        }
+        if let Some(path) = &current {
+            let names = line
+                .split("index_name: ")
+                .skip(1)
+                .filter_map(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+            found.entry(path.clone()).or_default().extend(names);
+        }
+    }
+    found
+}
+
 fn tick(t: u64, mode: Mode, fault: Option<HostFault>) -> TickRecord {
     let mut state = [0.0; handful_protocol::MAX_STATE_DIM];
     let theta = t as f32 * 0.1;

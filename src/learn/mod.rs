@@ -798,6 +798,18 @@ impl Session<'_> {
     /// a retrain (waited for, or in the background with `--overlap`).
     fn trial(&mut self, trial: u32, policy: &'static str) -> anyhow::Result<TrialRow> {
         let outcome = self.run_episode(Mode::Autonomous, None)?;
+        if let Some(viz) = self.driver.viz() {
+            // The console counts trials, the viewer's `episode` timeline every episode
+            // (demonstrations too): say which is which where the viewer shows it.
+            let text = format!(
+                "trial {trial} ({policy}) is episode {}: return {:.2}",
+                outcome.summary.episode, outcome.summary.episode_return
+            );
+            viz.send(crate::viz::VizEvent::text(
+                crate::viz::TextLevel::Info,
+                &text,
+            ));
+        }
         let transitions = self.pair(&outcome.frames, self.stepping());
         self.add(Kind::Learner, transitions)?;
         let model_version = outcome

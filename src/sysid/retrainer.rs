@@ -265,6 +265,7 @@ impl Worker {
                     epoch: epoch as u32,
                     train_nll: (e.train_loss / members) as f32,
                     validation_nll: Some(mean(&e.holdout.nll) as f32),
+                    last_epoch: epoch + 1 == report.epochs.len(),
                 });
         }
         let meta = ExportMetadata {
@@ -376,9 +377,6 @@ impl Worker {
             clock,
         )
         .map_err(|e| anyhow::anyhow!("the model does not fit the planner: {e}"))?;
-        if let Some(plans) = &self.config.plans {
-            controller.set_plan_observer(plans.make());
-        }
         let state: Vec<f32> = if !validation.is_empty() {
             validation.states.row(0).to_vec()
         } else {
@@ -397,6 +395,11 @@ impl Worker {
                 .map_err(|e| anyhow::anyhow!("the new controller failed its warm-up: {e}"))?;
         }
         controller.reset();
+        // The viewer sees the plans the robot acts on, not the warm-up's (they would be
+        // drawn at ticks 0 and 1, over the demonstrations).
+        if let Some(plans) = &self.config.plans {
+            controller.set_plan_observer(plans.make());
+        }
         Ok(Box::new(controller))
     }
 }

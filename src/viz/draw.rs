@@ -21,6 +21,7 @@ pub const BAND_COLOR: Color = Color(Rgba32::from_unmultiplied_rgba(40, 170, 90, 
 pub const ELITE_COLOR: Color = Color(Rgba32::from_unmultiplied_rgba(150, 150, 150, 140));
 pub const ACTUAL_COLOR: Color = Color(Rgba32::from_rgb(220, 50, 50));
 pub const GOAL_COLOR: Color = Color(Rgba32::from_unmultiplied_rgba(40, 170, 90, 90));
+pub const AXES_COLOR: Color = Color(Rgba32::from_rgb(150, 150, 150));
 const TABLE_COLOR: Color = Color(Rgba32::from_rgb(120, 120, 120));
 
 const CART_HALF_SIZE_M: [f32; 2] = [0.2, 0.1];
@@ -34,6 +35,8 @@ pub struct Layout {
     pub state_units: Vec<String>,
     pub action_names: Vec<String>,
     pub action_units: Vec<String>,
+    /// The calibrated `(min, max)` of each action (empty when not known).
+    pub action_limits: Vec<(f32, f32)>,
     pub period_s: f64,
 }
 
@@ -45,6 +48,7 @@ impl Layout {
             state_units: calib.states.iter().map(|s| s.unit.clone()).collect(),
             action_names: calib.actions.iter().map(|a| entity_name(&a.name)).collect(),
             action_units: calib.actions.iter().map(|a| a.unit.clone()).collect(),
+            action_limits: calib.actions.iter().map(|a| (a.min, a.max)).collect(),
             period_s: calib.control_period_us as f64 * 1e-6,
         }
     }

@@ -23,6 +23,11 @@ pub fn blueprint(layout: &Layout) -> Blueprint {
                 .with_origin(format!("/plan/state/{name}"))
                 .into()
         })
+        .chain(layout.action_names.iter().map(|name| {
+            Spatial2DView::new(format!("plan: {name} vs seconds ahead"))
+                .with_origin(format!("/plan/action/{name}"))
+                .into()
+        }))
         .chain([
             series("plan error (actual − predicted)", "/plan/error"),
             TimeSeriesView::new("plan ±2σ coverage")

@@ -458,11 +458,18 @@ impl Logger {
             )?;
             self.last_mode = Some(r.mode);
         }
-        if r.fault.is_some() {
+        // Fault events counted as the loop counts them for summary.json (a change to a
+        // fault, while driving or faulted; see `control::safety`): idle ticks before
+        // the first state are "no state yet", not a fault.
+        let counted = r.mode.is_driving() || r.mode == Mode::Fault;
+        if let Some(fault) = r.fault
+            && self.last_fault != Some(fault)
+            && counted
+        {
             self.faults += 1;
         }
         if r.fault != self.last_fault {
-            if let Some(fault) = r.fault {
+            if let Some(fault) = r.fault.filter(|_| counted) {
                 let level = if fault.latches() {
                     TextLogLevel::ERROR
                 } else {
@@ -540,10 +547,27 @@ impl Logger {
         log_scalar(&self.rec, "link/usable", f64::from(u8::from(h.is_usable())))
     }
 
+    /// Each fit's curve on the `epoch` timeline (`train/v<version>/…`); and its last
+    /// epoch on the `tick` timeline, at the tick the fit ended (`train/fit/…`), so the
+    /// training chart is not empty where the robot is.
     fn training(&mut self, p: &TrainingPoint) -> Result<(), RecordingStreamError> {
         self.set_time(None, None);
         self.rec.set_time_sequence("epoch", i64::from(p.epoch));
         let base = format!("train/v{}", p.model_version);
+        self.log_fit(&base, p)?;
+        if p.last_epoch {
+            self.set_time(self.last_tick, self.last_firmware_us);
+            self.log_fit("train/fit", p)?;
+            log_scalar(
+                &self.rec,
+                "train/fit/model_version",
+                f64::from(p.model_version),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn log_fit(&self, base: &str, p: &TrainingPoint) -> Result<(), RecordingStreamError> {
         log_scalar(
             &self.rec,
             &format!("{base}/train_nll"),

@@ -23,6 +23,7 @@
 //! | `state/<name>`, `action/<name>` | calibrated states, sent commands | tick, robot_time |
 //! | `plan/state/<name>/{mean,band,elites,actual}` | predicted state vs seconds ahead, ±2σ | tick |
 //! | `plan/action/<name>/mean` | planned actions vs seconds ahead | tick |
+//! | `plan/{state,action}/<name>/axes{,/labels}` | a chart's box and labels in real units | tick |
 //! | `plan/error/<name>/{one_step,horizon}`, `plan/coverage` | actual − predicted; share inside ±2σ | tick |
 //! | `timing/{compute_us,jitter_us,state_age_us,overruns,missed_commands}` | loop timing | tick |
 //! | `link/{crc_errors,decode_errors,dropped_frames,…,heartbeat_age_ms}` | link health | tick |
@@ -30,6 +31,7 @@
 //! | `model/version`, `log` (text) | deployed model, free text | tick |
 //! | `episode/reward`, `episode/return` | per step; per trial | tick, episode |
 //! | `train/v<version>/{train_nll,validation_nll}` | training curves | epoch |
+//! | `train/fit/{train_nll,validation_nll,model_version}` | each fit's last epoch | tick |
 //! | `viz/dropped` | events the viz queues dropped | tick |
 //!
 //! Timelines: `tick` (the control tick), `robot_time` (the firmware's clock of the state

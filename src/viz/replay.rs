@@ -128,6 +128,7 @@ fn layout_of(reader: &DatasetReader, root: &Path) -> Layout {
         task: None,
         state_units: vec![String::new(); state_names.len()],
         action_units: vec![String::new(); action_names.len()],
+        action_limits: Vec::new(),
         state_names,
         action_names,
         period_s: 1.0 / f64::from(info.fps.max(1)),

@@ -33,6 +33,7 @@ fn a_session_saved_to_rrd_holds_every_entity() {
                     epoch,
                     train_nll: 3.0 / (1.0 + epoch as f32),
                     validation_nll: Some(3.5 / (1.0 + epoch as f32)),
+                    last_epoch: epoch == 4,
                 };
                 assert!(tx2.send(VizEvent::Training(point)));
             }
@@ -121,6 +122,68 @@ fn a_session_saved_to_rrd_holds_every_entity() {
     for timeline in ["tick", "robot_time", "episode", "epoch", "log_time"] {
         assert!(found.contains(timeline), "no {timeline} in {found:?}");
     }
+}
+
+#[test]
+fn training_plans_and_faults_are_where_the_viewer_and_the_summary_see_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rrd = dir.path().join("session.rrd");
+    let viz = Viz::start(
+        &VizOptions::with_sink(VizSink::Save(rrd.clone())),
+        &calibration(),
+    )
+    .expect("viz starts");
+    let tx = viz.sender();
+    // Tick 0: idle, no state yet: the record says StaleState, the summary counts nothing.
+    let mut first = tick(0, Mode::Idle, Some(HostFault::StaleState));
+    first.state_count = 0;
+    assert!(tx.send_tick(&first));
+    for epoch in 0..4 {
+        let point = TrainingPoint {
+            model_version: 2,
+            epoch,
+            train_nll: 1.0 / (1.0 + epoch as f32),
+            validation_nll: Some(1.5 / (1.0 + epoch as f32)),
+            last_epoch: epoch == 3,
+        };
+        assert!(tx.send(VizEvent::Training(point)));
+    }
+    for t in 1..40 {
+        // One fault while driving: an event the summary counts.
+        let fault = (t == 20).then_some(HostFault::Overrun);
+        assert!(tx.send_tick(&tick(t, Mode::Autonomous, fault)));
+        if (5..25).contains(&t) {
+            assert!(tx.send(VizEvent::Plan(plan(t))));
+        }
+    }
+    let report = viz.finish();
+    assert_eq!((report.dropped, report.log_errors), (0, 0), "{report:?}");
+    let timelines = entity_timelines(dir.path(), &rrd);
+    let on = |entity: &str| -> &BTreeSet<String> {
+        timelines
+            .get(entity)
+            .unwrap_or_else(|| panic!("no {entity} in {timelines:#?}"))
+    };
+    // Each fit's curve on `epoch`; its last epoch on `tick`, where the robot is.
+    assert!(on("/train/v2/validation_nll").contains("epoch"));
+    assert!(!on("/train/v2/validation_nll").contains("tick"));
+    for entity in ["/train/fit/validation_nll", "/train/fit/train_nll"] {
+        assert!(on(entity).contains("tick"), "{entity}: {:?}", on(entity));
+        assert!(!on(entity).contains("epoch"), "{entity}: {:?}", on(entity));
+    }
+    // A plan is stamped with its tick, never with the epoch a training point left set.
+    for entity in [
+        "/plan/state/pole_angle/mean",
+        "/plan/state/pole_angle/actual",
+        "/plan/state/pole_angle/axes",
+        "/plan/action/force/mean",
+        "/robot/plan/mean",
+    ] {
+        assert!(on(entity).contains("tick"), "{entity}: {:?}", on(entity));
+        assert!(!on(entity).contains("epoch"), "{entity}: {:?}", on(entity));
+    }
+    // One fault event shown, the one the summary counts; not the idle tick 0.
+    assert_eq!(rows_of(dir.path(), &rrd, "/faults"), 1);
 }
 
 /// A headless rerun receiver: `rerun --port P --save FILE` (killed on drop).
