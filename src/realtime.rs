@@ -575,6 +575,41 @@ pub fn place_other_threads(config: &RealtimeConfig, setup: &ControlThreadSetup) 
     (io, moved)
 }
 
+/// Keeps every thread of process `pid` off the CPU the loop will have (`config`): the
+/// simulated robot handful starts stands in for a microcontroller of its own, and on the
+/// loop's CPU it would wait behind the SCHED_FIFO planner (its own loop overran and the
+/// host's states went stale under load before this). Threads it starts later inherit
+/// the placement. Returns how many threads were moved (0: nothing to do).
+pub fn keep_process_off_loop_cpu(pid: u32, config: &RealtimeConfig) -> Result<u32, RealtimeError> {
+    if !config.enabled {
+        return Ok(0);
+    }
+    let allowed = allowed_cpus()?;
+    let Some(others) = config
+        .loop_cpu(&allowed)
+        .map(|cpu| allowed.without(cpu))
+        .filter(|others| !others.is_empty())
+    else {
+        return Ok(0);
+    };
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| RealtimeError::Cpus(format!("the threads of process {pid}: {e}")))?;
+    let mut moved = 0;
+    for entry in tasks.flatten() {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        set_thread_cpus(tid, &others)
+            .map_err(|e| RealtimeError::Cpus(format!("thread {tid} of process {pid}: {e}")))?;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

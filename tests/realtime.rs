@@ -153,3 +153,66 @@ fn bench_rt_without_stress_ng_measures_the_idle_rows_and_says_how_to_get_the_loa
         assert!(row["jitter"]["p99_us"].as_u64().unwrap() > 0, "{row}");
     }
 }
+
+#[test]
+fn with_rt_the_simulated_robot_it_starts_runs_off_the_loops_cpu() {
+    let allowed = handful::realtime::allowed_cpus().unwrap();
+    if allowed.len() < 2 {
+        eprintln!("one CPU here: nothing to keep apart");
+        return;
+    }
+    let loop_cpu = allowed.last().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = handful()
+        .args(["run", "--controller", "expert", "--no-viz", "--rt"])
+        .args(["--episodes", "1", "--steps", "50", "--out"])
+        .arg(dir.path().join("run"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The simulator is handful's child; read where each of its threads may run.
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let mut seen = None;
+    for _ in 0..200 {
+        let sim = std::fs::read_to_string(&children)
+            .ok()
+            .and_then(|t| t.split_whitespace().next().map(str::to_owned));
+        let lists: Vec<String> = sim
+            .iter()
+            .flat_map(|pid| {
+                std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .into_iter()
+                    .flatten()
+            })
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .filter_map(|status| {
+                status.lines().find_map(|l| {
+                    l.strip_prefix("Cpus_allowed_list:")
+                        .map(|v| v.trim().to_owned())
+                })
+            })
+            .collect();
+        // Placed once the link is up: wait until every thread shows it (or time out).
+        if !lists.is_empty() && lists.iter().all(|l| l != &format!("0-{loop_cpu}")) {
+            seen = Some(lists);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = child.wait();
+    let lists = seen.expect("the simulator's threads were never moved off the loop's CPU");
+    for list in &lists {
+        let cpus: Vec<usize> = list
+            .split(',')
+            .flat_map(|part| match part.split_once('-') {
+                Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<usize>>(),
+                None => vec![part.parse().unwrap()],
+            })
+            .collect();
+        assert!(
+            !cpus.contains(&loop_cpu),
+            "a simulator thread may run on CPU {loop_cpu}: {lists:?}"
+        );
+    }
+}
