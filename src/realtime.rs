@@ -147,6 +147,8 @@ pub enum RealtimeError {
     Affinity { cpu: usize, reason: String },
     #[error("reading this process's CPUs: {0}")]
     Cpus(String),
+    #[error("placing the simulated robot: {0}")]
+    Placement(String),
 }
 
 /// How to allow SCHED_FIFO, for messages and `handful doctor`.
@@ -575,26 +577,37 @@ pub fn place_other_threads(config: &RealtimeConfig, setup: &ControlThreadSetup) 
     (io, moved)
 }
 
-/// Keeps every thread of process `pid` off the CPU the loop will have (`config`): the
-/// simulated robot handful starts stands in for a microcontroller of its own, and on the
-/// loop's CPU it would wait behind the SCHED_FIFO planner (its own loop overran and the
-/// host's states went stale under load before this). Threads it starts later inherit
-/// the placement. Returns how many threads were moved (0: nothing to do).
-pub fn keep_process_off_loop_cpu(pid: u32, config: &RealtimeConfig) -> Result<u32, RealtimeError> {
+/// SCHED_FIFO priority of the simulated robot's threads, below the loop's I/O threads.
+pub const fn simulated_robot_priority(config: &RealtimeConfig) -> i32 {
+    if config.priority > 3 {
+        config.priority - 2
+    } else {
+        1
+    }
+}
+
+/// Places every thread of process `pid`, the simulated robot handful started, as the
+/// microcontroller it stands in for would be: a processor of its own, never waiting
+/// behind the host's work. Off the loop's CPU (there it waited behind the SCHED_FIFO
+/// planner) and SCHED_FIFO below the loop's I/O threads (at normal priority the
+/// retrainer, the classifier's fits and the evaluator on the other CPU starved it: its
+/// own loop overran and the host's states went stale). Threads it starts later inherit
+/// the placement. Returns how many threads were placed (0: nothing to do); SCHED_FIFO
+/// refused leaves the CPU placement and says so in the error.
+pub fn place_simulated_robot(pid: u32, config: &RealtimeConfig) -> Result<u32, RealtimeError> {
     if !config.enabled {
         return Ok(0);
     }
     let allowed = allowed_cpus()?;
-    let Some(others) = config
+    let others = config
         .loop_cpu(&allowed)
         .map(|cpu| allowed.without(cpu))
-        .filter(|others| !others.is_empty())
-    else {
-        return Ok(0);
-    };
+        .filter(|others| !others.is_empty());
+    let priority = simulated_robot_priority(config);
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map_err(|e| RealtimeError::Cpus(format!("the threads of process {pid}: {e}")))?;
-    let mut moved = 0;
+        .map_err(|e| RealtimeError::Placement(format!("the threads of process {pid}: {e}")))?;
+    let mut placed = 0;
+    let mut fifo_refused = None;
     for entry in tasks.flatten() {
         let Some(tid) = entry
             .file_name()
@@ -603,11 +616,22 @@ pub fn keep_process_off_loop_cpu(pid: u32, config: &RealtimeConfig) -> Result<u3
         else {
             continue;
         };
-        set_thread_cpus(tid, &others)
-            .map_err(|e| RealtimeError::Cpus(format!("thread {tid} of process {pid}: {e}")))?;
-        moved += 1;
+        if let Some(others) = &others {
+            set_thread_cpus(tid, others).map_err(|e| {
+                RealtimeError::Placement(format!("thread {tid} of process {pid}: {e}"))
+            })?;
+        }
+        if let Err(e) = set_fifo(tid, priority) {
+            fifo_refused.get_or_insert(e.to_string());
+        }
+        placed += 1;
     }
-    Ok(moved)
+    match fifo_refused {
+        Some(why) => Err(RealtimeError::Placement(format!(
+            "SCHED_FIFO {priority} refused ({why})"
+        ))),
+        None => Ok(placed),
+    }
 }
 
 #[cfg(test)]

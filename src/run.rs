@@ -517,12 +517,16 @@ impl Robot {
                     sim::spawn_process(exe, &args).context("starting the simulated robot")?;
                 let path = process.link_path().to_owned();
                 tracing::info!(pid = process.pid(), link = %path.display(), "simulated robot started");
-                match crate::realtime::keep_process_off_loop_cpu(process.pid(), &options.realtime) {
+                match crate::realtime::place_simulated_robot(process.pid(), &options.realtime) {
                     Ok(0) => {}
-                    Ok(threads) => {
-                        tracing::info!(threads, "the simulated robot runs off the loop's CPU")
-                    }
-                    Err(e) => tracing::warn!("the simulated robot may share the loop's CPU: {e}"),
+                    Ok(threads) => tracing::info!(
+                        threads,
+                        priority = crate::realtime::simulated_robot_priority(&options.realtime),
+                        "the simulated robot runs off the loop's CPU, SCHED_FIFO"
+                    ),
+                    Err(e) => tracing::warn!(
+                        "the simulated robot is not placed as a microcontroller would be: {e}"
+                    ),
                 }
                 sim_process = Some(process);
                 path

@@ -155,7 +155,7 @@ fn bench_rt_without_stress_ng_measures_the_idle_rows_and_says_how_to_get_the_loa
 }
 
 #[test]
-fn with_rt_the_simulated_robot_it_starts_runs_off_the_loops_cpu() {
+fn with_rt_the_simulated_robot_it_starts_runs_off_the_loops_cpu_as_sched_fifo() {
     let allowed = handful::realtime::allowed_cpus().unwrap();
     if allowed.len() < 2 {
         eprintln!("one CPU here: nothing to keep apart");
@@ -170,14 +170,15 @@ fn with_rt_the_simulated_robot_it_starts_runs_off_the_loops_cpu() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // The simulator is handful's child; read where each of its threads may run.
+    // The simulator is handful's child: where each of its threads may run, and how it
+    // is scheduled (field 41 of stat, after the parenthesised name; 1 is SCHED_FIFO).
     let children = format!("/proc/{0}/task/{0}/children", child.id());
     let mut seen = None;
     for _ in 0..200 {
         let sim = std::fs::read_to_string(&children)
             .ok()
             .and_then(|t| t.split_whitespace().next().map(str::to_owned));
-        let lists: Vec<String> = sim
+        let tasks: Vec<std::path::PathBuf> = sim
             .iter()
             .flat_map(|pid| {
                 std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -185,7 +186,11 @@ fn with_rt_the_simulated_robot_it_starts_runs_off_the_loops_cpu() {
                     .flatten()
             })
             .flatten()
-            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .map(|task| task.path())
+            .collect();
+        let cpus: Vec<String> = tasks
+            .iter()
+            .filter_map(|task| std::fs::read_to_string(task.join("status")).ok())
             .filter_map(|status| {
                 status.lines().find_map(|l| {
                     l.strip_prefix("Cpus_allowed_list:")
@@ -193,15 +198,28 @@ fn with_rt_the_simulated_robot_it_starts_runs_off_the_loops_cpu() {
                 })
             })
             .collect();
-        // Placed once the link is up: wait until every thread shows it (or time out).
-        if !lists.is_empty() && lists.iter().all(|l| l != &format!("0-{loop_cpu}")) {
-            seen = Some(lists);
+        let policies: Vec<u32> = tasks
+            .iter()
+            .filter_map(|task| std::fs::read_to_string(task.join("stat")).ok())
+            .filter_map(|stat| {
+                stat.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(38)?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        // Placed once the link is up: wait (bounded) until every thread shows it.
+        if !cpus.is_empty() && cpus.iter().all(|l| l != &format!("0-{loop_cpu}")) {
+            seen = Some((cpus, policies));
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let _ = child.wait();
-    let lists = seen.expect("the simulator's threads were never moved off the loop's CPU");
+    let (lists, policies) =
+        seen.expect("the simulator's threads were never moved off the loop's CPU");
     for list in &lists {
         let cpus: Vec<usize> = list
             .split(',')
@@ -213,6 +231,12 @@ fn with_rt_the_simulated_robot_it_starts_runs_off_the_loops_cpu() {
         assert!(
             !cpus.contains(&loop_cpu),
             "a simulator thread may run on CPU {loop_cpu}: {lists:?}"
+        );
+    }
+    if handful::realtime::probe_fifo(handful::realtime::DEFAULT_PRIORITY).is_ok() {
+        assert!(
+            !policies.is_empty() && policies.iter().all(|p| *p == 1),
+            "the simulator's threads are not SCHED_FIFO: {policies:?}"
         );
     }
 }
