@@ -639,15 +639,25 @@ impl Retraining {
             SysidEvent::Rejected {
                 candidate_nll,
                 current_nll,
+                candidate_mse,
+                current_mse,
                 gate,
+                error_gate,
                 ..
             } => {
                 self.counts.rejected += 1;
                 tracing::info!(
                     candidate_nll,
                     current_nll,
+                    candidate_mse,
+                    current_mse,
                     trimmed_difference = gate.trimmed_difference,
                     better_rows = format!("{} of {}", gate.candidate_better_rows, gate.rows),
+                    error_trimmed_difference = error_gate.trimmed_difference,
+                    error_better_rows = format!(
+                        "{} of {}",
+                        error_gate.candidate_better_rows, error_gate.rows
+                    ),
                     "model not published: worse on validation"
                 );
                 None

@@ -64,8 +64,10 @@ pub struct ModelVersion {
     /// Mean Gaussian NLL per state dimension on the validation transitions (both kinds).
     pub validation_nll: f64,
     pub validation_mse: f64,
-    /// How it compared with the model it replaced (none for the first model).
+    /// How it compared with the model it replaced (none for the first model): NLL, and
+    /// the squared error of the members' means.
     pub gate: Option<GateScore>,
+    pub error_gate: Option<GateScore>,
     pub counts: ExperienceCounts,
     pub epochs: usize,
     pub train_ms: u64,
@@ -81,7 +83,11 @@ pub enum SysidEvent {
         /// Mean validation NLL of each (informative; the gate decides on `gate`).
         candidate_nll: f64,
         current_nll: f64,
+        /// Mean squared error of the members' means on the same rows (informative).
+        candidate_mse: f64,
+        current_mse: f64,
         gate: GateScore,
+        error_gate: GateScore,
         /// The version still in use (0: none published yet).
         version_in_use: u32,
         counts: ExperienceCounts,
@@ -290,18 +296,23 @@ impl Worker {
             let _ = std::fs::remove_file(&candidate_path);
             anyhow::bail!("the candidate model predicts non-finite values");
         }
-        let mut gate = None;
+        let (mut gate, mut error_gate) = (None, None);
         if let Some(current) = self.current.as_mut() {
             let members = current.ensemble_size();
             let current_score = score(scored, members, |s, a| predict_with(current, s, a))?;
             let compared = GateScore::compare(&candidate_score.row_nll, &current_score.row_nll);
+            let errors = GateScore::compare(&candidate_score.row_se, &current_score.row_se);
             gate = Some(compared);
+            error_gate = Some(errors);
             if !compared.accepts() {
                 let _ = std::fs::remove_file(&candidate_path);
                 return Ok(SysidEvent::Rejected {
                     candidate_nll,
                     current_nll: current_score.mean_nll(),
+                    candidate_mse: candidate_score.mse,
+                    current_mse: current_score.mse,
                     gate: compared,
+                    error_gate: errors,
                     version_in_use: self.version,
                     counts,
                 });
@@ -332,6 +343,7 @@ impl Worker {
             validation_nll: candidate_nll,
             validation_mse: candidate_score.mse,
             gate,
+            error_gate,
             counts,
             epochs: report.epochs_run,
             train_ms: report.wall_time_us / 1000,
@@ -485,6 +497,9 @@ impl GateScore {
 struct Score {
     /// Gaussian NLL of each row: the mean over members and state dimensions.
     row_nll: Vec<f64>,
+    /// Squared error of each row: the mean over members and state dimensions of
+    /// (member mean − target)².
+    row_se: Vec<f64>,
     /// MSE per state dimension over every member and row.
     mse: f64,
 }
@@ -513,6 +528,7 @@ fn score(
     const CHUNK: usize = 1024;
     let mut out = Score {
         row_nll: Vec::with_capacity(data.len()),
+        row_se: Vec::with_capacity(data.len()),
         mse: f64::INFINITY,
     };
     if data.is_empty() {
@@ -538,24 +554,28 @@ fn score(
         )?;
         let targets = &data.next_states.slice(rows) - &data.states.slice(rows);
         let mut row_nll = vec![0.0f64; end - start];
+        let mut row_se = vec![0.0f64; end - start];
         let per_row = (ensemble_size * targets.ncols()).max(1) as f64;
         for (m, lv) in mean.outer_iter().zip(logvar.outer_iter()) {
             for (((m, lv), y), row) in m
                 .outer_iter()
                 .zip(lv.outer_iter())
                 .zip(targets.outer_iter())
-                .zip(row_nll.iter_mut())
+                .zip(row_nll.iter_mut().zip(row_se.iter_mut()))
             {
+                let (row, se) = row;
                 for ((m, lv), y) in m.iter().zip(lv.iter()).zip(y.iter()) {
                     let (m, lv, y) = (f64::from(*m), f64::from(*lv), f64::from(*y));
                     let err = (m - y) * (m - y);
                     *row += (0.5 * (lv + err * (-lv).exp()) + half_ln_2pi) / per_row;
+                    *se += err / per_row;
                     sq += err;
                     count += 1;
                 }
             }
         }
         out.row_nll.extend(row_nll);
+        out.row_se.extend(row_se);
         start = end;
     }
     out.mse = sq / count as f64;
