@@ -147,6 +147,7 @@ pub fn diagnose(args: &DoctorArgs) -> DoctorReport {
         kernel(),
         sched_fifo(args.rt_priority),
         rt_throttling(),
+        autogroup(),
         memlock(),
     ];
     findings.extend(cpus(args.rt_cpu));
@@ -302,6 +303,28 @@ fn rt_throttling() -> Finding {
             ),
         ),
         None => ok("rt_throttling", "no sched_rt_runtime_us exposed"),
+    }
+}
+
+/// Autogroup scheduling gives each session (an ssh login, a service) an equal share of
+/// the CPUs whatever the nice values inside it: a build started from another login took
+/// half the machine from a practice at nice 0 here, and its stale states ended the run.
+fn autogroup() -> Finding {
+    autogroup_finding(read_trimmed("/proc/sys/kernel/sched_autogroup_enabled").as_deref())
+}
+
+fn autogroup_finding(enabled: Option<&str>) -> Finding {
+    match enabled {
+        Some("1") => warn(
+            "autogroup",
+            "autogroup scheduling is on: work started from another login (a build) shares the              CPUs equally with handful, whatever its nice; the retrainer and a simulated robot              can be starved (--rt keeps only the loop apart)",
+            "echo 0 | sudo tee /proc/sys/kernel/sched_autogroup_enabled              (kernel.sched_autogroup_enabled = 0 in /etc/sysctl.d/ to keep it)",
+        ),
+        Some(_) => ok(
+            "autogroup",
+            "autogroup scheduling is off: nice means what it says",
+        ),
+        None => ok("autogroup", "no autogroup scheduling in this kernel"),
     }
 }
 
@@ -759,6 +782,20 @@ fn accessible_dir(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn autogroup_scheduling_is_a_warning_with_the_sysctl_that_turns_it_off() {
+        let on = autogroup_finding(Some("1"));
+        assert_eq!(on.status, Status::Warn);
+        assert!(
+            on.fix
+                .as_deref()
+                .unwrap()
+                .contains("sched_autogroup_enabled")
+        );
+        assert_eq!(autogroup_finding(Some("0")).status, Status::Ok);
+        assert_eq!(autogroup_finding(None).status, Status::Ok);
+    }
 
     #[test]
     fn group_files_give_names_by_gid() {

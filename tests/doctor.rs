@@ -9,10 +9,11 @@ use serde_json::Value;
 use crate::cli::handful;
 
 /// Every check the doctor makes, once each.
-const CHECKS: [&str; 14] = [
+const CHECKS: [&str; 15] = [
     "kernel",
     "sched_fifo",
     "rt_throttling",
+    "autogroup",
     "memlock",
     "cpus",
     "isolated_cores",
