@@ -587,12 +587,11 @@ pub const fn simulated_robot_priority(config: &RealtimeConfig) -> i32 {
 }
 
 /// Places every thread of process `pid`, the simulated robot handful started, as the
-/// microcontroller it stands in for would be: a processor of its own, never waiting
-/// behind the host's work. Off the loop's CPU (there it waited behind the SCHED_FIFO
-/// planner) and SCHED_FIFO below the loop's I/O threads (at normal priority the
-/// retrainer, the classifier's fits and the evaluator on the other CPU starved it: its
-/// own loop overran and the host's states went stale). Threads it starts later inherit
-/// the placement. Returns how many threads were placed (0: nothing to do); SCHED_FIFO
+/// microcontroller it stands in for would be: never waiting behind the host's work. Off
+/// the loop's CPU (there it waits behind the SCHED_FIFO planner) and SCHED_FIFO below
+/// the loop's I/O threads (at normal priority, beside the retrainer, the classifier's
+/// fits and the evaluator, its own loop overran 22 times in three minutes of a loaded
+/// practice). Threads it starts later inherit the placement. Returns how many threads were placed (0: nothing to do); SCHED_FIFO
 /// refused leaves the CPU placement and says so in the error.
 pub fn place_simulated_robot(pid: u32, config: &RealtimeConfig) -> Result<u32, RealtimeError> {
     if !config.enabled {
