@@ -227,7 +227,7 @@ class Bridge:
 
     def tick(self, now_us: int) -> tuple:
         state = self.plant.state()
-        bits = tuple(p.f32_bits(v) if math.isfinite(v) else p.f32_bits(v) for v in state)
+        bits = tuple(p.f32_bits(v) for v in state)
         return self.firmware.tick(now_us, bits, self.plant.fault_flags())
 
     def step(self, action) -> None:

@@ -66,8 +66,12 @@ RESET_LENGTH, RESET_NOT_FINITE, RESET_OUT_OF_RANGE = 1, 2, 3
 
 
 def f32_bits(value: float) -> int:
-    """The bit pattern of `value` rounded to binary32."""
-    return struct.unpack("<I", struct.pack("<f", value))[0]
+    """The bit pattern of `value` rounded to binary32 (beyond its range: ±inf, as a
+    cast in Rust gives)."""
+    try:
+        return struct.unpack("<I", struct.pack("<f", value))[0]
+    except OverflowError:
+        return 0x7F800000 if value > 0 else 0xFF800000
 
 
 def f32_from_bits(bits: int) -> float:

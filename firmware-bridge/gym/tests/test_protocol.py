@@ -156,6 +156,11 @@ class GoldenVectors(unittest.TestCase):
                 self.assertEqual(stored, p.crc32(frame_raw[:-4]))
         self.assertEqual(p.crc32(b"123456789"), 0xCBF43926)
 
+    def test_values_beyond_f32_become_infinities(self):
+        self.assertEqual(p.f32_bits(1e300), 0x7F800000)
+        self.assertEqual(p.f32_bits(-1e300), 0xFF800000)
+        self.assertEqual(p.f32_bits(0.1), 0x3DCCCCCD)
+
     def test_every_single_bit_flip_of_a_frame_is_rejected(self):
         for name, _, frame_raw, _ in golden_vectors():
             with self.subTest(name):
