@@ -608,7 +608,7 @@ fn record_command(args: RecordArgs) -> anyhow::Result<()> {
             lockstep: args.lockstep,
             seed: args.seed,
             sim_args: args.sim_args,
-            sim_cmd: args.sim_cmd,
+            sim_cmd: args.sim_cmd.or_else(|| calib.sim_cmd.clone()),
             dir: std::env::temp_dir().join(format!("handful-record-{}", std::process::id())),
             realtime,
         },
@@ -952,7 +952,8 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
         steps_per_episode: args.steps.unwrap_or(calib.task.episode_steps() as u32),
         seed: args.seed,
         sim_args: args.sim_args,
-        sim_cmd: args.sim_cmd,
+        // Resolved here so config.json names the command that ran.
+        sim_cmd: args.sim_cmd.or_else(|| calib.sim_cmd.clone()),
         model: args.model,
         planner: planner_config(args.planner.as_deref(), calib.task, args.lockstep)?,
         viz: viz_options,

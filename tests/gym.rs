@@ -252,6 +252,14 @@ fn the_learning_job_learns_the_mujoco_inverted_pendulum_through_the_bridge() {
     // at Gymnasium's 0.2 rad bound; seed 1 here: 0.06, then 96.5 of 100).
     assert!(first.1 < 20.0, "{returns:?}");
     assert!(last.1 > 80.0, "{returns:?}");
+    let config = read_json(&out.join("config.json"));
+    assert!(
+        config["sim_cmd"]
+            .as_str()
+            .is_some_and(|c| c.contains("--env InvertedPendulum-v5")),
+        "{}",
+        config["sim_cmd"]
+    );
     let robot = read_json(&out.join("robot.json"));
     assert_eq!(robot["robot_id"], "inverted-pendulum-gym");
     // No host fault (the random trial's cart may reach the rail: a firmware `Limit`).
