@@ -58,8 +58,9 @@ TASKS = {
                      GYM + "handful/PetsCartpole-v0"),
     "gym-pendulum": ("calib/pendulum-sim.toml", 50.0, 50.0, 50_000, True, GYM + "Pendulum-v1"),
     # Gymnasium InvertedPendulum-v5 (its calibration names the bridge): 200 steps of
-    # reward at most 1 (upright), the level 190; the oracle is the Rust cart-pole model.
-    "gym-inverted-pendulum": ("calib/inverted-pendulum-gym.toml", 190.0, 190.0, 40_000, False,
+    # reward at most 1 (upright; the expert scores 199.98), the level 190, hold 180. The
+    # oracle plans with the Rust cart-pole (no hinge stop): 146-192, a poor reference.
+    "gym-inverted-pendulum": ("calib/inverted-pendulum-gym.toml", 190.0, 180.0, 40_000, False,
                               None),
 }
 
