@@ -87,6 +87,9 @@ Examples:
   handful run --expert datasets/demos     learn from recorded demonstrations
   handful run --controller expert --episodes 5
   handful run --controller mpc --model runs/NAME/best.onnx
+  handful run --calib calib/pendulum-sim.toml --sim-cmd '.venv/bin/python firmware-bridge/gym/serve.py --env Pendulum-v1'
+                                          Gymnasium's Pendulum-v1 as the robot
+  handful run --calib calib/inverted-pendulum-gym.toml      MuJoCo's InvertedPendulum-v5
   handful run --port /dev/ttyUSB0 --calib calib/robot.toml --rt      a real robot";
 
 const PRACTICE_EXAMPLES: &str = "\
