@@ -8,6 +8,7 @@ trial's return and timing figures as JSON. Not a test: it asserts nothing, it me
     python3 benches/learn.py                     # everything below (~3 h on 2 cores)
     python3 benches/learn.py --tasks cartpole --modes lockstep --demos 3 --seeds 0-4
     python3 benches/learn.py --trainer T.toml --label elites   # a variant, same grid
+    python3 benches/learn.py --tasks gym-cartpole,gym-pendulum --modes lockstep  # Gymnasium
 
 Figures per run: return per trial, the first MPC trial at the level, whether it holds
 (every later trial at the hold level), deadline misses and the plan latency p99 next to
@@ -39,13 +40,28 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The Python stand-in firmware serving a Gymnasium environment (firmware-bridge/gym).
+GYM = ".venv/bin/python firmware-bridge/gym/serve.py --env "
+
 # Task -> (calibration, level, hold level, control period in µs, whether the levels are
-# regrets against the oracle rather than returns). See the module comment.
+# regrets against the oracle rather than returns, the simulator command: None for
+# `handful sim`). See the module comment.
 TASKS = {
-    "cartpole": ("calib/cartpole-sim.toml", 170.0, 160.0, 40_000, False),
-    "pendulum": ("calib/pendulum-sim.toml", 50.0, 50.0, 50_000, True),
+    "cartpole": ("calib/cartpole-sim.toml", 170.0, 160.0, 40_000, False, None),
+    "pendulum": ("calib/pendulum-sim.toml", 50.0, 50.0, 50_000, True, None),
     # A plant nobody tuned for: a pole 50 % heavier and 20 % longer, same task and level.
-    "cartpole-heavy": ("calib/cartpole-heavy-sim.toml", 170.0, 160.0, 40_000, False),
+    "cartpole-heavy": ("calib/cartpole-heavy-sim.toml", 170.0, 160.0, 40_000, False, None),
+    # The same tasks on Gymnasium behind the bridge: the PETS cart-pole's MuJoCo XML, and
+    # Pendulum-v1 itself; the oracle (the Rust true dynamics planning) runs through the
+    # bridge too, from the bridge's starts.
+    "gym-cartpole": ("calib/cartpole-sim.toml", 170.0, 160.0, 40_000, False,
+                     GYM + "handful/PetsCartpole-v0"),
+    "gym-pendulum": ("calib/pendulum-sim.toml", 50.0, 50.0, 50_000, True, GYM + "Pendulum-v1"),
+    # Gymnasium InvertedPendulum-v5 (its calibration names the bridge): 200 steps of
+    # reward at most 1 (upright; the expert scores 199.98), the level 190, hold 180. The
+    # oracle plans with the Rust cart-pole (no hinge stop): 146-192, a poor reference.
+    "gym-inverted-pendulum": ("calib/inverted-pendulum-gym.toml", 190.0, 180.0, 40_000, False,
+                              None),
 }
 
 
@@ -58,7 +74,7 @@ def seeds(text):
 
 def oracle(binary, out_root, task, mode, seed, episodes):
     """Returns of the true-dynamics planner per episode index (reused if already run)."""
-    calib = TASKS[task][0]
+    calib, sim_cmd = TASKS[task][0], TASKS[task][5]
     name = f"oracle-{task}-{mode}-seed{seed}"
     out = out_root / name
     summary_path = out / "summary.json"
@@ -73,6 +89,8 @@ def oracle(binary, out_root, task, mode, seed, episodes):
     ]
     if mode == "lockstep":
         cmd.append("--lockstep")
+    if sim_cmd:
+        cmd += ["--sim-cmd", sim_cmd]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0 or not summary_path.exists():
         sys.exit(f"the oracle run failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -81,7 +99,7 @@ def oracle(binary, out_root, task, mode, seed, episodes):
 
 
 def run_one(binary, out_root, task, mode, demos, seed, trials, trainer, extra, oracle_returns):
-    calib, threshold, hold, period_us, by_regret = TASKS[task]
+    calib, threshold, hold, period_us, by_regret, sim_cmd = TASKS[task]
     name = f"{task}-{mode}-demos{demos}-seed{seed}"
     out = out_root / name
     cmd = [
@@ -93,6 +111,8 @@ def run_one(binary, out_root, task, mode, demos, seed, trials, trainer, extra, o
         cmd.append("--lockstep")
     if trainer:
         cmd += ["--trainer", str(trainer)]
+    if sim_cmd:
+        cmd += ["--sim-cmd", sim_cmd]
     cmd += extra
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)

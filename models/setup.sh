@@ -3,7 +3,8 @@
 #   - the one system package the build needs: libudev-dev (the gamepad crate, gilrs, links
 #     libudev), installed with apt-get when missing (as root; otherwise it says how);
 #   - a Python venv at <repo>/.venv with pinned onnxruntime, onnx and numpy (the scripts in
-#     models/ write and check ONNX ensembles with them);
+#     models/ write and check ONNX ensembles with them), and gymnasium with mujoco (the
+#     stand-in firmware of firmware-bridge/gym serves their environments as robots);
 #   - the ONNX Runtime shared library taken from the onnxruntime wheel, copied to
 #     models/runtime/libonnxruntime.so, where the binary and the tests look for it.
 # Idempotent: a second run only checks. Both .venv and models/runtime are gitignored.
@@ -31,8 +32,10 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-# rerun-sdk: its `rerun` CLI reads back the .rrd files the viz tests write.
+# rerun-sdk: its `rerun` CLI reads back the .rrd files the viz tests write. gymnasium,
+# mujoco and imageio (which gymnasium's MuJoCo environments import): firmware-bridge/gym.
 want="onnxruntime==$ORT_VERSION onnx==1.23.2 numpy==2.4.6 pyarrow==22.0.0 pandas==2.3.3 rerun-sdk==0.36.3"
+want="$want gymnasium==1.4.0 mujoco==4.0.1 imageio==2.38.2"
 if ! "$VENV/bin/python" - <<PY 2>/dev/null
 import importlib.metadata as m, sys
 want = dict(p.split("==") for p in "$want".split())

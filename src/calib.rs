@@ -128,6 +128,11 @@ pub struct RawLink {
     /// Device path (`/dev/ttyUSB0`), or `"sim"` to start the simulated robot.
     pub port: String,
     pub baud: u32,
+    /// With `port = "sim"`: a shell command that starts the simulated robot instead of
+    /// `handful sim` (a stand-in firmware such as firmware-bridge/gym); `handful run`'s
+    /// `--sim-cmd` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_cmd: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -202,6 +207,9 @@ pub struct Calibration {
     pub task: Task,
     /// `None` means "start the simulated robot".
     pub port: Option<String>,
+    /// The command that starts the simulated robot (`[link] sim_cmd`), when not `handful
+    /// sim`; only with `port = "sim"`.
+    pub sim_cmd: Option<String>,
     pub baud: u32,
     pub control_period_us: u64,
     pub heartbeat_interval_us: u64,
@@ -281,6 +289,20 @@ impl Calibration {
             }
             other => Some(other.to_owned()),
         };
+        let sim_cmd = match (&raw.link.sim_cmd, &port) {
+            (None, _) => None,
+            (Some(cmd), _) if cmd.trim().is_empty() => {
+                return Err(check.invalid("link.sim_cmd", "a shell command", "empty".into()));
+            }
+            (Some(_), Some(port)) => {
+                return Err(check.invalid(
+                    "link.sim_cmd",
+                    "absent: it starts a simulator, and link.port names a device",
+                    format!("port {port:?}"),
+                ));
+            }
+            (Some(cmd), None) => Some(cmd.clone()),
+        };
 
         if raw.states.is_empty() || raw.states.len() > handful_protocol::MAX_STATE_DIM {
             return Err(check.invalid(
@@ -358,6 +380,7 @@ impl Calibration {
             robot_id: raw.robot.id,
             task: raw.robot.task,
             port,
+            sim_cmd,
             baud: raw.link.baud,
             control_period_us,
             heartbeat_interval_us,

@@ -364,7 +364,8 @@ pub fn expert_for(task: Task) -> Box<dyn Controller> {
     // The default tunings are tested to give a converging Riccati iteration
     // (tests/expert.rs), so these cannot fail short of a bug.
     match task {
-        Task::CartpoleSwingup => Box::new(
+        // The inverted pendulum is the cart-pole standing: its LQR balances it.
+        Task::CartpoleSwingup | Task::InvertedPendulum => Box::new(
             CartpoleExpert::new(CartpoleExpertParams::default())
                 .expect("default cart-pole LQR converges"),
         ),

@@ -87,6 +87,9 @@ Examples:
   handful run --expert datasets/demos     learn from recorded demonstrations
   handful run --controller expert --episodes 5
   handful run --controller mpc --model runs/NAME/best.onnx
+  handful run --calib calib/pendulum-sim.toml --sim-cmd '.venv/bin/python firmware-bridge/gym/serve.py --env Pendulum-v1'
+                                          Gymnasium's Pendulum-v1 as the robot
+  handful run --calib calib/inverted-pendulum-gym.toml      MuJoCo's InvertedPendulum-v5
   handful run --port /dev/ttyUSB0 --calib calib/robot.toml --rt      a real robot";
 
 const PRACTICE_EXAMPLES: &str = "\
@@ -198,6 +201,13 @@ struct RunArgs {
     /// Extra simulator arguments, e.g. --sim-arg=--sensor-noise=0.01 (repeatable).
     #[arg(long = "sim-arg", allow_hyphen_values = true)]
     sim_args: Vec<String>,
+    /// Start the simulated robot with this shell command instead of `handful sim`, e.g.
+    /// '.venv/bin/python firmware-bridge/gym/serve.py --env Pendulum-v1' (a Gymnasium
+    /// environment); it is given `--link PATH --seed S --watchdog-ms=W [--lockstep]
+    /// --calib=FILE` and the --sim-args, and must make PATH a symlink to its pty.
+    /// Default: the calibration's `[link] sim_cmd`, if any.
+    #[arg(long, value_name = "COMMAND")]
+    sim_cmd: Option<String>,
     /// ONNX ensemble for `--controller mpc` (see models/README.md for the contract).
     #[arg(long)]
     model: Option<PathBuf>,
@@ -333,6 +343,10 @@ struct RecordArgs {
     /// Extra simulator arguments (repeatable).
     #[arg(long = "sim-arg", allow_hyphen_values = true)]
     sim_args: Vec<String>,
+    /// Start the simulated robot with this shell command instead of `handful sim` (see
+    /// `handful run --help`). Default: the calibration's `[link] sim_cmd`, if any.
+    #[arg(long, value_name = "COMMAND")]
+    sim_cmd: Option<String>,
     #[command(flatten)]
     realtime: handful::realtime::RealtimeArgs,
 }
@@ -459,6 +473,22 @@ fn idle_flag(matches: &clap::ArgMatches) -> Option<String> {
     None
 }
 
+/// `--sim-cmd` starts a simulated robot: refused when the robot is a serial device
+/// (`--port`, or the calibration's `[link] port`).
+fn refuse_sim_cmd_with_port(
+    sim_cmd: Option<&str>,
+    port: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let (Some(_), Some(port)) = (sim_cmd, port) {
+        anyhow::bail!(
+            "--sim-cmd starts a simulated robot, but the robot is the serial device {} \
+             (--port or the calibration's [link] port); drop one of them",
+            port.display()
+        );
+    }
+    Ok(())
+}
+
 /// The controller as typed on the command line (`mpc-true`).
 fn controller_name(controller: ControllerKind) -> String {
     use clap::ValueEnum as _;
@@ -574,12 +604,14 @@ fn record_command(args: RecordArgs) -> anyhow::Result<()> {
     let calib = Calibration::load(&args.calib)?;
     let realtime = realtime_config(&args.realtime)?;
     let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
+    refuse_sim_cmd_with_port(args.sim_cmd.as_deref(), port.as_deref())?;
     let config = RecordConfig {
         robot: RobotOptions {
             port,
             lockstep: args.lockstep,
             seed: args.seed,
             sim_args: args.sim_args,
+            sim_cmd: args.sim_cmd.or_else(|| calib.sim_cmd.clone()),
             dir: std::env::temp_dir().join(format!("handful-record-{}", std::process::id())),
             realtime,
         },
@@ -764,6 +796,7 @@ fn learn_command(
             lockstep: config.lockstep,
             seed: config.seed,
             sim_args: config.sim_args.clone(),
+            sim_cmd: config.sim_cmd.clone(),
             dir: config.out_dir.clone(),
             realtime: config.realtime.clone(),
         },
@@ -909,6 +942,7 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
         practice,
     };
     let port = args.port.or_else(|| calib.port.as_ref().map(PathBuf::from));
+    refuse_sim_cmd_with_port(args.sim_cmd.as_deref(), port.as_deref())?;
     let config = RunConfig {
         name,
         out_dir,
@@ -921,6 +955,8 @@ fn run_command(args: RunArgs, practice: Option<PracticeArgs>) -> anyhow::Result<
         steps_per_episode: args.steps.unwrap_or(calib.task.episode_steps() as u32),
         seed: args.seed,
         sim_args: args.sim_args,
+        // Resolved here so config.json names the command that ran.
+        sim_cmd: args.sim_cmd.or_else(|| calib.sim_cmd.clone()),
         model: args.model,
         planner: planner_config(args.planner.as_deref(), calib.task, args.lockstep)?,
         viz: viz_options,

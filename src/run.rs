@@ -68,6 +68,10 @@ pub struct RunConfig {
     pub seed: u64,
     /// Extra arguments for the simulator (noise, latency, faults), when it is started.
     pub sim_args: Vec<String>,
+    /// The command that starts the simulator instead of `handful sim` (`--sim-cmd`, or
+    /// the calibration's `[link] sim_cmd`).
+    #[serde(default)]
+    pub sim_cmd: Option<String>,
     /// The ONNX ensemble for [`ControllerKind::Mpc`].
     pub model: Option<PathBuf>,
     /// Planner settings (default: the task's real-time configuration).
@@ -216,6 +220,7 @@ pub fn run(config: &RunConfig, calib: &Calibration, exe: &Path) -> anyhow::Resul
             lockstep: config.lockstep,
             seed: config.seed,
             sim_args: config.sim_args.clone(),
+            sim_cmd: config.sim_cmd.clone(),
             dir: config.out_dir.clone(),
             realtime: config.realtime.clone(),
         },
@@ -484,6 +489,10 @@ pub struct RobotOptions {
     pub seed: u64,
     /// Extra simulator arguments (`--sim-arg`).
     pub sim_args: Vec<String>,
+    /// Start the simulator with this shell command instead of `handful sim` (`--sim-cmd`;
+    /// `None`: the calibration's `[link] sim_cmd`, if any). It gets `handful sim`'s
+    /// arguments appended ([`sim_argv`]).
+    pub sim_cmd: Option<String>,
     /// The simulator's link goes here (`robot.tty`).
     pub dir: PathBuf,
     /// How the control thread is scheduled on this machine (`--rt`): the onboard
@@ -512,9 +521,19 @@ impl Robot {
         let port = match &options.port {
             Some(port) => port.clone(),
             None => {
-                let args = sim_args_for(calib, options)?;
-                let process =
-                    sim::spawn_process(exe, &args).context("starting the simulated robot")?;
+                let process = match options.sim_cmd.as_ref().or(calib.sim_cmd.as_ref()) {
+                    Some(command) => {
+                        let argv = sim_argv(calib, options)?;
+                        let link = options.dir.join("robot.tty");
+                        tracing::info!(command = %command, "starting the simulated robot");
+                        sim::spawn_command(command, &argv, &link)
+                            .context("starting the simulated robot")?
+                    }
+                    None => {
+                        let args = sim_args_for(calib, options)?;
+                        sim::spawn_process(exe, &args).context("starting the simulated robot")?
+                    }
+                };
                 let path = process.link_path().to_owned();
                 tracing::info!(pid = process.pid(), link = %path.display(), "simulated robot started");
                 match crate::realtime::place_simulated_robot(process.pid(), &options.realtime) {
@@ -558,9 +577,18 @@ pub fn sim_args_for(calib: &Calibration, options: &RobotOptions) -> anyhow::Resu
         args: sim::SimArgs,
     }
     let plant = plant_for(calib)?;
+    let mut argv = vec!["sim".to_owned(), plant.name().to_owned()];
+    argv.extend(sim_argv(calib, options)?);
+    let cli = <SimCli as clap::Parser>::try_parse_from(&argv)
+        .map_err(|e| anyhow::anyhow!("bad simulator arguments {:?}: {e}", options.sim_args))?;
+    Ok(cli.args)
+}
+
+/// What any simulator is told, after `handful sim <plant>` or a `--sim-cmd` command:
+/// `--link DIR/robot.tty --seed S --watchdog-ms=W [--lockstep] --calib=DIR/sim-calibration.toml`
+/// (the calibration's text, written there), then the user's `--sim-arg`s.
+pub fn sim_argv(calib: &Calibration, options: &RobotOptions) -> anyhow::Result<Vec<String>> {
     let mut argv = vec![
-        "sim".to_owned(),
-        plant.name().to_owned(),
         "--link".to_owned(),
         options.dir.join("robot.tty").display().to_string(),
         "--seed".to_owned(),
@@ -578,9 +606,7 @@ pub fn sim_args_for(calib: &Calibration, options: &RobotOptions) -> anyhow::Resu
         .with_context(|| format!("writing {}", plant_calib.display()))?;
     argv.push(format!("--calib={}", plant_calib.display()));
     argv.extend(options.sim_args.iter().cloned());
-    let cli = <SimCli as clap::Parser>::try_parse_from(&argv)
-        .map_err(|e| anyhow::anyhow!("bad simulator arguments {:?}: {e}", options.sim_args))?;
-    Ok(cli.args)
+    Ok(argv)
 }
 
 /// The simulated plant matching a calibration's task.

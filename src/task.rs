@@ -2,7 +2,8 @@
 //!
 //! The rewards are exactly the benchmarks' (PETS cart-pole swing-up, Gymnasium
 //! Pendulum-v1); planar pushing has a dense reward of its own ([`push_reward`]) and a
-//! success test ([`push_succeeded`]). A reward scores the transition `(s_t, u_t) → s_{t+1}` from the state
+//! success test ([`push_succeeded`]); Gymnasium's InvertedPendulum-v5 (balance, served by
+//! firmware-bridge/gym) a smooth form of its alive bonus ([`inverted_pendulum_reward`]). A reward scores the transition `(s_t, u_t) → s_{t+1}` from the state
 //! reached and the action taken, as the PETS environments do. Pure functions: no
 //! allocation, usable on the control thread and inside the planner.
 
@@ -27,6 +28,12 @@ pub enum Task {
     /// pusher_y_m, puck_x_m, puck_y_m, pusher_vx, pusher_vy, puck_vx, puck_vy]` (m, m/s),
     /// action `[force_x_newtons, force_y_newtons]` in `[-5, 5]` each.
     PushToGoal,
+    /// Gymnasium InvertedPendulum-v5 on MuJoCo: keep the pole up. The PETS cart-pole's
+    /// bodies with the pole standing, a rail of ±1 m and a hinge stop at ±90° from
+    /// upright; state and action in the cart-pole's convention (`theta = π` upright; the
+    /// bridge adds π to MuJoCo's hinge angle), 25 Hz. Never terminates: the episode runs
+    /// its steps whatever the pole does (Gymnasium ends it when |θ − π| > 0.2).
+    InvertedPendulum,
 }
 
 impl Task {
@@ -36,6 +43,7 @@ impl Task {
             Self::CartpoleSwingup => cartpole_reward(next_state, action),
             Self::PendulumSwingup => pendulum_reward(next_state, action),
             Self::PushToGoal => push_reward(next_state, action),
+            Self::InvertedPendulum => inverted_pendulum_reward(next_state, action),
         }
     }
 
@@ -45,6 +53,7 @@ impl Task {
             Self::CartpoleSwingup => cartpole_reward,
             Self::PendulumSwingup => pendulum_reward,
             Self::PushToGoal => push_reward,
+            Self::InvertedPendulum => inverted_pendulum_reward,
         }
     }
 
@@ -53,16 +62,17 @@ impl Task {
     /// also balance for the trial's steps.
     pub const fn success_fn(self) -> Option<SuccessFn> {
         match self {
-            Self::CartpoleSwingup | Self::PendulumSwingup => None,
+            Self::CartpoleSwingup | Self::PendulumSwingup | Self::InvertedPendulum => None,
             Self::PushToGoal => Some(push_succeeded),
         }
     }
 
     /// Steps per trial in the benchmark (the pusher's: 10 s at 10 Hz; the expert needs
-    /// 3–5 s).
+    /// 3–5 s; the inverted pendulum's 8 s at 25 Hz, where Gymnasium's episode is 1000
+    /// steps: a pole that stays up for 8 s under MPC stays up).
     pub const fn episode_steps(self) -> usize {
         match self {
-            Self::CartpoleSwingup | Self::PendulumSwingup => 200,
+            Self::CartpoleSwingup | Self::PendulumSwingup | Self::InvertedPendulum => 200,
             Self::PushToGoal => 100,
         }
     }
@@ -72,6 +82,7 @@ impl Task {
             Self::CartpoleSwingup => "cartpole_swingup",
             Self::PendulumSwingup => "pendulum_swingup",
             Self::PushToGoal => "push_to_goal",
+            Self::InvertedPendulum => "inverted_pendulum",
         }
     }
 }
@@ -136,6 +147,29 @@ pub fn pendulum_reward(next_state: &[f32], action: &[f32]) -> f32 {
     let theta_dot = next_state[1];
     let u = action[0];
     -(theta * theta + 0.1 * theta_dot * theta_dot + 0.001 * u * u)
+}
+
+/// Gymnasium InvertedPendulum-v5's bound: the pole within this of upright is alive.
+pub const INVERTED_PENDULUM_ALIVE_RAD: f32 = 0.2;
+
+/// The inverted pendulum's reward, for the planner: `exp(−(φ / 0.2)²) − 0.1·x²` with
+/// `φ = θ − π` wrapped to `[−π, π)` (0 upright) and `x` the cart (m). Gymnasium's reward
+/// is 1 a step while |φ| ≤ 0.2 and the episode ends past it; a robot has no end, and a
+/// step function gives the planner no slope, so this is its smooth form: 1 upright, e⁻¹
+/// at the bound, near 0 fallen; the small cart term keeps the cart off the rail's stops
+/// at ±1 m (at most 0.1 a step). NaN for a state shorter than 2.
+pub fn inverted_pendulum_reward(next_state: &[f32], _action: &[f32]) -> f32 {
+    let Some(&[x, theta]) = next_state.get(..2) else {
+        return f32::NAN;
+    };
+    let phi = wrap_angle_rad(theta - std::f32::consts::PI) / INVERTED_PENDULUM_ALIVE_RAD;
+    (-phi * phi).exp() - 0.1 * x * x
+}
+
+/// Whether the pole is within Gymnasium's alive bound, `|θ − π| ≤ 0.2` (wrapped).
+pub fn inverted_pendulum_alive(state: &[f32]) -> bool {
+    state.len() >= 2
+        && wrap_angle_rad(state[1] - std::f32::consts::PI).abs() <= INVERTED_PENDULUM_ALIVE_RAD
 }
 
 /// The centre of the pusher task's goal region on the table, metres.
@@ -236,6 +270,27 @@ mod tests {
         assert!(!push_succeeded(&[0.0; 3]));
         assert!(Task::PushToGoal.success_fn().is_some_and(|f| f(&at_goal)));
         assert!(Task::CartpoleSwingup.success_fn().is_none());
+    }
+
+    #[test]
+    fn inverted_pendulum_reward_is_one_upright_falls_off_past_gymnasiums_bound() {
+        use std::f32::consts::PI;
+        let r = |x: f32, theta: f32| inverted_pendulum_reward(&[x, theta, 0.0, 0.0], &[3.0]);
+        assert_eq!(r(0.0, PI), 1.0);
+        assert_eq!(r(0.0, -PI), r(0.0, PI));
+        assert!((r(0.0, PI + 0.2) - (-1.0f32).exp()).abs() < 1e-6);
+        assert!((r(0.0, PI - 0.2) - r(0.0, PI + 0.2)).abs() < 1e-6);
+        assert!(r(0.0, PI + 0.6) < 1e-3);
+        assert!(r(0.0, 0.0) < 1e-30);
+        assert!((r(1.0, PI) - 0.9).abs() < 1e-6);
+        assert!(inverted_pendulum_alive(&[0.0, PI + 0.19, 0.0, 0.0]));
+        assert!(!inverted_pendulum_alive(&[0.0, PI - 0.21, 0.0, 0.0]));
+        assert!(inverted_pendulum_alive(&[0.0, 3.0 * PI, 0.0, 0.0]));
+        assert!(inverted_pendulum_reward(&[0.0], &[0.0]).is_nan());
+        assert_eq!(
+            Task::InvertedPendulum.reward(&[0.0, PI, 0.0, 0.0], &[1.0]),
+            1.0
+        );
     }
 
     #[test]

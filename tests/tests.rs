@@ -13,6 +13,8 @@ mod control;
 // Planner: CEM/iCEM/random shooting, propagation, costs, MPC controller.
 mod mpc;
 mod sim; // the simulated robot behind a pty, driven through serialport
+// Gymnasium and MuJoCo environments as robots: the Python bridge through `--sim-cmd`.
+mod gym;
 // The fuzz targets on stable: committed corpus, regressions, seeded mutations.
 mod fuzz_corpus;
 // The handful binary end to end: run directory, outside models, errors.

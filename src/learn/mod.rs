@@ -343,6 +343,8 @@ pub fn learn(
             "expert_fraction": config.retrainer.expert_fraction,
             "seed": config.retrainer.seed,
             "calibration_sha256": calib.hash,
+            // The simulator command, when not `handful sim` (`--sim-cmd`, `[link] sim_cmd`).
+            "sim_cmd": config.robot.sim_cmd.as_ref().or(calib.sim_cmd.as_ref()),
             "software_version": env!("CARGO_PKG_VERSION"),
         }),
     )?;

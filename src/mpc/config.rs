@@ -84,6 +84,7 @@ impl PlannerConfig {
             Task::CartpoleSwingup => Self::realtime_cartpole(),
             Task::PendulumSwingup => Self::realtime_pendulum(),
             Task::PushToGoal => Self::realtime_pusher(),
+            Task::InvertedPendulum => Self::realtime_inverted_pendulum(),
         }
     }
 
@@ -96,6 +97,8 @@ impl PlannerConfig {
             Task::PendulumSwingup => (30, 200, 20, 20),
             // Not in the paper: its cart-pole's search over the pusher's 2 s horizon.
             Task::PushToGoal => (20, 400, 40, 20),
+            // Not in the paper: its cart-pole's, the same bodies.
+            Task::InvertedPendulum => (25, 400, 40, 20),
         };
         Self {
             horizon,
@@ -140,6 +143,13 @@ impl PlannerConfig {
     /// over a 20-step (2 s) horizon with a 50 ms anytime cut-off, half the period.
     pub fn realtime_pusher() -> Self {
         Self::realtime(Task::PushToGoal, &REALTIME_PUSHER)
+    }
+
+    /// The real-time inverted-pendulum configuration (40 ms period): the cart-pole's
+    /// numbers, the same bodies at the same rate; balancing needs no longer horizon than
+    /// swinging up.
+    pub fn realtime_inverted_pendulum() -> Self {
+        Self::realtime(Task::InvertedPendulum, &REALTIME_CARTPOLE)
     }
 
     fn realtime(task: Task, numbers: &RealtimeNumbers) -> Self {
@@ -354,7 +364,10 @@ impl EnsembleShape {
     /// [`PlannerConfig::for_task`] fits the task's control period on one core.
     pub const fn for_task(task: Task) -> Self {
         match task {
-            Task::CartpoleSwingup | Task::PendulumSwingup | Task::PushToGoal => Self {
+            Task::CartpoleSwingup
+            | Task::PendulumSwingup
+            | Task::PushToGoal
+            | Task::InvertedPendulum => Self {
                 ensemble_size: 5,
                 hidden_layers: 3,
                 hidden_units: 64,

@@ -165,6 +165,7 @@ fn min_state_dim(task: Task) -> usize {
         Task::CartpoleSwingup => 2,
         Task::PendulumSwingup => 2,
         Task::PushToGoal => 4,
+        Task::InvertedPendulum => 2,
     }
 }
 

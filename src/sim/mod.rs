@@ -12,8 +12,9 @@
 //! actuator.
 //!
 //! Entry points: [`run`] (blocking), [`spawn`] (a named thread, [`SimHandle`]),
-//! [`spawn_process`] (a child `handful sim` process, [`SimProcess`]) and [`run_cli`]
-//! (the binary's `sim` command).
+//! [`spawn_process`] (a child `handful sim` process, [`SimProcess`]), [`spawn_command`]
+//! (any other simulator, from a shell command: `--sim-cmd`) and [`run_cli`] (the
+//! binary's `sim` command).
 //!
 //! Invariants: the simulator never blocks on the host (a full pty drops frames, counted
 //! in [`SimReport`]); it only touches the pty, its link and the plant; it shares every
@@ -38,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use config::{firmware_config, firmware_version};
 pub use operator::OperatorScript;
 pub use options::{SimArgs, SimOptions, Spikes, Window};
-pub use process::{SimProcess, run_cli, spawn_process};
+pub use process::{SimProcess, run_cli, spawn_command, spawn_command_waiting, spawn_process};
 
 use crate::plant::Plant;
 use crate::thread::{JoinOnDrop, spawn_named};
@@ -95,6 +96,24 @@ pub enum SimError {
     },
     #[error("the simulator process did not create {} within {waited_ms} ms", link.display())]
     LinkTimeout { link: PathBuf, waited_ms: u64 },
+    #[error("cannot start the simulator command `{command}` (/bin/sh)")]
+    CommandSpawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the simulator command `{command}` exited ({status}) before creating its link {}; its own message is above", link.display())]
+    CommandExited {
+        command: String,
+        link: PathBuf,
+        status: std::process::ExitStatus,
+    },
+    #[error("the simulator command `{command}` did not create its link {} within {waited_ms} ms (it is given `--link PATH`, and must make PATH a symlink to its pty)", link.display())]
+    CommandLinkTimeout {
+        command: String,
+        link: PathBuf,
+        waited_ms: u64,
+    },
     #[error("controlling simulator process {pid} failed")]
     ProcessControl {
         pid: u32,

@@ -1,6 +1,9 @@
 //! The simulator as a process: [`run_cli`] is the binary's `handful sim` command (runs
 //! until SIGINT or SIGTERM), and [`spawn_process`] starts that command as a child for
 //! tests and demos that need a robot they can unplug ([`SimProcess::kill`]).
+//! [`spawn_command`] starts any other simulator the same way from a shell command (a
+//! stand-in firmware such as firmware-bridge/gym), in a process group of its own so
+//! that terminating it reaches whatever the shell started.
 //!
 //! Signals are taken synchronously through a `signalfd` (SIGINT and SIGTERM blocked in
 //! every thread), so there is no signal handler and no `unsafe`.
@@ -20,6 +23,10 @@ use crate::clock::Clock;
 
 /// How long [`spawn_process`] waits for the child's link.
 const LINK_WAIT_US: u64 = 5_000_000;
+/// How long [`spawn_command`] waits: an interpreter loading its libraries (Python with
+/// gymnasium and MuJoCo takes 1–3 s here, more on a loaded machine) is slower than
+/// `handful sim`.
+const COMMAND_LINK_WAIT_US: u64 = 30_000_000;
 /// How long a child gets to exit after SIGTERM before SIGKILL.
 const TERM_GRACE_US: u64 = 2_000_000;
 const POLL_US: u64 = 5_000;
@@ -79,28 +86,71 @@ pub fn spawn_process(exe: &Path, args: &SimArgs) -> Result<SimProcess, SimError>
             exe: exe.to_owned(),
             source,
         })?;
-    let mut process = SimProcess { child, link };
-    let clock = Clock::real();
-    let deadline_us = clock.now_us() + LINK_WAIT_US;
-    loop {
-        if std::fs::symlink_metadata(&process.link).is_ok() {
-            return Ok(process);
-        }
-        if let Ok(Some(status)) = process.child.try_wait() {
-            return Err(SimError::ProcessExited {
-                link: process.link.clone(),
-                status,
-            });
-        }
-        if clock.now_us() >= deadline_us {
-            // Dropping `process` terminates the child.
-            return Err(SimError::LinkTimeout {
-                link: process.link.clone(),
+    let process = SimProcess {
+        child,
+        link,
+        group: false,
+    };
+    process
+        .wait_for_link(LINK_WAIT_US)
+        .map_err(|(link, status)| match status {
+            Some(status) => SimError::ProcessExited { link, status },
+            None => SimError::LinkTimeout {
+                link,
                 waited_ms: LINK_WAIT_US / 1_000,
-            });
-        }
-        clock.sleep_us(POLL_US);
-    }
+            },
+        })
+}
+
+/// Starts `sh -c '<command> "$@"'` with `args` appended (the arguments `handful sim`
+/// would get: `--link PATH --seed S --watchdog-ms=W [--lockstep] --calib=FILE ...`), in a
+/// process group of its own, and waits (up to 30 s) for it to create `link`. A command
+/// that exits first, or never creates the link, is an error naming it (and is
+/// terminated); its own error output goes to this process's stderr.
+pub fn spawn_command(command: &str, args: &[String], link: &Path) -> Result<SimProcess, SimError> {
+    spawn_command_waiting(command, args, link, COMMAND_LINK_WAIT_US)
+}
+
+/// [`spawn_command`], waiting `wait_us` for the link.
+pub fn spawn_command_waiting(
+    command: &str,
+    args: &[String],
+    link: &Path,
+    wait_us: u64,
+) -> Result<SimProcess, SimError> {
+    use std::os::unix::process::CommandExt;
+    remove_stale_link(link);
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{command} \"$@\""))
+        .arg("handful-sim")
+        .args(args)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| SimError::CommandSpawn {
+            command: command.to_owned(),
+            source,
+        })?;
+    let process = SimProcess {
+        child,
+        link: link.to_owned(),
+        group: true,
+    };
+    process
+        .wait_for_link(wait_us)
+        .map_err(|(link, status)| match status {
+            Some(status) => SimError::CommandExited {
+                command: command.to_owned(),
+                link,
+                status,
+            },
+            None => SimError::CommandLinkTimeout {
+                command: command.to_owned(),
+                link,
+                waited_ms: wait_us / 1_000,
+            },
+        })
 }
 
 /// A simulator child process; terminated (SIGTERM, then SIGKILL) when dropped.
@@ -108,9 +158,47 @@ pub fn spawn_process(exe: &Path, args: &SimArgs) -> Result<SimProcess, SimError>
 pub struct SimProcess {
     child: Child,
     link: PathBuf,
+    /// Started by [`spawn_command`]: the child leads a process group, and signals go to
+    /// the whole group.
+    group: bool,
 }
 
 impl SimProcess {
+    /// Waits up to `wait_us` for the link; on failure the link's path and the child's
+    /// exit status (`None`: still running at the deadline; dropping the process then
+    /// terminates it).
+    fn wait_for_link(mut self, wait_us: u64) -> Result<Self, (PathBuf, Option<ExitStatus>)> {
+        let clock = Clock::real();
+        let deadline_us = clock.now_us() + wait_us;
+        loop {
+            if std::fs::symlink_metadata(&self.link).is_ok() {
+                return Ok(self);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // A group's other members (what the shell started) go with it.
+                self.signal(Signal::SIGKILL);
+                return Err((self.link.clone(), Some(status)));
+            }
+            if clock.now_us() >= deadline_us {
+                return Err((self.link.clone(), None));
+            }
+            clock.sleep_us(POLL_US);
+        }
+    }
+
+    /// Sends `signal` to the child, or to its process group.
+    fn signal(&self, signal: Signal) {
+        let Ok(raw) = i32::try_from(self.child.id()) else {
+            return;
+        };
+        let pid = Pid::from_raw(raw);
+        let _ = if self.group {
+            nix::sys::signal::killpg(pid, signal)
+        } else {
+            nix::sys::signal::kill(pid, signal)
+        };
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -125,9 +213,17 @@ impl SimProcess {
         let pid = self.child.id();
         let control = |source| SimError::ProcessControl { pid, source };
         if self.child.try_wait().map_err(control)?.is_none() {
-            self.child.kill().map_err(control)?;
+            if self.group {
+                self.signal(Signal::SIGKILL);
+            } else {
+                self.child.kill().map_err(control)?;
+            }
         }
         let status = self.child.wait().map_err(control)?;
+        if self.group {
+            // Whatever the shell left running in the group.
+            self.signal(Signal::SIGKILL);
+        }
         remove_stale_link(&self.link);
         Ok(status)
     }
@@ -139,9 +235,7 @@ impl SimProcess {
         if let Some(status) = self.child.try_wait().map_err(control)? {
             return Ok(status);
         }
-        if let Ok(raw) = i32::try_from(pid) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(raw), Signal::SIGTERM);
-        }
+        self.signal(Signal::SIGTERM);
         let clock = Clock::real();
         let deadline_us = clock.now_us() + TERM_GRACE_US;
         while clock.now_us() < deadline_us {

@@ -47,7 +47,7 @@ pub fn trainer_config_for(task: crate::task::Task) -> crate::train::TrainerConfi
         min_steps: 3_000,
         max_steps: 5_000,
         angle_state_indices: match task {
-            Task::CartpoleSwingup => vec![1],
+            Task::CartpoleSwingup | Task::InvertedPendulum => vec![1],
             Task::PendulumSwingup => vec![0],
             Task::PushToGoal => vec![],
         },

@@ -56,7 +56,7 @@ impl Layout {
     /// Static, once per recording: the rail or pivot, and series names with units.
     pub fn log_static(&self, rec: &RecordingStream) -> Result<(), rerun::RecordingStreamError> {
         match self.task {
-            Some(Task::CartpoleSwingup) => {
+            Some(Task::CartpoleSwingup | Task::InvertedPendulum) => {
                 let rail = CartpoleParams::PETS.rail_limit_m as f32;
                 rec.log_static(
                     "robot/rail",
@@ -115,7 +115,7 @@ impl Layout {
     /// is wide enough.
     pub fn pole_m(&self, state: &[f32]) -> Option<([f32; 2], [f32; 2])> {
         match self.task? {
-            Task::CartpoleSwingup if state.len() >= 2 => {
+            Task::CartpoleSwingup | Task::InvertedPendulum if state.len() >= 2 => {
                 let (x, y) = cartpole_tip_m(state);
                 Some(([state[0], 0.0], [x, y]))
             }
@@ -164,7 +164,10 @@ impl Layout {
         let Some((pivot, tip)) = self.pole_m(state) else {
             return Ok(());
         };
-        if self.task == Some(Task::CartpoleSwingup) {
+        if matches!(
+            self.task,
+            Some(Task::CartpoleSwingup | Task::InvertedPendulum)
+        ) {
             rec.log(
                 "robot/cart",
                 &Boxes2D::from_centers_and_half_sizes(
