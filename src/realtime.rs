@@ -23,6 +23,7 @@
 //! x86_64 and aarch64.
 
 use std::fmt;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -532,23 +533,17 @@ pub fn place_other_threads(config: &RealtimeConfig, setup: &ControlThreadSetup) 
     let Some(cpu) = setup.cpu else {
         return (0, 0);
     };
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    let Ok(tids) = thread_ids("/proc/self/task") else {
         return (0, 0);
     };
     let (mut io, mut moved) = (0, 0);
     let fifo_ok = setup.fifo.is_ok();
-    for entry in tasks.flatten() {
-        let Some(tid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
+    for tid in tids {
         if tid == setup.tid {
             continue;
         }
-        let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        let name =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
         let result = if LOOP_IO_THREADS.contains(&name.trim()) {
             let placed = set_thread_cpus(tid, &CpuSet::from_cpus([cpu])).and_then(|()| {
                 if fifo_ok {
@@ -577,6 +572,14 @@ pub fn place_other_threads(config: &RealtimeConfig, setup: &ControlThreadSetup) 
     (io, moved)
 }
 
+/// The thread ids listed in a `/proc/<pid>/task` directory.
+fn thread_ids(dir: impl AsRef<Path>) -> std::io::Result<Vec<libc::pid_t>> {
+    Ok(std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
 /// SCHED_FIFO priority of the simulated robot's threads, below the loop's I/O threads.
 pub const fn simulated_robot_priority(config: &RealtimeConfig) -> i32 {
     if config.priority > 3 {
@@ -603,18 +606,11 @@ pub fn place_simulated_robot(pid: u32, config: &RealtimeConfig) -> Result<u32, R
         .map(|cpu| allowed.without(cpu))
         .filter(|others| !others.is_empty());
     let priority = simulated_robot_priority(config);
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+    let tids = thread_ids(format!("/proc/{pid}/task"))
         .map_err(|e| RealtimeError::Placement(format!("the threads of process {pid}: {e}")))?;
     let mut placed = 0;
     let mut fifo_refused = None;
-    for entry in tasks.flatten() {
-        let Some(tid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
+    for tid in tids {
         if let Some(others) = &others {
             set_thread_cpus(tid, others).map_err(|e| {
                 RealtimeError::Placement(format!("thread {tid} of process {pid}: {e}"))
