@@ -91,8 +91,9 @@ def main():
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-episodes", type=int, default=5)
     p.add_argument("--out", default="runs/bench-practice")
+    p.add_argument("--binary", default=str(REPO / "target/release/handful"))
     args = p.parse_args()
-    binary = REPO / "target/release/handful"
+    binary = Path(args.binary)
     if not binary.exists():
         sys.exit("build first: cargo build --release")
     out_root = REPO / args.out
